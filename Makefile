@@ -1,0 +1,63 @@
+# m365-itdr developer commands. Each target installs what it needs itself.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export TMPDIR := $(CURDIR)/.tmp
+export OTEL_SDK_DISABLED := true
+export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
+SEED ?=
+BENCH_RECORDS ?= 1000000
+
+.PHONY: setup demo test lint typecheck unit bench bench-smoke chaos chaos-smoke iac clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+	@mkdir -p $(TMPDIR)
+
+demo: setup
+	$(BIN)/python -m shared.demo $(if $(SEED),--seed $(SEED),)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check shared detectors function_app.py
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	@set +e; $(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test: lint typecheck unit
+
+iac: setup
+	$(BIN)/python -m shared.tools.iac_check
+
+bench: setup
+	$(BIN)/python -m shared.bench --records $(BENCH_RECORDS)
+
+bench-smoke: setup
+	$(BIN)/python -m shared.bench --records 20000 --smoke
+
+chaos: setup
+	$(BIN)/python -m shared.chaos $(if $(SEED),--seed $(SEED),)
+
+chaos-smoke: setup
+	$(BIN)/python -m shared.chaos --smoke $(if $(SEED),--seed $(SEED),--seed 1)
+
+clean:
+	rm -rf $(VENV) .venv-iac node_modules .tmp .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,187 @@
+"""The detection engine: routes events to detectors, keeps state, turns findings into alerts.
+
+One call handles one batch of one tenant (a Service Bus session guarantees one consumer
+per tenant at a time). The order of durable writes is what makes a crash harmless:
+
+1. alerts are upserted first, by deterministic ID (a replay rewrites the same rows);
+2. then user state is saved, each user marked with the batch ID it has absorbed;
+3. a redelivered batch skips every user that already absorbed it, so counters are not
+   doubled, and re-raises nothing that was not already written in step 1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from shared.detection.base import DetectionContext, Registry
+from shared.detection.config import TenantConfig
+from shared.detection.model import Alert, Finding, alert_id_for
+from shared.detection.state import TENANT_KEY, StateStore
+from shared.records.event import Event
+
+OPEN_ALERTS = "_open"
+"""Per-user state section: detector|dedup_key -> [alert_id, last_seen] of the alert still open for merging."""
+
+
+class AlertSink(Protocol):
+    """Where alerts are kept (Table Storage deployed; memory in `itdr scan`)."""
+
+    def get_alert(self, tenant_id: str, alert_id: str) -> Alert | None: ...
+
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None: ...
+
+
+class Enricher(Protocol):
+    """Adds IP context, access method and identity to events before detection."""
+
+    def enrich(self, events: Sequence[Event], tenant: TenantConfig) -> None: ...
+
+
+class InMemoryAlertSink:
+    """Alerts in a dict keyed by (tenant, alert ID)."""
+
+    def __init__(self) -> None:
+        self._alerts: dict[tuple[str, str], Alert] = {}
+        self._lock = threading.Lock()
+        self.writes = 0
+
+    def get_alert(self, tenant_id: str, alert_id: str) -> Alert | None:
+        with self._lock:
+            return self._alerts.get((tenant_id, alert_id))
+
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        with self._lock:
+            for a in alerts:
+                self._alerts[(a.tenant_id, a.alert_id)] = a
+            self.writes += 1 if alerts else 0
+
+    def list_alerts(self, tenant_id: str | None = None) -> list[Alert]:
+        with self._lock:
+            items = [a for (t, _), a in self._alerts.items() if tenant_id is None or t == tenant_id]
+        return sorted(items, key=lambda a: (a.first_seen, a.alert_id))
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    tenant_id: str
+    batch_id: str
+    processed: int = 0
+    routed: int = 0
+    replayed_users: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class DetectionEngine:
+    """Runs every registered detector over batches of events."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        store: StateStore,
+        sink: AlertSink,
+        enricher: Enricher | None = None,
+        tenant_config: Callable[[str], TenantConfig] | None = None,
+        rogue_apps: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.sink = sink
+        self.enricher = enricher
+        self._tenant_config = tenant_config or (lambda tid: TenantConfig(tenant_id=tid))
+        self.rogue_apps = rogue_apps or {}
+
+    def process(self, tenant_id: str, events: Iterable[Event], *, batch_id: str) -> BatchOutcome:
+        """Detect over one tenant's batch; alerts and state are durable when this returns."""
+        out = BatchOutcome(tenant_id, batch_id)
+        routed: list[Event] = []
+        route = self.registry.route
+        for ev in events:
+            out.processed += 1
+            if ev.tenant_id != tenant_id:
+                raise ValueError(f"event of tenant {ev.tenant_id} in a batch of tenant {tenant_id}")
+            if route(ev.op):
+                routed.append(ev)
+        out.routed = len(routed)
+        if not routed:
+            return out
+        routed.sort(key=lambda e: (e.time, e.record_id))
+        tenant = self._tenant_config(tenant_id)
+        if self.enricher is not None:
+            self.enricher.enrich(routed, tenant)
+        keys = {ev.user_key or TENANT_KEY for ev in routed}
+        keys.add(TENANT_KEY)
+        states = self.store.load(tenant_id, keys)
+        replayed = {k for k, st in states.items() if st.has_applied(batch_id)}
+        out.replayed_users = len(replayed)
+        ctx = DetectionContext(tenant, states, rogue_apps=self.rogue_apps)
+        changed: dict[str, Alert] = {}
+        for ev in routed:
+            key = ev.user_key or TENANT_KEY
+            if key in replayed:
+                continue
+            ev.batch_id = batch_id
+            for det in route(ev.op):
+                for f in det.detect(ev, ctx):
+                    out.findings.append(f)
+                    alert = self._to_alert(f, states, changed)
+                    if alert is not None:
+                        changed[alert.alert_id] = alert
+        for key, st in states.items():
+            if key not in replayed and (st.dirty or key in keys):
+                st.mark_applied(batch_id)
+        out.alerts = list(changed.values())
+        if out.alerts:
+            self.sink.upsert_alerts(out.alerts)
+        self.store.save(tenant_id, states)
+        return out
+
+    def _to_alert(self, f: Finding, states: Mapping[str, Any], changed: dict[str, Alert]) -> Alert | None:
+        meta = self.registry.meta(f.detector_id)
+        if meta is None:
+            raise ValueError(f"finding from unregistered detector {f.detector_id}")
+        st = states[f.user_key or TENANT_KEY]
+        open_alerts = st.section(OPEN_ALERTS)
+        slot = f"{f.detector_id}|{f.dedup_key}"
+        window = meta.dedup_window / timedelta(seconds=1)
+        prior = open_alerts.get(slot)
+        if isinstance(prior, list) and len(prior) == 2 and f.first_seen - float(prior[1]) <= window:
+            existing = changed.get(str(prior[0])) or self.sink.get_alert(f.tenant_id, str(prior[0]))
+            if existing is not None:
+                if not existing.merge(f):
+                    return None
+                open_alerts[slot] = [existing.alert_id, existing.last_seen]
+                return existing
+        alert = Alert(
+            alert_id=alert_id_for(f.tenant_id, f.detector_id, f.dedup_key, f.evidence_record_ids[0]),
+            detector=f.detector_id,
+            title=meta.title,
+            category=meta.category,
+            severity=f.severity,
+            tenant_id=f.tenant_id,
+            user=f.user,
+            user_key=f.user_key,
+            first_seen=f.first_seen,
+            last_seen=f.last_seen,
+            evidence_record_ids=list(f.evidence_record_ids),
+            mitre=meta.mitre,
+            summary=f.summary,
+            dedup_key=f.dedup_key,
+            ip=f.ip,
+            context=dict(f.context),
+            runbook=meta.runbook,
+        )
+        open_alerts[slot] = [alert.alert_id, alert.last_seen]
+        _expire_open(open_alerts, now=f.last_seen, horizon=30 * 86400)
+        return alert
+
+
+def _expire_open(open_alerts: dict[str, Any], *, now: float, horizon: float) -> None:
+    stale = [k for k, v in open_alerts.items() if isinstance(v, list) and len(v) == 2 and now - float(v[1]) > horizon]
+    for k in stale:
+        open_alerts.pop(k)

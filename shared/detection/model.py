@@ -1,0 +1,191 @@
+"""Detector metadata, findings and alerts.
+
+`DetectorMeta` is a typed, frozen declaration validated when a detector is registered
+(the pypanther ``RuleModel`` idea): an ID that matches the module name, a category from
+the closed list of the ``itdr scan`` contract, a severity, MITRE ATT&CK techniques, a dedup
+window, a runbook and a reference. A detector returns `Finding`s; the engine turns them into
+`Alert`s with deterministic IDs, so a replay of the same evidence never doubles an alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def upgrade(self, steps: int = 1) -> Severity:
+        return _SEVERITIES[min(len(_SEVERITIES) - 1, self.rank + steps)]
+
+    def downgrade(self, steps: int = 1) -> Severity:
+        return _SEVERITIES[max(0, self.rank - steps)]
+
+
+_SEVERITIES = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+_SEVERITY_RANK = {s: i for i, s in enumerate(_SEVERITIES)}
+
+
+class Category(StrEnum):
+    UNWANTED_LOGIN = "unwanted_login"
+    CREDENTIAL_COMPROMISE = "credential_compromise"
+    SHADOW_WORKFLOW = "shadow_workflow"
+    EVASIVE_ACCESS = "evasive_access"
+    ROGUE_APP = "rogue_app"
+    PRIVILEGE_CHANGE = "privilege_change"
+    DATA_EXFILTRATION = "data_exfiltration"
+    DEFENSE_EVASION = "defense_evasion"
+    INTEGRATION_HEALTH = "integration_health"
+
+
+class DetectorMeta(BaseModel):
+    """What an alert says about the detector that raised it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
+    """Equals the detector's module name in ``detectors/`` and its test file ``tests/detectors/test_<id>.py``."""
+    title: str = Field(min_length=5, max_length=120)
+    description: str = Field(min_length=10)
+    category: Category
+    severity: Severity
+    mitre: tuple[str, ...] = Field(min_length=1)
+    dedup_window: timedelta = timedelta(hours=24)
+    operations: frozenset[str] = Field(min_length=1)
+    """Normalised operation names this detector reads (see ``shared.records.event.normalise_op``)."""
+    runbook: str = Field(min_length=40)
+    reference: HttpUrl
+    false_positives: tuple[str, ...] = ()
+
+    @field_validator("mitre")
+    @classmethod
+    def _mitre_ids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        pattern = re.compile(r"^T\d{4}(\.\d{3})?$")
+        bad = [t for t in v if not pattern.match(t)]
+        if bad:
+            raise ValueError(f"not MITRE ATT&CK technique IDs: {bad}")
+        return v
+
+    @field_validator("operations")
+    @classmethod
+    def _ops_normalised(cls, v: frozenset[str]) -> frozenset[str]:
+        bad = [op for op in v if op != op.strip().lower() or op.endswith(".")]
+        if bad:
+            raise ValueError(f"operations must be normalised (lower case, no trailing '.'): {bad}")
+        return v
+
+    @field_validator("dedup_window")
+    @classmethod
+    def _window(cls, v: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= v <= timedelta(days=30):
+            raise ValueError("dedup_window must be between 1 minute and 30 days")
+        return v
+
+
+JsonScalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detector's verdict on one or more records."""
+
+    detector_id: str
+    tenant_id: str
+    user_key: str | None
+    user: str
+    severity: Severity
+    summary: str
+    first_seen: float
+    last_seen: float
+    evidence_record_ids: tuple[str, ...]
+    dedup_key: str
+    ip: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def alert_id_for(tenant_id: str, detector_id: str, dedup_key: str, first_evidence_id: str) -> str:
+    """Deterministic alert ID: the same tenant, detector, dedup key and opening evidence give the same ID."""
+    digest = hashlib.sha256(f"{tenant_id}|{detector_id}|{dedup_key}|{first_evidence_id}".encode()).hexdigest()
+    return f"al-{digest[:24]}"
+
+
+@dataclass(slots=True)
+class Alert:
+    """A finding as the SOC and the partner see it; findings with the same dedup key inside the
+    detector's window merge into one alert."""
+
+    alert_id: str
+    detector: str
+    title: str
+    category: Category
+    severity: Severity
+    tenant_id: str
+    user: str
+    user_key: str | None
+    first_seen: float
+    last_seen: float
+    evidence_record_ids: list[str]
+    mitre: tuple[str, ...]
+    summary: str
+    dedup_key: str
+    ip: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    count: int = 1
+    runbook: str = ""
+
+    MAX_EVIDENCE = 100
+
+    def merge(self, finding: Finding) -> bool:
+        """Fold a later finding of the same dedup key into this alert; False when nothing changed."""
+        new_ids = [i for i in finding.evidence_record_ids if i not in self.evidence_record_ids]
+        if not new_ids and finding.last_seen <= self.last_seen:
+            return False
+        room = self.MAX_EVIDENCE - len(self.evidence_record_ids)
+        self.evidence_record_ids.extend(new_ids[: max(0, room)])
+        self.first_seen = min(self.first_seen, finding.first_seen)
+        self.last_seen = max(self.last_seen, finding.last_seen)
+        if finding.severity.rank > self.severity.rank:
+            self.severity = finding.severity
+            self.summary = finding.summary
+        self.count += 1
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        from shared.records.event import iso
+
+        return {
+            "alert_id": self.alert_id,
+            "detector": self.detector,
+            "title": self.title,
+            "category": self.category.value,
+            "severity": self.severity.value,
+            "tenant_id": self.tenant_id,
+            "user": self.user,
+            "user_key": self.user_key,
+            "first_seen": iso(self.first_seen),
+            "last_seen": iso(self.last_seen),
+            "evidence_record_ids": list(self.evidence_record_ids),
+            "mitre": list(self.mitre),
+            "summary": self.summary,
+            "ip": self.ip,
+            "count": self.count,
+            "context": dict(self.context),
+            "dedup_key": self.dedup_key,
+            "runbook": self.runbook,
+        }

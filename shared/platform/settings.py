@@ -1,0 +1,77 @@
+"""Settings: the only module that reads the process environment.
+
+Each setting has one name, used here, in ``local.settings.sample.json`` and in
+``infra/modules/function-app.bicep`` (tests/test_settings_parity.py checks all three).
+Production uses identity, not secrets: storage and Service Bus are reached through the
+Function App's user-assigned managed identity; the Management Activity API certificate
+and the partner endpoint (a Logic App URL with a SAS signature) come from Key Vault
+references. Connection strings are only for Azurite and the local emulators.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.platform.errors import ConfigurationError
+
+
+class Settings(BaseModel):
+    """Typed view of the app settings. Build with :meth:`from_env`."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    storage_connection_string: str | None = Field(default=None, alias="ITDR_STORAGE_CONNECTION_STRING")
+    """Azurite / development only. Production leaves it empty and sets the account name."""
+    storage_account_name: str | None = Field(default=None, alias="ITDR_STORAGE_ACCOUNT_NAME")
+    servicebus_namespace: str | None = Field(default=None, alias="ServiceBusConnection__fullyQualifiedNamespace")
+    managed_identity_client_id: str | None = Field(default=None, alias="AZURE_CLIENT_ID")
+
+    publisher_id: str | None = Field(default=None, alias="ITDR_PUBLISHER_ID")
+    """The vendor's own tenant GUID, sent as PublisherIdentifier on every Management API call."""
+    app_client_id: str | None = Field(default=None, alias="ITDR_APP_CLIENT_ID")
+    """The multi-tenant app registration used for the Management Activity API and Graph."""
+    key_vault_url: str | None = Field(default=None, alias="ITDR_KEY_VAULT_URL")
+    certificate_name: str = Field(default="management-api", alias="ITDR_CERTIFICATE_NAME")
+    webhook_url: str | None = Field(default=None, alias="ITDR_WEBHOOK_URL")
+    partner_endpoint: str | None = Field(default=None, alias="ITDR_PARTNER_ENDPOINT")
+    """The partner Logic App HTTP trigger URL (a Key Vault reference in production)."""
+    partner_format: str = Field(default="itdr", alias="ITDR_PARTNER_FORMAT")
+    """`itdr` (our versioned JSON schema) or `ocsf` (OCSF Detection Finding)."""
+    admin_api_key_hash: str | None = Field(default=None, alias="ITDR_ADMIN_KEY_SHA256")
+
+    management_api_base_url: str | None = Field(default=None, alias="ITDR_MANAGEMENT_API_BASE_URL")
+    """Override of the Management Activity API root (the local emulator); empty in production."""
+    graph_base_url: str | None = Field(default=None, alias="ITDR_GRAPH_BASE_URL")
+    """Override of the Microsoft Graph root (the local emulator); empty in production."""
+    login_authority_override: str | None = Field(default=None, alias="ITDR_LOGIN_AUTHORITY")
+
+    poll_schedule: str = Field(default="0 */5 * * * *", alias="ITDR_POLL_SCHEDULE")
+    feed_health_schedule: str = Field(default="0 */30 * * * *", alias="ITDR_FEED_HEALTH_SCHEDULE")
+    intel_refresh_schedule: str = Field(default="0 15 * * * *", alias="ITDR_INTEL_REFRESH_SCHEDULE")
+    weekly_report_schedule: str = Field(default="0 0 7 * * 1", alias="ITDR_WEEKLY_REPORT_SCHEDULE")
+    intel_feed_urls: str | None = Field(default=None, alias="ITDR_INTEL_FEED_URLS")
+    """JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs."""
+    records_per_batch: int = Field(default=2000, alias="ITDR_RECORDS_PER_BATCH", ge=1, le=20000)
+    tenant_shards: int = Field(default=1, alias="ITDR_TENANT_SHARDS", ge=1, le=64)
+
+    appinsights_connection_string: str | None = Field(default=None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {k: v for k, v in env.items() if k in _ALIASES and v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid settings: {exc.errors(include_url=False)}") from exc
+
+
+def setting_names() -> frozenset[str]:
+    """Every app setting name the code reads (used by the parity tests)."""
+    return frozenset(_ALIASES)
+
+
+_ALIASES: frozenset[str] = frozenset(f.alias for f in Settings.model_fields.values() if f.alias is not None)

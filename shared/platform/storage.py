@@ -1,0 +1,101 @@
+"""Table and Blob storage clients, built from settings.
+
+Production reaches the storage account through the managed identity (no keys). Development
+and tests pass an explicit connection string to Azurite. Table keys may not contain
+``/ \\ # ?`` or control characters: :func:`encode_key` escapes them reversibly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from shared.platform import names
+from shared.platform.errors import ConfigurationError
+from shared.platform.settings import Settings
+
+_FORBIDDEN = set("/\\#?%") | {chr(c) for c in range(0x20)} | {chr(0x7F)}
+
+
+def encode_key(value: str) -> str:
+    """A Table PartitionKey/RowKey for any string (reversible with :func:`decode_key`)."""
+    if not any(ch in _FORBIDDEN for ch in value):
+        return value
+    return "".join(quote(ch, safe="") if ch in _FORBIDDEN else ch for ch in value)
+
+
+def decode_key(value: str) -> str:
+    return unquote(value) if "%" in value else value
+
+
+@dataclass
+class StorageClients:
+    """One storage account's Table and Blob service clients, with created tables and containers cached."""
+
+    tables: TableServiceClient
+    blobs: BlobServiceClient
+    namespace: str = ""
+    """Prefix of every table and container name (tests and chaos runs isolate themselves with it)."""
+    _tables: dict[str, TableClient] = field(default_factory=dict)
+    _containers: dict[str, ContainerClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_connection_string(cls, conn: str, *, namespace: str = "") -> StorageClients:
+        return cls(
+            TableServiceClient.from_connection_string(conn),
+            BlobServiceClient.from_connection_string(conn),
+            namespace,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageClients:
+        if settings.storage_connection_string:
+            return cls.from_connection_string(settings.storage_connection_string)
+        if not settings.storage_account_name:
+            raise ConfigurationError("set ITDR_STORAGE_ACCOUNT_NAME (or ITDR_STORAGE_CONNECTION_STRING for Azurite)")
+        from azure.identity import DefaultAzureCredential
+
+        cred = DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id)
+        account = settings.storage_account_name
+        return cls(
+            TableServiceClient(endpoint=f"https://{account}.table.core.windows.net", credential=cred),
+            BlobServiceClient(account_url=f"https://{account}.blob.core.windows.net", credential=cred),
+        )
+
+    def table(self, name: str) -> TableClient:
+        """The client of a table, created on first use."""
+        with self._lock:
+            client = self._tables.get(name)
+            if client is None:
+                client = self.tables.get_table_client(f"{self.namespace}{name}")
+                try:
+                    client.create_table()
+                except ResourceExistsError:
+                    pass
+                self._tables[name] = client
+            return client
+
+    def container(self, name: str) -> ContainerClient:
+        """The client of a blob container, created on first use."""
+        with self._lock:
+            client = self._containers.get(name)
+            if client is None:
+                client = self.blobs.get_container_client(f"{self.namespace}-{name}" if self.namespace else name)
+                try:
+                    client.create_container()
+                except ResourceExistsError:
+                    pass
+                self._containers[name] = client
+            return client
+
+    def ensure_all(self) -> None:
+        for t in names.ALL_TABLES:
+            self.table(t)
+        for c in names.ALL_CONTAINERS:
+            self.container(c)
