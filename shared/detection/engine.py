@@ -96,8 +96,20 @@ class DetectionEngine:
         self._tenant_config = tenant_config or (lambda tid: TenantConfig(tenant_id=tid))
         self.rogue_apps = rogue_apps or {}
 
-    def process(self, tenant_id: str, events: Iterable[Event], *, batch_id: str) -> BatchOutcome:
-        """Detect over one tenant's batch; alerts and state are durable when this returns."""
+    def process(
+        self,
+        tenant_id: str,
+        events: Iterable[Event],
+        *,
+        batch_id: str,
+        after_alerts: Callable[[str, Sequence[Alert]], None] | None = None,
+    ) -> BatchOutcome:
+        """Detect over one tenant's batch; alerts and state are durable when this returns.
+
+        ``after_alerts`` (incident grouping, publishing, remediation planning) runs after the
+        alerts are written and before the state is saved, so a crash inside it replays the
+        batch; it must be idempotent (deterministic IDs make it so).
+        """
         out = BatchOutcome(tenant_id, batch_id)
         routed: list[Event] = []
         route = self.registry.route
@@ -138,6 +150,8 @@ class DetectionEngine:
         out.alerts = list(changed.values())
         if out.alerts:
             self.sink.upsert_alerts(out.alerts)
+            if after_alerts is not None:
+                after_alerts(tenant_id, out.alerts)
         self.store.save(tenant_id, states)
         return out
 

@@ -34,6 +34,21 @@ class StaticIntel:
         return self._table.get(ip) if ip else None
 
 
+class StaticEnricher:
+    """An enricher for tests: IP context from a fixed table, access method from a classifier."""
+
+    def __init__(self, ip_table: Mapping[str, Any] | None = None, *, classify: Any = None) -> None:
+        self._intel = StaticIntel(ip_table or {})
+        self._classify = classify
+
+    def enrich(self, events: Sequence[Event], tenant: TenantConfig) -> None:
+        for ev in events:
+            if ev.ip_info is None:
+                ev.ip_info = self._intel.lookup(ev.ip)
+            if ev.access is None and self._classify is not None:
+                ev.access = self._classify(ev)
+
+
 @dataclass
 class DetectorRun:
     findings: list[Finding] = field(default_factory=list)

@@ -1,0 +1,470 @@
+"""What is normal for a user and for a tenant: sign-in outcomes, learning periods, seen values, shared places.
+
+Three pieces, all kept in the bounded, JSON-only detector state:
+
+* **Sign-in outcomes** (:func:`is_successful_signin`, :data:`PASSWORD_FAILURES`, ...): a ``UserLoggedIn``
+  with ``ErrorNumber`` 0 is a success; everything else arrives as ``UserLoginFailed`` with an AADSTS
+  number. 50074/50076 are MFA *interrupts* after a correct password, not failures.
+* **The user's sign-in baseline** (:func:`observe_signin`, :func:`peek_baseline`): one shared section
+  per user with the first sign-in time, the sign-in count and, per attribute (country, ASN, OS,
+  browser, client), the values seen with ``[first_seen, last_seen, count]``. Every sign-in detector
+  asks for the same *pre-event* view (:class:`SigninView`): the first detector to handle a sign-in
+  records it, later detectors of the same event get the identical answer, whatever the registry order.
+  Values not seen for :data:`VALUE_TTL_S` age out; each attribute keeps at most its cap, least recently
+  seen evicted first.
+* **Tenant prevalence** (:class:`TenantPrevalence`): distinct users per country, ASN and network
+  (IPv4 /24, IPv6 /48), so a place many users share (the office, a company VPN hosted in Azure) does not
+  look new. Users are stored as 6-hex-digit hashes, at most :data:`SHARED_MIN_USERS` + 1 per entry.
+
+Learning period: a user is *learned* at the earlier of 14 days after the first sign-in or the 10th
+sign-in, but never in the first 7 days (Entra's atypical-travel rule plus MDCA's 7-day initial learning;
+detections.md §4). Novelty detectors stay quiet while a user learns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from shared.detection.base import DetectionContext
+from shared.detection.config import TenantConfig
+from shared.detection.geo import network_key
+from shared.records.event import Event
+
+# --- sign-in outcomes -------------------------------------------------------------------------------
+
+OP_SIGNIN_SUCCESS = "userloggedin"
+OP_SIGNIN_FAILED = "userloginfailed"
+SIGNIN_OPS = frozenset({OP_SIGNIN_SUCCESS, OP_SIGNIN_FAILED})
+
+ERR_BAD_PASSWORD = 50126
+ERR_LOCKED = 50053
+ERR_PASSWORD_EXPIRED = 50055
+ERR_DISABLED = 50057
+ERR_MFA_REQUIRED_INTERRUPT = 50074
+ERR_MFA_POLICY_INTERRUPT = 50076
+ERR_MFA_FAILED = 500121
+ERR_EXTERNAL_CHALLENGE = 50158
+ERR_CA_BLOCKED = 53003
+ERR_KMSI_INTERRUPT = 50140
+
+PASSWORD_FAILURES = frozenset({ERR_BAD_PASSWORD, ERR_LOCKED, ERR_PASSWORD_EXPIRED, ERR_DISABLED})
+"""Failures at the password step, counted by password-spray detection (50055/50057 included: sprayers
+walk the whole user list, and an expired password that was right is itself a finding)."""
+BRUTE_FORCE_FAILURES = frozenset({ERR_BAD_PASSWORD, ERR_LOCKED})
+"""Wrong password or smart lockout: what repeated guessing against one user produces."""
+MFA_INTERRUPTS = frozenset({ERR_MFA_REQUIRED_INTERRUPT, ERR_MFA_POLICY_INTERRUPT, ERR_KMSI_INTERRUPT})
+"""Not failures: the password was right and the flow continues (elastic/detection-rules#2278)."""
+
+
+def is_successful_signin(event: Event) -> bool:
+    """A ``UserLoggedIn`` whose ErrorNumber is 0 (or absent). ``ResultStatus`` says only that the call worked."""
+    return event.op == OP_SIGNIN_SUCCESS and event.error_number in (None, 0)
+
+
+def failed_signin_code(event: Event) -> int | None:
+    """The AADSTS number of a ``UserLoginFailed`` (None for other records or a failure without a number)."""
+    if event.op != OP_SIGNIN_FAILED:
+        return None
+    n = event.error_number
+    return n if n else None
+
+
+def user_hash(user_key: str) -> str:
+    """A short, stable pseudonym of a user key for tenant-wide counters (no UPNs in shared state)."""
+    return hashlib.sha256(user_key.encode()).hexdigest()[:6]
+
+
+# --- learning ----------------------------------------------------------------------------------------
+
+DAY_S = 86400.0
+LEARN_MIN_S = 7 * DAY_S
+LEARN_MAX_S = 14 * DAY_S
+LEARN_SIGNINS = 10
+VALUE_TTL_S = 90 * DAY_S
+VALUE_CAPS: dict[str, int] = {"country": 10, "asn": 12, "os": 6, "browser": 6, "client": 10}
+"""Attributes of the sign-in baseline and how many values of each are kept."""
+SIGNIN_SECTION = "_signins"
+
+
+def is_learned(first_seen: float | None, signins: int, now: float) -> bool:
+    """Learning ends at the earlier of 14 days or 10 sign-ins, never before 7 days."""
+    if first_seen is None:
+        return False
+    age = now - first_seen
+    return age >= LEARN_MAX_S or (signins >= LEARN_SIGNINS and age >= LEARN_MIN_S)
+
+
+def os_family(value: str | None) -> str | None:
+    """ "Windows 10" / "Windows11" / "windows" -> "windows"; "MacOs" -> "macos"; None for empty or unknown."""
+    if not value:
+        return None
+    word = value.strip().lower().split(" ", 1)[0]
+    fam = "".join(ch for ch in word if ch.isalpha())
+    if fam in ("", "unknown", "other"):
+        return None
+    if fam.startswith("windows"):
+        return "windows"
+    if fam in ("mac", "macos", "macosx", "osx"):
+        return "macos"
+    return fam
+
+
+def browser_family(value: str | None) -> str | None:
+    """ "Edge 120.0.2210" -> "edge"; "Rich Client" -> "rich client"; None for empty or unknown."""
+    if not value:
+        return None
+    words = [w for w in value.strip().lower().replace("/", " ").split() if not any(ch.isdigit() for ch in w)]
+    fam = " ".join(words)
+    return None if fam in ("", "unknown", "other") else fam
+
+
+def signin_attributes(event: Event) -> dict[str, str | None]:
+    """The baseline attributes of one sign-in: country, ASN, OS family, browser family, client.
+
+    OS and browser come from the access classifier when it ran, else from ``DeviceProperties``;
+    the client is the access method's ``client_kind`` when known (stable across app versions), else the
+    ``ApplicationId``.
+    """
+    info = event.ip_info
+    access = event.access
+    dev = event.device_properties
+    country = getattr(info, "country", None) if info is not None else None
+    asn = getattr(info, "asn", None) if info is not None else None
+    os_raw = getattr(access, "os", None) if access is not None else None
+    br_raw = getattr(access, "browser", None) if access is not None else None
+    client: str | None = None
+    if access is not None:
+        kind = getattr(access, "client_kind", None)
+        if isinstance(kind, str) and kind and kind != "unknown":
+            client = kind
+    return {
+        "country": country.upper() if isinstance(country, str) and country else None,
+        "asn": str(asn) if isinstance(asn, int) and asn > 0 else None,
+        "os": os_family(os_raw or dev.get("os")),
+        "browser": browser_family(br_raw or dev.get("browsertype")),
+        "client": client or event.client_app_id,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSeen:
+    """One remembered value of one attribute."""
+
+    first_seen: float
+    last_seen: float
+    count: int
+
+
+class Baseline:
+    """Read/write view of a user's sign-in baseline section (a plain dict, JSON-only)."""
+
+    def __init__(self, section: Mapping[str, Any]) -> None:
+        self._sec = section
+
+    @property
+    def first_seen(self) -> float | None:
+        v = self._sec.get("fs")
+        return float(v) if isinstance(v, int | float) else None
+
+    @property
+    def signins(self) -> int:
+        v = self._sec.get("n")
+        return int(v) if isinstance(v, int) else 0
+
+    def learned(self, now: float) -> bool:
+        return is_learned(self.first_seen, self.signins, now)
+
+    def values(self, attr: str) -> dict[str, ValueSeen]:
+        """The remembered values of one attribute (malformed entries are ignored)."""
+        raw = self._sec.get("v", {}).get(attr) if isinstance(self._sec.get("v"), dict) else None
+        out: dict[str, ValueSeen] = {}
+        if not isinstance(raw, dict):
+            return out
+        for value, entry in raw.items():
+            seen = _value_seen(entry)
+            if seen is not None:
+                out[value] = seen
+        return out
+
+    def get(self, attr: str, value: str | None) -> ValueSeen | None:
+        if value is None:
+            return None
+        return self.values(attr).get(value)
+
+    def observe(self, time: float, attrs: Mapping[str, str | None]) -> None:
+        """Count one sign-in and remember its values (bounded, aged); the section must be mutable."""
+        sec = self._sec
+        if not isinstance(sec, dict):
+            raise TypeError("observe needs the mutable state section")
+        fs = self.first_seen
+        sec["fs"] = int(time) if fs is None else int(min(fs, time))
+        sec["n"] = self.signins + 1
+        vals = sec.get("v")
+        if not isinstance(vals, dict):
+            vals = {}
+            sec["v"] = vals
+        t = int(time)
+        for attr, cap in VALUE_CAPS.items():
+            table = vals.get(attr)
+            if not isinstance(table, dict):
+                table = {}
+            kept: dict[str, list[int]] = {}
+            for value, entry in table.items():
+                seen = _value_seen(entry)
+                if seen is not None and time - seen.last_seen <= VALUE_TTL_S:
+                    kept[value] = [int(seen.first_seen), int(seen.last_seen), seen.count]
+            value = attrs.get(attr)
+            if value is not None:
+                prior = kept.get(value)
+                if prior is None:
+                    kept[value] = [t, t, 1]
+                else:
+                    kept[value] = [min(prior[0], t), max(prior[1], t), prior[2] + 1]
+            if len(kept) > cap:
+                keep = sorted(kept.items(), key=lambda kv: (kv[1][1], kv[1][2]), reverse=True)[:cap]
+                kept = dict(keep)
+            if kept:
+                vals[attr] = kept
+            else:
+                vals.pop(attr, None)
+
+
+def _value_seen(entry: Any) -> ValueSeen | None:
+    if isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, int | float) for x in entry):
+        return ValueSeen(float(entry[0]), float(entry[1]), int(entry[2]))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SigninView:
+    """The user's baseline as it was just *before* one successful sign-in."""
+
+    record_id: str
+    learned: bool
+    signins_before: int
+    first_seen: float | None
+    attributes: Mapping[str, str | None]
+    new: frozenset[str]
+    """Attributes whose (known) value this user had not used before."""
+    prior: Mapping[str, ValueSeen | None] = field(default_factory=dict)
+    """What the baseline remembered about each attribute's current value before this sign-in."""
+
+    def is_new(self, attr: str) -> bool:
+        return attr in self.new
+
+    def new_country(self, home: str | None) -> bool:
+        """The sign-in's country is new for a learned user (or one with a known home country), and not home."""
+        country = self.attributes.get("country")
+        if country is None or country == home or not self.is_new("country"):
+            return False
+        return self.learned or home is not None
+
+
+def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: float) -> SigninView:
+    prior = {a: base.get(a, v) for a, v in attrs.items()}
+    new = frozenset(a for a, v in attrs.items() if v is not None and prior[a] is None)
+    return SigninView(
+        record_id=record_id,
+        learned=base.learned(now),
+        signins_before=base.signins,
+        first_seen=base.first_seen,
+        attributes=dict(attrs),
+        new=new,
+        prior=prior,
+    )
+
+
+def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
+    """The pre-event baseline view of a successful sign-in, recording the sign-in exactly once.
+
+    The first call for a record updates the user's baseline and the tenant's prevalence counts and keeps
+    a small snapshot; further calls
+    for the same record (other detectors of the same event) return the same view. A record that is not a
+    successful sign-in, or that has no user, is only viewed, never recorded.
+    """
+    attrs = signin_attributes(event)
+    if event.user_key is None or not is_successful_signin(event):
+        return _view(event.record_id, peek_baseline(ctx, event), attrs, event.time)
+    sec = ctx.state(event, SIGNIN_SECTION)
+    snap = sec.get("last")
+    if isinstance(snap, dict) and snap.get("rid") == event.record_id:
+        view = _from_snapshot(event.record_id, snap, attrs)
+        if view is not None:
+            return view
+    base = Baseline(sec)
+    view = _view(event.record_id, base, attrs, event.time)
+    base.observe(event.time, attrs)
+    TenantPrevalence(ctx).observe_signin(event)
+    sec["last"] = {
+        "rid": event.record_id,
+        "l": view.learned,
+        "n": view.signins_before,
+        "fs": view.first_seen,
+        "p": {a: [s.first_seen, s.last_seen, s.count] for a, s in view.prior.items() if s is not None},
+    }
+    return view
+
+
+def _from_snapshot(record_id: str, snap: Mapping[str, Any], attrs: Mapping[str, str | None]) -> SigninView | None:
+    raw_prior = snap.get("p")
+    if not isinstance(raw_prior, dict):
+        return None
+    prior = {a: _value_seen(raw_prior.get(a)) for a in attrs}
+    fs = snap.get("fs")
+    n = snap.get("n")
+    return SigninView(
+        record_id=record_id,
+        learned=bool(snap.get("l")),
+        signins_before=int(n) if isinstance(n, int) else 0,
+        first_seen=float(fs) if isinstance(fs, int | float) else None,
+        attributes=dict(attrs),
+        new=frozenset(a for a, v in attrs.items() if v is not None and prior[a] is None),
+        prior=prior,
+    )
+
+
+def peek_baseline(ctx: DetectionContext, event: Event) -> Baseline:
+    """The user's sign-in baseline, read-only (empty for an unknown user or a record without one).
+
+    When the event itself was already recorded (a detector of the same sign-in ran first), the view is
+    still of the state *after* it; use :func:`observe_signin` for the pre-event view of a success.
+    """
+    if event.user_key is None:
+        return Baseline({})
+    return Baseline(ctx.peek_state(event, SIGNIN_SECTION))
+
+
+# --- the user's home country and country novelty -----------------------------------------------------
+
+
+def home_country(tenant: TenantConfig, event: Event) -> str | None:
+    """The user's home country from onboarding (Entra usageLocation), by UPN or object ID."""
+    for key in (event.upn, event.object_id):
+        if key:
+            got = tenant.home_countries.get(key.lower())
+            if got:
+                return got.upper()
+    return None
+
+
+def country_is_new(base: Baseline, country: str | None, *, now: float, home: str | None) -> bool:
+    """True when a learned user (or one with a known home country) has never signed in from ``country``."""
+    if country is None or country == home:
+        return False
+    if base.get("country", country) is not None:
+        return False
+    return base.learned(now) or home is not None
+
+
+# --- tenant prevalence -------------------------------------------------------------------------------
+
+PREVALENCE_SECTION = "_prevalence"
+SHARED_MIN_USERS = 5
+"""Distinct other users after which a country, ASN or network is "shared" in the tenant."""
+SHARED_MIN_AGE_S = DAY_S
+"""A place becomes shared only when first used at least a day earlier: a campaign hitting five users from
+one VPS in one hour must not whitelist itself."""
+PREVALENCE_TTL_S = 30 * DAY_S
+PREVALENCE_CAPS: dict[str, int] = {"c": 12, "a": 12, "n": 12}
+"""Kinds: c = country, a = ASN, n = network (/24, /48); entries kept per kind."""
+
+
+class TenantPrevalence:
+    """Distinct users per country, ASN and network in one tenant (tenant-wide state, bounded)."""
+
+    def __init__(self, ctx: DetectionContext) -> None:
+        self._sec = ctx.tenant_state(PREVALENCE_SECTION)
+
+    def observe(self, kind: str, key: str | None, user_key: str | None, now: float) -> None:
+        """Count ``user_key`` for ``key`` (idempotent per user: a set, not a counter)."""
+        if key is None or user_key is None or kind not in PREVALENCE_CAPS:
+            return
+        table = self._sec.get(kind)
+        if not isinstance(table, dict):
+            table = {}
+            self._sec[kind] = table
+        h = user_hash(user_key)
+        t = int(now)
+        entry = table.get(key)
+        if not _valid_entry(entry):
+            entry = [t, t, []]
+            table[key] = entry
+        entry[0] = min(int(entry[0]), t)
+        entry[1] = max(int(entry[1]), t)
+        users: list[str] = entry[2]
+        if h not in users and len(users) <= SHARED_MIN_USERS:
+            users.append(h)
+        _prune(table, PREVALENCE_CAPS[kind], now)
+
+    def observe_signin(self, event: Event) -> None:
+        """Count the event's user for its country, ASN and network."""
+        info = event.ip_info
+        if info is None or event.user_key is None:
+            return
+        country = getattr(info, "country", None)
+        asn = getattr(info, "asn", None)
+        self.observe("c", country.upper() if isinstance(country, str) and country else None, event.user_key, event.time)
+        self.observe("a", str(asn) if isinstance(asn, int) and asn > 0 else None, event.user_key, event.time)
+        self.observe("n", network_key(event.ip), event.user_key, event.time)
+
+    def users(self, kind: str, key: str | None, *, excluding: str | None = None) -> int:
+        """Distinct users seen for ``key`` (capped at SHARED_MIN_USERS + 1), not counting ``excluding``."""
+        table = self._sec.get(kind)
+        entry = table.get(key) if isinstance(table, dict) and key is not None else None
+        if not _valid_entry(entry):
+            return 0
+        users: list[str] = entry[2]
+        skip = user_hash(excluding) if excluding else None
+        return sum(1 for u in users if u != skip)
+
+    def is_shared(self, kind: str, key: str | None, *, now: float, excluding: str | None = None) -> bool:
+        """Used by at least SHARED_MIN_USERS other users, and first used at least a day before ``now``."""
+        table = self._sec.get(kind)
+        entry = table.get(key) if isinstance(table, dict) and key is not None else None
+        if not _valid_entry(entry):
+            return False
+        if now - float(entry[0]) < SHARED_MIN_AGE_S:
+            return False
+        return self.users(kind, key, excluding=excluding) >= SHARED_MIN_USERS
+
+
+def _valid_entry(entry: Any) -> TypeGuard[list[Any]]:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 3
+        and isinstance(entry[0], int | float)
+        and isinstance(entry[1], int | float)
+        and isinstance(entry[2], list)
+    )
+
+
+def _prune(table: dict[str, Any], cap: int, now: float) -> None:
+    for k in [k for k, e in table.items() if not _valid_entry(e) or now - float(e[1]) > PREVALENCE_TTL_S]:
+        table.pop(k)
+    if len(table) > cap:
+        ranked = sorted(table.items(), key=lambda kv: (len(kv[1][2]), kv[1][1]))
+        for k, _ in ranked[: len(table) - cap]:
+            table.pop(k)
+
+
+# --- what a sign-in finding shows ---------------------------------------------------------------------
+
+
+def signin_context(event: Event) -> dict[str, Any]:
+    """The facts of a sign-in every sign-in finding carries: where from, with what, and the outcome."""
+    info = event.ip_info
+    asn = getattr(info, "asn", None) if info is not None else None
+    return {
+        "ip": event.ip,
+        "country": getattr(info, "country", None) if info is not None else None,
+        "city": getattr(info, "city", None) if info is not None else None,
+        "asn": asn if isinstance(asn, int) else None,
+        "asn_org": getattr(info, "asn_org", None) if info is not None else None,
+        "geo_provider": getattr(info, "geo_provider", None) if info is not None else None,
+        "application_id": event.client_app_id,
+        "user_agent": event.user_agent or None,
+        "error_number": event.error_number,
+    }

@@ -1,0 +1,148 @@
+"""Function bodies: each registered function in ``function_app.py`` makes one call in here.
+
+Message fate follows the error tree (shared.platform.errors):
+* success: the function returns, the host completes the message;
+* `PermanentError`: the message is parked in the dead-letter table with its reason and
+  completed (``itdr deadletters list | replay``); retrying cannot help;
+* anything else (`TransientError`, unexpected bugs): the exception propagates, the host
+  abandons the message, Service Bus redelivers it and dead-letters it after
+  ``maxDeliveryCount`` with ``MaxDeliveryCountExceeded``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from shared.app import Services
+from shared.platform import names
+from shared.platform.errors import PermanentError
+from shared.platform.storage import encode_key
+
+log = logging.getLogger("itdr")
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A received Service Bus message, independent of the Functions binding types."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    session_id: str | None = None
+    delivery_count: int = 1
+
+
+def _tenant_of(body: bytes) -> str:
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "unknown"
+    tid = obj.get("tenant_id") if isinstance(obj, dict) else None
+    return str(tid).lower() if tid else "unknown"
+
+
+def park(svc: Services, msg: Inbound, *, reason: str, description: str) -> None:
+    """Record a message that cannot be processed, with its reason, for `itdr deadletters`."""
+    tenant = _tenant_of(msg.body)
+    svc.storage.table(names.TABLE_DEADLETTERS).upsert_entity(
+        {
+            "PartitionKey": encode_key(tenant),
+            "RowKey": encode_key(f"{msg.queue}:{msg.message_id}"),
+            "queue": msg.queue,
+            "message_id": msg.message_id,
+            "session_id": msg.session_id or "",
+            "reason": reason,
+            "description": description[:2000],
+            "body": msg.body.decode("utf-8", errors="replace")[:60000],
+            "delivery_count": msg.delivery_count,
+            "parked_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    log.warning(
+        "message parked",
+        extra={"tenant_id": tenant, "queue": msg.queue, "message_id": msg.message_id, "reason": reason},
+    )
+
+
+def run_message(svc: Services, msg: Inbound, handler: Callable[[Services, bytes], Any]) -> Any:
+    """Run a message handler with the fate rules of the module docstring."""
+    try:
+        return handler(svc, msg.body)
+    except PermanentError as exc:
+        park(svc, msg, reason=exc.reason, description=str(exc))
+        return None
+
+
+# Timers -------------------------------------------------------------------------------
+def poll_content(svc: Services) -> Any:
+    from shared.ingest.poller import poll_tenants
+
+    return poll_tenants(svc)
+
+
+def feed_health(svc: Services) -> Any:
+    from shared.ingest.health import check_feeds
+
+    return check_feeds(svc)
+
+
+def refresh_intel(svc: Services) -> Any:
+    from shared.enrich.feeds import refresh_feeds
+
+    return refresh_feeds(svc)
+
+
+def weekly_report(svc: Services) -> Any:
+    from shared.pipeline.respond import send_weekly_reports
+
+    return send_weekly_reports(svc)
+
+
+# HTTP ---------------------------------------------------------------------------------
+def o365_webhook(svc: Services, *, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+    from shared.ingest.webhook import handle_webhook
+
+    return handle_webhook(svc, headers=headers, body=body)
+
+
+def admin_tenants(svc: Services, *, method: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+    from shared.ingest.onboarding import handle_admin_request
+
+    return handle_admin_request(svc, method=method, headers=headers, body=body)
+
+
+# Service Bus --------------------------------------------------------------------------
+def process_content(svc: Services, msg: Inbound) -> Any:
+    from shared.ingest.content import process_content_message
+
+    return run_message(svc, msg, process_content_message)
+
+
+def enrich_records(svc: Services, msg: Inbound) -> Any:
+    from shared.pipeline.respond import enrich_message
+
+    return run_message(svc, msg, enrich_message)
+
+
+def detect_records(svc: Services, msg: Inbound) -> Any:
+    from shared.pipeline.respond import detect_message
+
+    return run_message(svc, msg, detect_message)
+
+
+def deliver_alerts(svc: Services, msg: Inbound) -> Any:
+    from shared.pipeline.respond import deliver_message
+
+    return run_message(svc, msg, deliver_message)
+
+
+def remediate(svc: Services, msg: Inbound) -> Any:
+    from shared.pipeline.respond import remediation_message
+
+    return run_message(svc, msg, remediation_message)

@@ -1,0 +1,88 @@
+"""Bodies of the messages between functions: small references, never whole records.
+
+A content blob of thousands of records travels as one reference to a batch blob in the raw
+archive (the claim-check pattern): Service Bus messages per record stay near 0.001.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.platform.errors import BadInputError
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def parse(cls, body: bytes) -> _Msg:
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            raise BadInputError(
+                f"invalid {cls.__name__} message: {'.'.join(map(str, first['loc']))}: {first['msg']}",
+                reason="invalid_message",
+            ) from exc
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class ContentRef(_Msg):
+    """One content blob to fetch (from the poller or the webhook). MessageId = contentId."""
+
+    tenant_id: str
+    content_type: str
+    content_id: str
+    content_uri: str
+    content_created: datetime
+    content_expiration: datetime | None = None
+    source: Literal["poll", "webhook", "replay"] = "poll"
+
+
+class RecordBatchRef(_Msg):
+    """A batch of unique, parsed-clean records of one tenant, stored as a blob."""
+
+    tenant_id: str
+    content_type: str
+    content_id: str
+    batch_blob: str
+    batch_id: str
+    records: int = Field(ge=0)
+    shard: int = 0
+    shards: int = 1
+
+
+class EnrichedBatchRef(RecordBatchRef):
+    """A record batch with the identities the enrichment function resolved."""
+
+    identities: dict[str, str] = Field(default_factory=dict)
+    """Object ID -> user principal name, for records that lacked a UPN."""
+    unresolved: list[str] = Field(default_factory=list)
+    """Object IDs Graph could not resolve now (resolved later; detection goes on)."""
+
+
+class IncidentRef(_Msg):
+    """An incident to publish to the partner."""
+
+    tenant_id: str
+    incident_id: str
+    revision: int = 1
+
+
+def session_for(tenant_id: str, shard: int, shards: int) -> str:
+    """The Service Bus session of a tenant (or of one shard of a large tenant's users)."""
+    return tenant_id if shards <= 1 else f"{tenant_id}#{shard}"
+
+
+def shard_of(user_key: str | None, shards: int) -> int:
+    """Stable shard of a user (tenant-wide records go to shard 0)."""
+    if shards <= 1 or not user_key:
+        return 0
+    import zlib
+
+    return zlib.crc32(user_key.encode()) % shards

@@ -1,0 +1,101 @@
+"""The onboarded tenants: who they are, which cloud, the partner, and detection settings.
+
+Rows of the ``tenants`` table (PartitionKey "tenant", RowKey the tenant ID). The webhook
+AuthID is stored only as a SHA-256 hash; the detection part becomes a `TenantConfig`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from datetime import datetime
+from typing import Any
+
+import orjson
+from azure.core.exceptions import ResourceNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.detection.config import TenantConfig
+from shared.platform import names
+from shared.platform.storage import StorageClients
+
+PARTITION = "tenant"
+
+
+class TenantRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str
+    name: str = ""
+    partner_id: str = "default"
+    cloud: str = "commercial"
+    status: str = "onboarding"
+    webhook_auth_hash: str | None = None
+    onboarded_at: datetime | None = None
+    first_content_at: datetime | None = None
+    detection: dict[str, Any] = Field(default_factory=dict)
+    """TenantConfig fields (internal_domains, allowed_countries, trusted_ip_ranges, ...)."""
+
+    def config(self) -> TenantConfig:
+        return TenantConfig.model_validate(
+            {**self.detection, "tenant_id": self.tenant_id, "name": self.name, "partner_id": self.partner_id}
+        )
+
+    def webhook_auth_matches(self, auth_id: str | None) -> bool:
+        """Constant-time comparison of a notification's Webhook-AuthID with the stored hash."""
+        if not auth_id or not self.webhook_auth_hash:
+            return False
+        return hmac.compare_digest(hash_secret(auth_id), self.webhook_auth_hash)
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class TenantDirectory:
+    """Tenants in Table Storage, cached for a short while per process."""
+
+    def __init__(self, storage: StorageClients, *, cache_s: float = 60.0, clock: Any = None) -> None:
+        import time
+
+        self._table = storage.table(names.TABLE_TENANTS)
+        self._cache: dict[str, tuple[float, TenantRecord | None]] = {}
+        self._cache_s = cache_s
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> TenantRecord | None:
+        tid = tenant_id.lower()
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(tid)
+            if hit is not None and now - hit[0] < self._cache_s:
+                return hit[1]
+        try:
+            ent = self._table.get_entity(PARTITION, tid)
+            rec: TenantRecord | None = TenantRecord.model_validate_json(ent["body"])
+        except ResourceNotFoundError:
+            rec = None
+        with self._lock:
+            self._cache[tid] = (now, rec)
+        return rec
+
+    def config(self, tenant_id: str) -> TenantConfig:
+        rec = self.get(tenant_id)
+        return rec.config() if rec is not None else TenantConfig(tenant_id=tenant_id)
+
+    def list(self) -> list[TenantRecord]:
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
+        return sorted((TenantRecord.model_validate_json(r["body"]) for r in rows), key=lambda t: t.tenant_id)
+
+    def upsert(self, record: TenantRecord) -> None:
+        self._table.upsert_entity(
+            {
+                "PartitionKey": PARTITION,
+                "RowKey": record.tenant_id.lower(),
+                "body": orjson.dumps(record.model_dump(mode="json")).decode(),
+            }
+        )
+        with self._lock:
+            self._cache.pop(record.tenant_id.lower(), None)

@@ -1,0 +1,36 @@
+"""The detector registry is complete and every declaration holds the corpus-wide invariants."""
+
+from __future__ import annotations
+
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import detectors
+from detectors import ALL_DETECTORS, default_registry
+from shared.detection.base import Detector
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_detector_module_is_registered_once() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(detectors.__path__)}
+    registered = [cls.__module__.rsplit(".", 1)[-1] for cls in ALL_DETECTORS]
+    assert sorted(registered) == sorted(modules), "a module in detectors/ is missing from ALL_DETECTORS (or extra)"
+    assert len(set(registered)) == len(registered)
+
+
+@pytest.mark.parametrize("cls", ALL_DETECTORS, ids=lambda c: c.meta.id)
+def test_declaration_invariants(cls: type[Detector]) -> None:
+    meta = cls.meta
+    assert cls.__module__ == f"detectors.{meta.id}", f"{meta.id} - module name must equal the id"
+    assert (ROOT / "tests" / "detectors" / f"test_{meta.id}.py").exists(), f"{meta.id} - has no test file"
+    assert meta.runbook.count(".") >= 2, f"{meta.id} - runbook should give concrete steps"
+    assert str(meta.reference).startswith("https://"), f"{meta.id} - reference must be https"
+
+
+def test_registry_builds_and_routes() -> None:
+    reg = default_registry()
+    assert {d.meta.id for d in reg.detectors} == {c.meta.id for c in ALL_DETECTORS}
+    assert "new-inboxrule" in reg.operations
