@@ -294,9 +294,8 @@ class InProcessBus:
 
     def _dead_letter(self, queue: str, st: _Stored, reason: str, description: str) -> None:
         self.stats.dead_lettered += 1
-        self._dead[queue].append(
-            DeadLetter(queue, st.msg, reason, description, st.delivery_count, datetime.fromtimestamp(self._clock(), UTC))
-        )
+        when = datetime.fromtimestamp(self._clock(), UTC)
+        self._dead[queue].append(DeadLetter(queue, st.msg, reason, description, st.delivery_count, when))
 
     # Inspection ---------------------------------------------------------------------
     def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
