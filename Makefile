@@ -42,7 +42,7 @@ unit: setup
 	@set +e; $(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-test: lint typecheck unit
+test: lint typecheck unit iac bench-smoke
 
 iac: setup
 	$(BIN)/python -m shared.tools.iac_check

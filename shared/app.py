@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.platform.bus import MessageBus
 from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
+
+if TYPE_CHECKING:  # keep `import function_app` light: Azure SDKs load on first use
+    from shared.platform.bus import MessageBus
+    from shared.platform.storage import StorageClients
 
 
 @dataclass
@@ -26,7 +28,7 @@ class Services:
     storage: StorageClients
     bus: MessageBus
     credential: Any = None
-    """Token credential for the Management Activity API and Graph (a stub against emulators)."""
+    """A fixed token credential for every tenant (local emulators); None: the app certificate per tenant."""
     clock: Callable[[], float] = time.time
     graph_factory: Callable[[str], Any] | None = None
     """Tenant ID -> a synchronous Graph client (shared.graph.client.SyncGraphClient)."""
@@ -44,11 +46,75 @@ class Services:
                 self._cache[name] = build()
             return self._cache[name]
 
+    def tenant_cloud(self, tenant_id: str) -> str:
+        from shared.tenants import TenantDirectory
+
+        directory: TenantDirectory = self.cached("tenants", lambda: TenantDirectory(self.storage))
+        rec = directory.get(tenant_id)
+        return rec.cloud if rec is not None else "commercial"
+
+    def management_client(self, tenant_id: str) -> Any:
+        """The Management Activity API client of a tenant (one per tenant per process)."""
+        factory = self.management_factory or self._default_management_client
+        return self.cached(f"management:{tenant_id.lower()}", lambda: factory(tenant_id))
+
+    def graph_client(self, tenant_id: str) -> Any:
+        """The synchronous Graph client of a tenant (one per tenant per process)."""
+        factory = self.graph_factory or self._default_graph_client
+        return self.cached(f"graph:{tenant_id.lower()}", lambda: factory(tenant_id))
+
+    def credential_for(self, tenant_id: str, cloud: str) -> Any:
+        """App-only credential in the customer's tenant: the app certificate from Key Vault."""
+        if self.credential is not None:
+            return self.credential
+        from azure.identity import CertificateCredential
+
+        from shared.ingest.clouds import cloud_profile
+        from shared.platform.errors import ConfigurationError
+
+        s = self.settings
+        if not s.app_client_id or s.app_certificate is None:
+            raise ConfigurationError("ITDR_APP_CLIENT_ID and ITDR_APP_CERTIFICATE are required")
+        import base64
+
+        return CertificateCredential(
+            tenant_id,
+            s.app_client_id,
+            certificate_data=base64.b64decode(s.app_certificate.get_secret_value()),
+            authority=s.login_authority_override or cloud_profile(cloud).authority_host,
+        )
+
+    def _default_management_client(self, tenant_id: str) -> Any:
+        from shared.ingest.client import ManagementActivityClient
+        from shared.platform.errors import ConfigurationError
+
+        if not self.settings.publisher_id:
+            raise ConfigurationError("ITDR_PUBLISHER_ID is not set")
+        cloud = self.tenant_cloud(tenant_id)
+        return ManagementActivityClient(
+            tenant_id,
+            cloud=cloud,
+            publisher_id=self.settings.publisher_id,
+            credential=self.credential_for(tenant_id, cloud),
+            base_url=self.settings.management_api_base_url,
+        )
+
+    def _default_graph_client(self, tenant_id: str) -> Any:
+        from shared.graph.client import SyncGraphClient
+
+        cloud = self.tenant_cloud(tenant_id)
+        host = {"gcc_high": "graph.microsoft.us", "dod": "dod-graph.microsoft.us"}.get(cloud, "graph.microsoft.com")
+        return SyncGraphClient.create(
+            tenant_id,
+            credential=self.credential_for(tenant_id, cloud),
+            base_url=self.settings.graph_base_url,
+            cloud_host=host,
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        from azure.identity import DefaultAzureCredential
-
         from shared.platform.servicebus import ServiceBusSender
+        from shared.platform.storage import StorageClients
 
         if not settings.servicebus_namespace:
             from shared.platform.errors import ConfigurationError
@@ -60,7 +126,6 @@ class Services:
             bus=ServiceBusSender.from_namespace(
                 settings.servicebus_namespace, client_id=settings.managed_identity_client_id
             ),
-            credential=DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id),
         )
 
 

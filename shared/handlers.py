@@ -15,14 +15,15 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared.app import Services
 from shared.platform import names
 from shared.platform.errors import PermanentError
-from shared.platform.storage import encode_key
+
+if TYPE_CHECKING:
+    from shared.app import Services
 
 log = logging.getLogger("itdr")
 
@@ -49,6 +50,8 @@ def _tenant_of(body: bytes) -> str:
 
 def park(svc: Services, msg: Inbound, *, reason: str, description: str) -> None:
     """Record a message that cannot be processed, with its reason, for `itdr deadletters`."""
+    from shared.platform.storage import encode_key
+
     tenant = _tenant_of(msg.body)
     svc.storage.table(names.TABLE_DEADLETTERS).upsert_entity(
         {
@@ -64,6 +67,9 @@ def park(svc: Services, msg: Inbound, *, reason: str, description: str) -> None:
             "parked_at": datetime.now(UTC).isoformat(),
         }
     )
+    from shared.platform.telemetry import telemetry
+
+    telemetry().metric("itdr.deadletters", 1, tenant_id=tenant, queue=msg.queue, reason=reason)
     log.warning(
         "message parked",
         extra={"tenant_id": tenant, "queue": msg.queue, "message_id": msg.message_id, "reason": reason},

@@ -31,6 +31,8 @@ from typing import Any, TypeGuard
 from shared.detection.base import DetectionContext
 from shared.detection.config import TenantConfig
 from shared.detection.geo import network_key
+from shared.enrich.access import access_of
+from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
 
 # --- sign-in outcomes -------------------------------------------------------------------------------
@@ -124,27 +126,18 @@ def browser_family(value: str | None) -> str | None:
 def signin_attributes(event: Event) -> dict[str, str | None]:
     """The baseline attributes of one sign-in: country, ASN, OS family, browser family, client.
 
-    OS and browser come from the access classifier when it ran, else from ``DeviceProperties``;
-    the client is the access method's ``client_kind`` when known (stable across app versions), else the
-    ``ApplicationId``.
+    OS and browser come from the access method (``shared.enrich.access.access_of``: the user agent, else
+    ``DeviceProperties``); the client is the access method's ``client_kind`` when known (stable across app
+    versions), else the ``ApplicationId``.
     """
-    info = event.ip_info
-    access = event.access
-    dev = event.device_properties
-    country = getattr(info, "country", None) if info is not None else None
-    asn = getattr(info, "asn", None) if info is not None else None
-    os_raw = getattr(access, "os", None) if access is not None else None
-    br_raw = getattr(access, "browser", None) if access is not None else None
-    client: str | None = None
-    if access is not None:
-        kind = getattr(access, "client_kind", None)
-        if isinstance(kind, str) and kind and kind != "unknown":
-            client = kind
+    info: IpInfo | None = event.ip_info
+    access = access_of(event)
+    client = access.client_kind if access.client_kind != "unknown" else None
     return {
-        "country": country.upper() if isinstance(country, str) and country else None,
-        "asn": str(asn) if isinstance(asn, int) and asn > 0 else None,
-        "os": os_family(os_raw or dev.get("os")),
-        "browser": browser_family(br_raw or dev.get("browsertype")),
+        "country": info.country.upper() if info is not None and info.country else None,
+        "asn": str(info.asn) if info is not None and info.asn else None,
+        "os": os_family(access.os),
+        "browser": browser_family(access.browser),
         "client": client or event.client_app_id,
     }
 
@@ -302,8 +295,8 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
         "rid": event.record_id,
         "l": view.learned,
         "n": view.signins_before,
-        "fs": view.first_seen,
-        "p": {a: [s.first_seen, s.last_seen, s.count] for a, s in view.prior.items() if s is not None},
+        "fs": None if view.first_seen is None else int(view.first_seen),
+        "p": {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None},
     }
     return view
 
@@ -401,13 +394,11 @@ class TenantPrevalence:
 
     def observe_signin(self, event: Event) -> None:
         """Count the event's user for its country, ASN and network."""
-        info = event.ip_info
+        info: IpInfo | None = event.ip_info
         if info is None or event.user_key is None:
             return
-        country = getattr(info, "country", None)
-        asn = getattr(info, "asn", None)
-        self.observe("c", country.upper() if isinstance(country, str) and country else None, event.user_key, event.time)
-        self.observe("a", str(asn) if isinstance(asn, int) and asn > 0 else None, event.user_key, event.time)
+        self.observe("c", info.country.upper() if info.country else None, event.user_key, event.time)
+        self.observe("a", str(info.asn) if info.asn else None, event.user_key, event.time)
         self.observe("n", network_key(event.ip), event.user_key, event.time)
 
     def users(self, kind: str, key: str | None, *, excluding: str | None = None) -> int:
@@ -455,15 +446,14 @@ def _prune(table: dict[str, Any], cap: int, now: float) -> None:
 
 def signin_context(event: Event) -> dict[str, Any]:
     """The facts of a sign-in every sign-in finding carries: where from, with what, and the outcome."""
-    info = event.ip_info
-    asn = getattr(info, "asn", None) if info is not None else None
+    info: IpInfo | None = event.ip_info
     return {
         "ip": event.ip,
-        "country": getattr(info, "country", None) if info is not None else None,
-        "city": getattr(info, "city", None) if info is not None else None,
-        "asn": asn if isinstance(asn, int) else None,
-        "asn_org": getattr(info, "asn_org", None) if info is not None else None,
-        "geo_provider": getattr(info, "geo_provider", None) if info is not None else None,
+        "country": info.country if info is not None else None,
+        "city": info.city if info is not None else None,
+        "asn": info.asn if info is not None else None,
+        "asn_org": info.asn_org if info is not None else None,
+        "geo_provider": info.geo_provider if info is not None else None,
         "application_id": event.client_app_id,
         "user_agent": event.user_agent or None,
         "error_number": event.error_number,

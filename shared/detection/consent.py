@@ -180,7 +180,7 @@ def consent_from_event(ev: Event) -> Consent | None:
     types = {g.consent_type for g in new_grants if g.consent_type}
     consent_type = "AllPrincipals" if any(t.lower() == "allprincipals" for t in types) else next(iter(types), None)
     target = app_target(ev)
-    tags = tuple(t for t in re.split(r"[\s,;]+", mp.get("consentcontext.tags", ("", ""))[1].strip("[]\" ")) if t)
+    tags = tuple(t for t in re.split(r"[\s,;]+", mp.get("consentcontext.tags", ("", ""))[1].strip('[]" ')) if t)
     return Consent(
         app_id=target.app_id,
         app_display_name=target.display_name,
@@ -239,7 +239,9 @@ class ScopeRisk:
             return 0
         if self.categories & CRITICAL_CATEGORIES or (
             "directory" in self.categories
-            and any(w in s.lower() for s in self.risky_scopes if s.lower().startswith("directory.") for w in _WRITE_WORDS)
+            and any(
+                w in s.lower() for s in self.risky_scopes if s.lower().startswith("directory.") for w in _WRITE_WORDS
+            )
         ):
             return 3
         if self.writes or self.offline_access:

@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from shared.enrich.ipintel import IpInfo
+
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG)."""
 DEFAULT_ACCURACY_KM = 250.0
@@ -65,18 +67,18 @@ class GeoPoint:
         return self.accuracy_km if self.accuracy_km is not None and self.accuracy_km >= 0 else DEFAULT_ACCURACY_KM
 
     @classmethod
-    def from_ip_info(cls, info: Any) -> GeoPoint | None:
+    def from_ip_info(cls, info: IpInfo | None) -> GeoPoint | None:
         """The point of an ``IpInfo`` (None when it has neither coordinates nor a country)."""
         if info is None:
             return None
-        lat = _float(getattr(info, "latitude", None))
-        lon = _float(getattr(info, "longitude", None))
-        country = getattr(info, "country", None) or None
+        lat = _float(info.latitude)
+        lon = _float(info.longitude)
+        country = info.country.upper() if info.country else None
         if (lat is None or lon is None) and country is None:
             return None
         if lat is None or lon is None:
             lat = lon = None
-        return cls(lat, lon, _float(getattr(info, "accuracy_km", None)), getattr(info, "geo_provider", None), country)
+        return cls(lat, lon, _float(info.accuracy_km), info.geo_provider, country)
 
 
 def _float(v: Any) -> float | None:
@@ -102,7 +104,7 @@ def effective_distance_km(a: GeoPoint, b: GeoPoint) -> float:
     return max(0.0, d - a.radius_km - b.radius_km)
 
 
-def unreliable_location(info: Any) -> str | None:
+def unreliable_location(info: IpInfo | None) -> str | None:
     """Why this address's location says nothing about where the person is, or None when it is usable.
 
     Reasons: ``"tor"``, ``"residential_proxy"``, ``"public_proxy"``, ``"vpn"`` (any anonymiser),
@@ -110,32 +112,43 @@ def unreliable_location(info: Any) -> str | None:
     """
     if info is None:
         return None
-    if getattr(info, "is_icloud_relay", None):
+    if info.is_icloud_relay:
         return "icloud_relay"
-    if getattr(info, "is_microsoft_service", None):
+    if info.is_microsoft_service:
         return "microsoft_service"
     kind = anonymizer_kind(info)
     if kind is not None:
         return kind
-    if getattr(info, "is_hosting", None):
+    if info.is_hosting:
         return "hosting"
-    if getattr(info, "is_mobile", None):
+    if info.is_mobile:
         return "mobile"
     return None
 
 
-def anonymizer_kind(info: Any) -> str | None:
+ANONYMIZER_LABELS: dict[str, str] = {
+    "tor": "a Tor exit node",
+    "residential_proxy": "a residential proxy",
+    "public_proxy": "a public proxy",
+    "vpn": "an anonymous VPN",
+}
+"""How findings name each anonymiser kind."""
+
+
+def anonymizer_kind(info: IpInfo | None) -> str | None:
     """The anonymiser behind an address ("tor", "residential_proxy", "public_proxy", "vpn") or None.
 
     Apple iCloud Private Relay is not an anonymiser here: it hides the address from websites, not the
     user's region, and Microsoft does not flag it either.
     """
-    if info is None or getattr(info, "is_icloud_relay", None):
+    if info is None or info.is_icloud_relay:
         return None
-    kind = getattr(info, "anonymizer_kind", None)
-    if isinstance(kind, str) and kind:
-        return kind
-    return None
+    return info.anonymizer_kind
+
+
+def is_hosting(info: IpInfo | None) -> bool:
+    """A datacenter or cloud address that is not one of Microsoft's own service endpoints or iCloud Private Relay."""
+    return info is not None and bool(info.is_hosting) and not info.is_microsoft_service and not info.is_icloud_relay
 
 
 def network_key(ip: str | None) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from shared.platform.errors import ConfigurationError
 
@@ -35,6 +35,8 @@ class Settings(BaseModel):
     """The multi-tenant app registration used for the Management Activity API and Graph."""
     key_vault_url: str | None = Field(default=None, alias="ITDR_KEY_VAULT_URL")
     certificate_name: str = Field(default="management-api", alias="ITDR_CERTIFICATE_NAME")
+    app_certificate: SecretStr | None = Field(default=None, alias="ITDR_APP_CERTIFICATE")
+    """The app registration's certificate (base64 PFX), as a Key Vault reference; never logged."""
     webhook_url: str | None = Field(default=None, alias="ITDR_WEBHOOK_URL")
     partner_endpoint: str | None = Field(default=None, alias="ITDR_PARTNER_ENDPOINT")
     """The partner Logic App HTTP trigger URL (a Key Vault reference in production)."""

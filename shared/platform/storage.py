@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
@@ -33,6 +36,24 @@ def decode_key(value: str) -> str:
     return unquote(value) if "%" in value else value
 
 
+class OperationCounter:
+    """Counts storage requests per service (the benchmark's remote operations per record)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {"table": 0, "blob": 0}
+        self._lock = threading.Lock()
+
+    def policy(self, service: str) -> SansIOHTTPPolicy[Any, Any]:
+        counter = self
+
+        class _Count(SansIOHTTPPolicy[Any, Any]):
+            def on_request(self, request: PipelineRequest[Any]) -> None:
+                with counter._lock:
+                    counter.counts[service] += 1
+
+        return _Count()
+
+
 @dataclass
 class StorageClients:
     """One storage account's Table and Blob service clients, with created tables and containers cached."""
@@ -46,10 +67,17 @@ class StorageClients:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_connection_string(cls, conn: str, *, namespace: str = "") -> StorageClients:
+    def from_connection_string(
+        cls, conn: str, *, namespace: str = "", counter: OperationCounter | None = None
+    ) -> StorageClients:
+        table_kw: dict[str, Any] = {}
+        blob_kw: dict[str, Any] = {}
+        if counter is not None:
+            table_kw["per_call_policies"] = [counter.policy("table")]
+            blob_kw["per_call_policies"] = [counter.policy("blob")]
         return cls(
-            TableServiceClient.from_connection_string(conn),
-            BlobServiceClient.from_connection_string(conn),
+            TableServiceClient.from_connection_string(conn, **table_kw),
+            BlobServiceClient.from_connection_string(conn, **blob_kw),
             namespace,
         )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.detection.state import MAX_STATE_BYTES, InMemoryStateStore, StateStore, TableStateStore, UserState
+from shared.detection.state import MAX_STATE_BYTES, InMemoryStateStore, StateStore, UserState
+from shared.detection.table_state import TableStateStore
 from shared.platform.errors import ConcurrencyError
 from shared.platform.storage import StorageClients
 

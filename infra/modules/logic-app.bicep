@@ -1,0 +1,174 @@
+// The partner Logic App: the deliver_alerts function POSTs each incident (itdr or OCSF JSON)
+// to its HTTP trigger; the workflow e-mails it (Office 365 Outlook) and posts it to a Teams
+// channel, in parallel, so one channel failing does not stop the other.
+//
+// The trigger URL carries a SAS signature: it is a secret. Bicep writes it straight into Key
+// Vault (secret `partnerEndpointSecretName`), the Function App reads it through a Key Vault
+// reference (ITDR_PARTNER_ENDPOINT); it never appears in an output, a log or a parameter file.
+//
+// The two API connections are created unauthenticated: someone with a mailbox and Teams
+// membership must authorize them once after deployment (docs/deploy.md section 6).
+param name string
+param connectionNamePrefix string
+param location string
+param tags object
+
+@description('Recipients of the alert e-mail, separated by semicolons.')
+param alertRecipients string
+
+@description('Teams team (group) ID.')
+param teamsGroupId string
+
+@description('Teams channel ID inside that team.')
+param teamsChannelId string
+
+@description('Key Vault that receives the trigger URL.')
+param keyVaultName string
+
+param partnerEndpointSecretName string = 'partner-endpoint'
+
+resource office365Connection 'Microsoft.Web/connections@2016-06-01' = {
+  name: '${connectionNamePrefix}-office365'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'ITDR partner alerts (Office 365 Outlook)'
+    api: {
+      id: subscriptionResourceId('Microsoft.Web/locations/managedApis', location, 'office365')
+    }
+  }
+}
+
+resource teamsConnection 'Microsoft.Web/connections@2016-06-01' = {
+  name: '${connectionNamePrefix}-teams'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'ITDR partner alerts (Microsoft Teams)'
+    api: {
+      id: subscriptionResourceId('Microsoft.Web/locations/managedApis', location, 'teams')
+    }
+  }
+}
+
+// Workflow Definition Language expressions (@...) are Logic Apps syntax, evaluated at run time.
+var alertTitle = '@{coalesce(triggerBody()?[\'title\'], triggerBody()?[\'finding_info\']?[\'title\'], \'ITDR alert\')}'
+var alertSeverity = '@{coalesce(triggerBody()?[\'severity\'], \'unknown\')}'
+var alertTenant = '@{coalesce(triggerBody()?[\'tenant_id\'], triggerBody()?[\'cloud\']?[\'account\']?[\'uid\'], \'\')}'
+var alertHtml = '<p><b>${alertTitle}</b></p><p>Severity: ${alertSeverity}<br/>Tenant: ${alertTenant}</p><pre>@{string(triggerBody())}</pre>'
+
+resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    state: 'Enabled'
+    definition: {
+      '$schema': 'https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/workflowdefinition.json#'
+      contentVersion: '1.0.0.0'
+      parameters: {
+        '$connections': {
+          type: 'Object'
+          defaultValue: {}
+        }
+      }
+      triggers: {
+        manual: {
+          type: 'Request'
+          kind: 'Http'
+          inputs: {
+            method: 'POST'
+            schema: {
+              type: 'object'
+            }
+          }
+        }
+      }
+      actions: {
+        Send_alert_email: {
+          type: 'ApiConnection'
+          runAfter: {}
+          inputs: {
+            host: {
+              connection: {
+                name: '@parameters(\'$connections\')[\'office365\'][\'connectionId\']'
+              }
+            }
+            method: 'post'
+            path: '/v2/Mail'
+            body: {
+              To: alertRecipients
+              Subject: '[ITDR ${alertSeverity}] ${alertTitle}'
+              Body: alertHtml
+              Importance: 'High'
+            }
+          }
+        }
+        Post_alert_to_Teams: {
+          type: 'ApiConnection'
+          runAfter: {}
+          inputs: {
+            host: {
+              connection: {
+                name: '@parameters(\'$connections\')[\'teams\'][\'connectionId\']'
+              }
+            }
+            method: 'post'
+            path: '/beta/teams/conversation/message/poster/@{encodeURIComponent(\'Flow bot\')}/location/@{encodeURIComponent(\'Channel\')}'
+            body: {
+              recipient: {
+                groupId: teamsGroupId
+                channelId: teamsChannelId
+              }
+              messageBody: alertHtml
+            }
+          }
+        }
+      }
+      outputs: {}
+    }
+    parameters: {
+      '$connections': {
+        value: {
+          office365: {
+            connectionId: office365Connection.id
+            connectionName: office365Connection.name
+            id: office365Connection.properties.api.id
+          }
+          teams: {
+            connectionId: teamsConnection.id
+            connectionName: teamsConnection.name
+            id: teamsConnection.properties.api.id
+          }
+        }
+      }
+    }
+  }
+}
+
+resource manualTrigger 'Microsoft.Logic/workflows/triggers@2019-05-01' existing = {
+  parent: workflow
+  name: 'manual'
+}
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource partnerEndpointSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: keyVault
+  name: partnerEndpointSecretName
+  tags: tags
+  properties: {
+    // checkov:skip=CKV_AZURE_41: the trigger URL has no natural expiry; it is rotated by regenerating the Logic App access keys and redeploying
+    contentType: 'text/uri'
+    value: manualTrigger.listCallbackUrl().value
+  }
+}
+
+output name string = workflow.name
+output id string = workflow.id
+output office365ConnectionName string = office365Connection.name
+output teamsConnectionName string = teamsConnection.name
+// The secret's URI (not its value): the Function App's Key Vault reference points here.
+output partnerEndpointSecretUri string = partnerEndpointSecret.properties.secretUri

@@ -1,0 +1,214 @@
+// One storage account for the app's state and the Functions host:
+//   tables      shared/platform/names.py ALL_TABLES (tenants, checkpoints, ledgers, state, alerts, ...)
+//   containers  names.ALL_CONTAINERS (raw archive, quarantine, intel, reports) plus the Flex deployment package
+//   host        AzureWebJobsStorage (timer/singleton locks in blobs, host keys)
+// Identity only: shared keys are off, so no connection string can work against it; the
+// Function App's identity gets the Blob/Table/Queue data roles in rbac.bicep.
+param name string
+param location string
+param tags object
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param skuName string = 'Standard_LRS'
+
+@description('Blob container of the Flex Consumption deployment package.')
+param deploymentContainerName string
+
+// Same names, same order as shared/platform/names.py (tests/infra/test_bicep.py checks it).
+var tableNames = [
+  'tenants'
+  'checkpoints'
+  'contentledger'
+  'recordledger'
+  'userstate'
+  'alerts'
+  'incidents'
+  'suppressions'
+  'deliveries'
+  'remediations'
+  'deadletters'
+  'quarantine'
+  'identities'
+  'feedhealth'
+]
+
+var containerNames = [
+  'raw'
+  'quarantine'
+  'intel'
+  'reports'
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    // checkov:skip=CKV_AZURE_35: no virtual network in this deployment; access is identity-only (shared keys off) over TLS 1.2
+    // checkov:skip=CKV_AZURE_206: replication is the storageSku parameter (ZRS/GZRS for prod in main.parameters.prod.json)
+    // checkov:skip=CKV_AZURE_59: public network access stays on (no virtual network); shared keys and anonymous blob access are off
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    isLocalUserEnabled: false
+    isSftpEnabled: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+    sasPolicy: {
+      expirationAction: 'Log'
+      sasExpirationPeriod: '0.01:00:00'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: {
+          enabled: true
+        }
+        file: {
+          enabled: true
+        }
+        table: {
+          enabled: true
+          keyType: 'Account'
+        }
+        queue: {
+          enabled: true
+          keyType: 'Account'
+        }
+      }
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for containerName in containerNames: {
+  parent: blobService
+  name: containerName
+  properties: {
+    publicAccess: 'None'
+  }
+}]
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for tableName in tableNames: {
+  parent: tableService
+  name: tableName
+}]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Raw content and quarantined records: cool after 30 days, gone after 400 (13 months of
+// evidence, past a year of look-back for investigations).
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'raw-cool-then-delete'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                'raw/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                tierToCool: {
+                  daysAfterModificationGreaterThan: 30
+                }
+                delete: {
+                  daysAfterModificationGreaterThan: 400
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'quarantine-cool-then-delete'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                'quarantine/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                tierToCool: {
+                  daysAfterModificationGreaterThan: 30
+                }
+                delete: {
+                  daysAfterModificationGreaterThan: 400
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    containers
+  ]
+}
+
+output name string = storage.name
+output id string = storage.id
+output blobEndpoint string = storage.properties.primaryEndpoints.blob

@@ -1,0 +1,267 @@
+"""`make bench`: throughput against the parse ceiling, remote operations per record, cost.
+
+Everything is measured in one run and reported side by side; ratios are the figures we steer by
+(absolute numbers move with the machine). Targets are reported, never asserted.
+
+1. CPU (in a child process, so its peak RSS is the detection process's own): for every content
+   blob, interleaved, ``orjson.loads`` (the parse ceiling) and the full detection path (parse,
+   normalise, enrich, every registered detector with per-user state).
+2. Remote operations: a sample of the corpus goes through the registered functions on the local
+   runtime (Azurite, in-process bus), counting Service Bus messages, Table and Blob requests,
+   Graph calls, function invocations and telemetry items.
+3. Cost per 1,000,000 records and per 1,000 users a month from the list prices in ``PRICES``.
+4. IP lookups per second on a cold random IPv4 stream and the memory of the embedded IP data.
+5. Cold import time of ``function_app``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# USD list prices (East US, no free grants); sources in docs/cost.md. Marked where unverified there.
+PRICES = {
+    "servicebus_per_million_ops": 0.80,  # Standard, 13M-100M tier
+    "servicebus_base_month": 9.81,
+    "functions_per_million_executions": 0.40,  # Flex Consumption on demand
+    "functions_per_gb_s": 0.000026,
+    "table_per_10k_transactions": 0.00036,
+    "blob_write_per_10k": 0.05,
+    "blob_read_per_10k": 0.004,
+    "log_analytics_per_gb": 2.76,
+}
+TELEMETRY_ITEM_KB = 0.5
+EXECUTION_GB_S = 2.048 * 1.0  # a 2 GB Flex instance, billed at least 1 s per execution
+RECORDS_PER_1000_USERS_MONTH = 1000 * 1500 * 30.4
+
+TARGETS = {
+    "throughput_ratio_vs_orjson": (">=", 1.0),
+    "servicebus_messages_per_record": ("<=", 0.01),
+    "table_transactions_per_record": ("<=", 0.01),
+    "function_invocations_per_record": ("<=", 0.002),
+    "telemetry_items_per_record": ("<=", 0.01),
+    "cost_usd_per_million_records": ("<=", 0.15),
+    "ip_lookups_per_second": (">=", 200_000),
+    "ip_data_memory_mb": ("<=", 150),
+    "peak_rss_mb": ("<=", 400),
+    "cold_import_s": ("<=", 1.5),
+}
+
+
+def cpu_child(corpus_dir: Path, rounds: int) -> dict[str, Any]:
+    """The CPU measurement, run in its own process."""
+    import orjson
+
+    from detectors import default_registry
+    from shared.detection.engine import DetectionEngine, InMemoryAlertSink
+    from shared.detection.state import InMemoryStateStore
+    from shared.enrich.factory import IntelFeeds, build_local_enricher
+    from shared.records.event import parse_blob
+
+    files = sorted(corpus_dir.glob("*.json"))
+    enricher = build_local_enricher(IntelFeeds())
+    registry = default_registry()
+    gc.collect()
+    gc.freeze()
+    parse_s = detect_s = 0.0
+    records = 0
+    for r in range(rounds):
+        engine = DetectionEngine(registry, store=InMemoryStateStore(), sink=InMemoryAlertSink(), enricher=enricher)
+        for i, f in enumerate(files):
+            data = f.read_bytes()
+            t0 = time.perf_counter()
+            orjson.loads(data)
+            t1 = time.perf_counter()
+            parsed = parse_blob(data)
+            tenant = parsed.events[0].tenant_id if parsed.events else ""
+            engine.process(tenant, parsed.events, batch_id=f"bench-{r}-{i}")
+            t2 = time.perf_counter()
+            parse_s += t1 - t0
+            detect_s += t2 - t1
+            records += parsed.read
+        del engine
+    return {
+        "records_timed": records,
+        "orjson_records_per_second": records / parse_s,
+        "detection_records_per_second": records / detect_s,
+        "throughput_ratio_vs_orjson": parse_s / detect_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
+    """Run a sample through the registered functions and count what each port did."""
+    import orjson
+
+    from shared.app import Services, configure
+    from shared.pipeline.messages import RecordBatchRef, session_for
+    from shared.platform import names
+    from shared.platform.azurite import Azurite
+    from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
+    from shared.platform.settings import Settings
+    from shared.platform.storage import OperationCounter, StorageClients
+    from shared.platform.telemetry import telemetry
+    from shared.runtime.local import LocalRuntime
+
+    files = sorted(corpus_dir.glob("*.json"))[:sample_blobs]
+    with Azurite() as az:
+        counter = OperationCounter()
+        storage = StorageClients.from_connection_string(az.connection_string, namespace="bench", counter=counter)
+        storage.ensure_all()
+        bus = InProcessBus(default_queue_options())
+        svc = Services(settings=Settings(ITDR_STORAGE_CONNECTION_STRING=az.connection_string), storage=storage, bus=bus)
+        configure(svc)
+        raw = storage.container(names.CONTAINER_RAW)
+        records = 0
+        refs: list[tuple[str, RecordBatchRef]] = []
+        for i, f in enumerate(files):
+            recs = orjson.loads(f.read_bytes())
+            tid = recs[0]["OrganizationId"]
+            name = f"{tid}/bench/{f.stem}.batch0.json"
+            raw.upload_blob(name, f.read_bytes(), overwrite=True)
+            records += len(recs)
+            refs.append(
+                (tid, RecordBatchRef(tenant_id=tid, content_type="bench", content_id=f"bench{i}",
+                                     batch_blob=name, batch_id=f"bench{i}#0", records=len(recs)))
+            )
+        base = dict(counter.counts)
+        sent0, items0 = bus.stats.sent, telemetry().items
+        for tid, ref in refs:
+            # the content function's own work per blob: one archive write, one batch write, one message
+            bus.send(names.QUEUE_RECORDS, [OutboundMessage(ref.encode(), message_id=ref.batch_id, session_id=session_for(tid, 0, 1))])
+        runtime = LocalRuntime(bus)
+        runtime.run_until_idle()
+        configure(None)
+        resolver = svc._cache.get("identity_resolver")
+        content_fn = len(refs)  # process_content runs once per blob in production
+        return {
+            "sample_records": records,
+            "servicebus_messages": bus.stats.sent - sent0 + len(refs),  # + the content reference per blob
+            "table_transactions": counter.counts["table"] - base["table"],
+            "blob_operations": counter.counts["blob"] - base["blob"] + 2 * len(refs),  # + archive and batch writes
+            "graph_calls": getattr(resolver, "graph_calls", 0) if resolver is not None else 0,
+            "function_invocations": runtime.stats.total + content_fn,
+            "telemetry_items": telemetry().items - items0,
+            "dead_lettered": bus.stats.dead_lettered,
+        }
+
+
+def cost(per_record: dict[str, float]) -> dict[str, float]:
+    m = 1_000_000
+    sb = per_record["servicebus_messages_per_record"] * m * PRICES["servicebus_per_million_ops"] / 1e6 * 2  # send + receive
+    fn = per_record["function_invocations_per_record"] * m * (
+        PRICES["functions_per_million_executions"] / 1e6 + EXECUTION_GB_S * PRICES["functions_per_gb_s"]
+    )
+    table = per_record["table_transactions_per_record"] * m * PRICES["table_per_10k_transactions"] / 1e4
+    blob = per_record["blob_operations_per_record"] * m * PRICES["blob_write_per_10k"] / 1e4
+    tel = per_record["telemetry_items_per_record"] * m * TELEMETRY_ITEM_KB / 1024 / 1024 * PRICES["log_analytics_per_gb"]
+    per_million = sb + fn + table + blob + tel
+    month = per_million * RECORDS_PER_1000_USERS_MONTH / m + PRICES["servicebus_base_month"]
+    return {
+        "cost_usd_per_million_records": round(per_million, 4),
+        "cost_usd_per_1000_users_month": round(month, 2),
+        "cost_breakdown_per_million": {
+            "servicebus": round(sb, 4), "functions": round(fn, 4), "table": round(table, 5),
+            "blob": round(blob, 4), "telemetry": round(tel, 4),
+        },
+    }
+
+
+def ip_figures() -> dict[str, Any]:
+    from shared.enrich.factory import IntelFeeds, build_ip_intel
+    from shared.enrich.ipintel import measure_lookups
+
+    got = measure_lookups(build_ip_intel(IntelFeeds()), n=200_000)
+    return {"ip_lookups_per_second": got.get("lookups_per_second"), "ip_data_memory_mb": got.get("memory_mb"), "ip_detail": got}
+
+
+def cold_import() -> float:
+    code = "import time; t = time.perf_counter(); import function_app; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.bench")
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--smoke", action="store_true", help="a few seconds: keeps the benchmark from rotting")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    p.add_argument("--cpu-child", metavar="DIR", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.cpu_child:
+        print(json.dumps(cpu_child(Path(args.cpu_child), args.rounds or 1)))
+        return 0
+
+    from shared.bench.corpus import ensure_corpus
+
+    started = time.perf_counter()
+    corpus = ensure_corpus(ROOT / "bench" / "corpus", args.records)
+    print(f"corpus: {corpus.records} records in {corpus.blobs} blobs, {corpus.bytes / corpus.records:.0f} B/record")
+    rounds = args.rounds or (1 if args.smoke else 2)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    child = subprocess.run(
+        [sys.executable, "-m", "shared.bench", "--cpu-child", str(corpus.path), "--rounds", str(rounds)],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+    )
+    if child.returncode != 0:
+        print(child.stderr, file=sys.stderr)
+        return 1
+    cpu = json.loads(child.stdout.strip().splitlines()[-1])
+    ops = remote_ops(corpus.path, 5 if args.smoke else 40)
+    n = ops["sample_records"]
+    per = {
+        "servicebus_messages_per_record": ops["servicebus_messages"] / n,
+        "table_transactions_per_record": ops["table_transactions"] / n,
+        "blob_operations_per_record": ops["blob_operations"] / n,
+        "graph_calls_per_record": ops["graph_calls"] / n,
+        "function_invocations_per_record": ops["function_invocations"] / n,
+        "telemetry_items_per_record": ops["telemetry_items"] / n,
+    }
+    results: dict[str, Any] = {"records": corpus.records, "smoke": args.smoke, "rounds": rounds}
+    results.update({k: v for k, v in cpu.items()})
+    results.update(per)
+    results.update(cost(per))
+    results.update(ip_figures())
+    results["cold_import_s"] = cold_import()
+    results["remote_ops_sample"] = ops
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    print(f"wrote {out}")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\n{'figure':40} {'value':>16}  target")
+    for key in (
+        "orjson_records_per_second", "detection_records_per_second", "throughput_ratio_vs_orjson",
+        "servicebus_messages_per_record", "table_transactions_per_record", "graph_calls_per_record",
+        "function_invocations_per_record", "telemetry_items_per_record", "cost_usd_per_million_records",
+        "cost_usd_per_1000_users_month", "ip_lookups_per_second", "ip_data_memory_mb", "peak_rss_mb", "cold_import_s",
+    ):
+        value = results.get(key)
+        target = TARGETS.get(key)
+        mark = ""
+        if target is not None and isinstance(value, int | float):
+            op, bound = target
+            ok = value >= bound if op == ">=" else value <= bound
+            mark = f"{op} {bound:g}  {'ok' if ok else 'MISSED'}"
+        shown = f"{value:,.4f}" if isinstance(value, float) and value < 10 else (f"{value:,.0f}" if isinstance(value, float) else str(value))
+        print(f"{key:40} {shown:>16}  {mark}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Body of the ``deliver_alerts`` function: publish one incident revision to the partner's Logic App."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from shared.app import Services
+from shared.pipeline.messages import IncidentRef
+from shared.platform.errors import BadInputError, ConfigurationError
+
+
+def delivery_client(svc: Services) -> Any:
+    """The partner delivery client (ledger in Table Storage), built once per process."""
+
+    def build() -> Any:
+        import httpx
+
+        from shared.alerts.delivery import PartnerDeliveryClient, TableDeliveryLedger
+
+        endpoint = svc.settings.partner_endpoint
+        if not endpoint:
+            raise ConfigurationError("ITDR_PARTNER_ENDPOINT is not set")
+        local = svc.extras.get("partner_allow_insecure", False)
+        return PartnerDeliveryClient(
+            endpoint,
+            http=httpx.Client(),
+            ledger=TableDeliveryLedger.from_storage(svc.storage),
+            format=svc.settings.partner_format,
+            sleep=svc.extras.get("sleep") or __import__("time").sleep,
+            allowed_hosts=("127.0.0.1", "localhost") if local else _default_hosts(),
+            allow_insecure=bool(local),
+        )
+
+    return svc.cached("delivery_client", build)
+
+
+def _default_hosts() -> Any:
+    from shared.alerts.delivery import DEFAULT_ALLOWED_HOSTS
+
+    return DEFAULT_ALLOWED_HOSTS
+
+
+def deliver(svc: Services, body: bytes) -> Any:
+    """Deliver the incident named by the message (or a proof-of-life notice)."""
+    try:
+        kind = orjson.loads(body).get("kind")
+    except (orjson.JSONDecodeError, AttributeError) as exc:
+        raise BadInputError("alerts message is not a JSON object", reason="invalid_message") from exc
+    if kind == "proof_of_life":
+        return _post_notice(svc, orjson.loads(body))
+    ref = IncidentRef.parse(body)
+    assert isinstance(ref, IncidentRef)
+    from shared.pipeline.respond import incident_book
+
+    incident = incident_book(svc).get_incident(ref.tenant_id, ref.incident_id)
+    if incident.revision > ref.revision:
+        return None  # a later revision has its own message
+    return delivery_client(svc).deliver(incident)
+
+
+def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:
+    client = delivery_client(svc)
+    post = getattr(client, "deliver_notice", None)
+    if post is None:
+        raise ConfigurationError("this delivery client cannot send notices")
+    return post(notice)
+
+
+def send_weekly_reports(svc: Services) -> Any:
+    from shared.reports.credentials import weekly_reports_for
+
+    return weekly_reports_for(svc)

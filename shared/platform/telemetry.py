@@ -1,0 +1,82 @@
+"""Telemetry: custom metrics per batch, never per record, and a count of every item emitted.
+
+When ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (and not under tests), metrics go to
+Application Insights through azure-monitor-opentelemetry; otherwise they are only counted.
+Every metric carries the tenant as a dimension. Nothing here accepts free text: names and
+dimensions are fixed strings and numbers, so tokens, passwords and mail content cannot leak in.
+
+Metric names (docs/operations.md has the KQL): ``itdr.records.ingested``, ``itdr.records.quarantined``,
+``itdr.ingest.lag_seconds``, ``itdr.records.detected``, ``itdr.alerts``, ``itdr.remediations``,
+``itdr.deadletters``, ``itdr.deliveries``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+ALLOWED_DIMENSIONS = frozenset(
+    {"tenant_id", "content_type", "detector", "severity", "queue", "reason", "action", "status", "function"}
+)
+
+
+class Telemetry:
+    """Counts telemetry items; forwards them to OpenTelemetry meters when configured."""
+
+    def __init__(self, meter: Any = None) -> None:
+        self._meter = meter
+        self._instruments: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.items = 0
+        self.totals: dict[str, float] = {}
+
+    def metric(self, name: str, value: float, **dims: str | int) -> None:
+        bad = set(dims) - ALLOWED_DIMENSIONS
+        if bad:
+            raise ValueError(f"telemetry dimensions not allowed: {sorted(bad)}")
+        with self._lock:
+            self.items += 1
+            self.totals[name] = self.totals.get(name, 0.0) + value
+            if self._meter is None:
+                return
+            inst = self._instruments.get(name)
+            if inst is None:
+                inst = (
+                    self._meter.create_histogram(name)
+                    if name.endswith("_seconds")
+                    else self._meter.create_counter(name)
+                )
+                self._instruments[name] = inst
+        if name.endswith("_seconds"):
+            inst.record(value, attributes=dims)
+        else:
+            inst.add(value, attributes=dims)
+
+
+_telemetry: Telemetry | None = None
+_lock = threading.Lock()
+
+
+def telemetry() -> Telemetry:
+    """The process's telemetry (Application Insights when configured outside tests)."""
+    global _telemetry
+    with _lock:
+        if _telemetry is None:
+            _telemetry = Telemetry(_configure_azure_monitor())
+        return _telemetry
+
+
+def _configure_azure_monitor() -> Any:
+    from shared.platform.settings import Settings
+
+    conn = Settings.from_env().appinsights_connection_string
+    if not conn or "pytest" in sys.modules:
+        return None
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor  # type: ignore[import-not-found]
+        from opentelemetry import metrics  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    configure_azure_monitor(connection_string=conn)
+    return metrics.get_meter("m365-itdr")

@@ -1,0 +1,1 @@
+"""Developer tools: data builds and checks run from the Makefile."""
