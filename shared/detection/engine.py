@@ -21,6 +21,7 @@ from shared.detection.base import DetectionContext, Registry
 from shared.detection.config import TenantConfig
 from shared.detection.model import Alert, Finding, alert_id_for
 from shared.detection.state import TENANT_KEY, StateStore
+from shared.platform.faults import crash_point
 from shared.records.event import Event
 
 OPEN_ALERTS = "_open"
@@ -150,8 +151,10 @@ class DetectionEngine:
         out.alerts = list(changed.values())
         if out.alerts:
             self.sink.upsert_alerts(out.alerts)
+            crash_point("detect.after_alerts")
             if after_alerts is not None:
                 after_alerts(tenant_id, out.alerts)
+            crash_point("detect.before_state")
         self.store.save(tenant_id, states)
         return out
 

@@ -19,6 +19,7 @@ from shared.pipeline.messages import EnrichedBatchRef, IncidentRef, RecordBatchR
 from shared.pipeline.stages import DetectResult, DetectStage, EnrichStage
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
+from shared.platform.faults import crash_point
 from shared.platform.telemetry import telemetry
 from shared.tenants import TenantDirectory
 
@@ -103,6 +104,7 @@ def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None
     """
     book = incident_book(svc)
     changed = book.add_alerts(alerts)
+    crash_point("detect.after_incidents")
     if not changed:
         return
     from shared.alerts.triage import TriagePolicy, decide
@@ -119,9 +121,9 @@ def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None
         out.append(OutboundMessage(ref.encode(), message_id=f"incident:{inc.incident_id}:{revision}"))
     if out:
         svc.bus.send(names.QUEUE_ALERTS, out)
-    planner = svc.extras.get("remediation_planner")
-    if planner is not None:
-        planner(svc, tenant_id, changed)
+    from shared.pipeline.remediation import plan_and_submit
+
+    plan_and_submit(svc, tenant_id, changed)
 
 
 def detect_message(svc: Services, body: bytes) -> DetectResult:

@@ -70,7 +70,8 @@ def telemetry() -> Telemetry:
 def _configure_azure_monitor() -> Any:
     from shared.platform.settings import Settings
 
-    conn = Settings.from_env().appinsights_connection_string
+    settings = Settings.from_env()
+    conn = settings.appinsights_connection_string
     if not conn or "pytest" in sys.modules:
         return None
     try:
@@ -78,5 +79,10 @@ def _configure_azure_monitor() -> Any:
         from opentelemetry import metrics  # type: ignore[import-not-found]
     except ImportError:
         return None
-    configure_azure_monitor(connection_string=conn)
+    from azure.identity import ManagedIdentityCredential
+
+    # Application Insights has local (key) authentication off: telemetry is sent with the identity.
+    configure_azure_monitor(
+        connection_string=conn, credential=ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+    )
     return metrics.get_meter("m365-itdr")

@@ -1,0 +1,236 @@
+"""`itdr remediate list|approve|reject|undo`: the human side of the remediation ledger.
+
+    itdr remediate list    --tenant T [--state S]... [--incident I] [--json]
+    itdr remediate approve --tenant T KEY --by NAME
+    itdr remediate reject  --tenant T KEY --by NAME [--reason TEXT]
+    itdr remediate undo    --tenant T KEY --by NAME
+
+KEY is a row's idempotency key (``rm-…``) or a unique prefix of it (at least 8 characters). The rows live in
+Table Storage (``remediations``); approve and undo send the action's message to the remediation queue.
+The ``cmd_*`` functions take explicit storage clients, bus and clock (tests call them directly); the
+argparse handler builds them from the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import IO, Any
+
+from shared.platform.bus import MessageBus
+from shared.platform.errors import BadInputError, ConfigurationError, NotFoundError
+from shared.platform.storage import StorageClients
+from shared.remediation.ledger import (
+    LedgerEntry,
+    RemediationLedger,
+    RemediationState,
+    TableRemediationLedger,
+    utc_now,
+)
+
+__all__ = ["cmd_approve", "cmd_list", "cmd_reject", "cmd_undo", "register", "resolve_key", "run"]
+
+_MIN_PREFIX = 8
+
+
+def _ledger(storage: StorageClients | RemediationLedger) -> RemediationLedger:
+    return TableRemediationLedger(storage) if isinstance(storage, StorageClients) else storage
+
+
+def resolve_key(ledger: RemediationLedger, tenant_id: str, key: str) -> str:
+    """The full key of a row given its key or a unique prefix; NotFoundError / BadInputError otherwise."""
+    key = key.strip()
+    if ledger.get_entry(tenant_id, key) is not None:
+        return key
+    if len(key) < _MIN_PREFIX:
+        raise NotFoundError(f"no remediation {key!r} (a key prefix needs at least {_MIN_PREFIX} characters)")
+    hits = [e.key for e in ledger.list_entries(tenant_id) if e.key.startswith(key)]
+    if not hits:
+        raise NotFoundError(f"no remediation {key!r} in tenant {tenant_id}")
+    if len(hits) > 1:
+        raise BadInputError(f"{key!r} matches {len(hits)} remediations: give more of the key")
+    return hits[0]
+
+
+def _target_text(entry: LedgerEntry) -> str:
+    t = entry.target
+    for field in ("user", "mailbox", "service_principal_id", "alert_id"):
+        if t.get(field):
+            text = str(t[field])
+            if t.get("rule_name") is not None:
+                text += f" rule {t['rule_name']!r}"
+            return text
+    return "-"
+
+
+def _line(entry: LedgerEntry) -> str:
+    summary = str(entry.result.get("summary") or "")
+    parts = [
+        entry.key,
+        entry.state.value,
+        entry.action.value,
+        _target_text(entry),
+        f"incident={entry.incident_id}",
+        f"attempt={entry.attempt}",
+        entry.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ]
+    if entry.reason:
+        parts.append(f"reason={entry.reason}")
+    if summary:
+        parts.append(summary)
+    return "  ".join(parts)
+
+
+def cmd_list(
+    storage: StorageClients | RemediationLedger,
+    *,
+    tenant_id: str,
+    states: Sequence[str] | None = None,
+    incident_id: str | None = None,
+    as_json: bool = False,
+    out: IO[str] | None = None,
+) -> int:
+    """Print the tenant's remediations (one line each, or JSON lines with ``as_json``). Returns 0."""
+    stream = out or sys.stdout
+    try:
+        wanted = [RemediationState(s) for s in states] if states else None
+    except ValueError as exc:
+        raise BadInputError(f"unknown state: {exc}") from exc
+    entries = _ledger(storage).list_entries(tenant_id, states=wanted, incident_id=incident_id)
+    for e in entries:
+        if as_json:
+            stream.write(e.model_dump_json() + "\n")
+        else:
+            stream.write(_line(e) + "\n")
+    if not as_json:
+        stream.write(f"{len(entries)} remediation(s)\n")
+    return 0
+
+
+def cmd_approve(
+    storage: StorageClients | RemediationLedger,
+    bus: MessageBus,
+    *,
+    tenant_id: str,
+    key: str,
+    by: str,
+    clock: Callable[[], datetime] = utc_now,
+    out: IO[str] | None = None,
+) -> int:
+    """Approve a pending_approval action (its message is sent). 0 when it is now queued, 1 otherwise."""
+    from shared.remediation.runner import approve_action
+
+    stream = out or sys.stdout
+    ledger = _ledger(storage)
+    full = resolve_key(ledger, tenant_id, key)
+    entry = approve_action(ledger, bus, tenant_id, full, by=by, clock=clock)
+    if entry.state is RemediationState.PENDING:
+        stream.write(f"approved {entry.key}: {entry.action.value} queued\n")
+        return 0
+    stream.write(f"{entry.key} is {entry.state.value}: not approved\n")
+    return 1
+
+
+def cmd_reject(
+    storage: StorageClients | RemediationLedger,
+    *,
+    tenant_id: str,
+    key: str,
+    by: str,
+    reason: str = "",
+    clock: Callable[[], datetime] = utc_now,
+    out: IO[str] | None = None,
+) -> int:
+    """Reject a pending_approval action. 0 when rejected, 1 when the row is in another state."""
+    from shared.remediation.runner import reject_action
+
+    stream = out or sys.stdout
+    ledger = _ledger(storage)
+    full = resolve_key(ledger, tenant_id, key)
+    entry = reject_action(ledger, tenant_id, full, by=by, clock=clock, reason=reason)
+    if entry.state is RemediationState.REJECTED:
+        stream.write(f"rejected {entry.key}: {entry.action.value}\n")
+        return 0
+    stream.write(f"{entry.key} is {entry.state.value}: not rejected\n")
+    return 1
+
+
+def cmd_undo(
+    storage: StorageClients | RemediationLedger,
+    bus: MessageBus,
+    *,
+    tenant_id: str,
+    key: str,
+    by: str,
+    clock: Callable[[], datetime] = utc_now,
+    out: IO[str] | None = None,
+) -> int:
+    """Queue the undo of a succeeded action (recorded as its own row). Returns 0."""
+    from shared.remediation.runner import request_undo
+
+    stream = out or sys.stdout
+    ledger = _ledger(storage)
+    full = resolve_key(ledger, tenant_id, key)
+    undo = request_undo(ledger, bus, tenant_id, full, by=by, clock=clock)
+    stream.write(f"undo of {full} queued as {undo.key}: {undo.action.value} ({undo.state.value})\n")
+    return 0
+
+
+def _bus_from_settings() -> Any:
+    from shared.platform.servicebus import ServiceBusSender
+    from shared.platform.settings import Settings
+
+    settings = Settings.from_env()
+    if not settings.servicebus_namespace:
+        raise ConfigurationError("set ServiceBusConnection__fullyQualifiedNamespace to send remediation messages")
+    return ServiceBusSender.from_namespace(settings.servicebus_namespace, client_id=settings.managed_identity_client_id)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The argparse handler: storage and bus from the settings."""
+    from shared.platform.settings import Settings
+
+    storage = StorageClients.from_settings(Settings.from_env())
+    op = args.remediate_command
+    if op == "list":
+        return cmd_list(storage, tenant_id=args.tenant, states=args.state, incident_id=args.incident, as_json=args.json)
+    if op == "reject":
+        return cmd_reject(storage, tenant_id=args.tenant, key=args.key, by=args.by, reason=args.reason or "")
+    bus = _bus_from_settings()
+    try:
+        if op == "approve":
+            return cmd_approve(storage, bus, tenant_id=args.tenant, key=args.key, by=args.by)
+        return cmd_undo(storage, bus, tenant_id=args.tenant, key=args.key, by=args.by)
+    finally:
+        bus.close()
+
+
+def register(subparsers: Any) -> None:
+    """Add ``remediate list|approve|reject|undo`` to the ``itdr`` parser."""
+    rem = subparsers.add_parser("remediate", help="list, approve, reject or undo remediation actions")
+    sub = rem.add_subparsers(dest="remediate_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant (directory) id")
+
+    lst = sub.add_parser("list", help="the tenant's remediation actions")
+    common(lst)
+    lst.add_argument(
+        "--state", action="append", choices=[s.value for s in RemediationState], help="only these states (repeat)"
+    )
+    lst.add_argument("--incident", metavar="INCIDENT_ID")
+    lst.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    for name, text in (
+        ("approve", "approve a pending_approval action"),
+        ("reject", "reject a pending_approval action"),
+        ("undo", "undo a succeeded action"),
+    ):
+        p = sub.add_parser(name, help=text)
+        common(p)
+        p.add_argument("key", metavar="KEY", help="the action's key (rm-…) or a unique prefix")
+        p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded in the ledger)")
+        if name == "reject":
+            p.add_argument("--reason", metavar="TEXT")
+    rem.set_defaults(handler=run)
