@@ -5,10 +5,62 @@ Each entry is one module of this package whose file name equals the detector's i
 
 from __future__ import annotations
 
+from detectors.app_credential_added import AppCredentialAdded
+from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
+from detectors.app_risky_consent import AppRiskyConsent
+from detectors.defense_audit_disabled import DefenseAuditDisabled
+from detectors.defense_mfa_method_change import DefenseMfaMethodChange
+from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
+from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
+from detectors.evasive_mailbox_access_unusual_client import EvasiveMailboxAccessUnusualClient
+from detectors.evasive_public_client_first_use import EvasivePublicClientFirstUse
+from detectors.exchange_application_impersonation import ExchangeApplicationImpersonation
+from detectors.exchange_mailbox_forwarding import ExchangeMailboxForwarding
+from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
+from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
+from detectors.exfil_mass_file_download import ExfilMassFileDownload
+from detectors.exfil_mass_mail_access import ExfilMassMailAccess
+from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
+from detectors.signin_anonymizer import SigninAnonymizer
+from detectors.signin_brute_force import SigninBruteForce
+from detectors.signin_geo_allowlist import SigninGeoAllowlist
+from detectors.signin_hosting_provider import SigninHostingProvider
+from detectors.signin_impossible_travel import SigninImpossibleTravel
+from detectors.signin_mfa_failure import SigninMfaFailure
+from detectors.signin_new_location import SigninNewLocation
+from detectors.signin_password_spray import SigninPasswordSpray
+from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
 from shared.detection.base import Detector, Registry
 
-ALL_DETECTORS: tuple[type[Detector], ...] = (ExchangeSuspiciousInboxRule,)
+ALL_DETECTORS: tuple[type[Detector], ...] = (
+    ExchangeSuspiciousInboxRule,
+    ExchangeMailboxForwarding,
+    ExchangeTransportRuleForwarding,
+    ExchangeMailboxPermissionGrant,
+    ExchangeApplicationImpersonation,
+    EvasivePublicClientFirstUse,
+    EvasiveMailboxAccessUnusualClient,
+    EvasiveAttackToolUserAgent,
+    EvasiveLegacyOrRopcSignin,
+    AppRiskyConsent,
+    AppCredentialAdded,
+    AppPrivilegedRoleAssignment,
+    DefenseAuditDisabled,
+    DefenseMfaMethodChange,
+    PrivilegeAdminRoleGrant,
+    ExfilMassMailAccess,
+    ExfilMassFileDownload,
+    SigninAnonymizer,
+    SigninHostingProvider,
+    SigninNewLocation,
+    SigninImpossibleTravel,
+    SigninGeoAllowlist,
+    SigninUnfamiliarFingerprint,
+    SigninPasswordSpray,
+    SigninBruteForce,
+    SigninMfaFailure,
+)
 
 
 def default_registry() -> Registry:

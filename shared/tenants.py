@@ -36,6 +36,10 @@ class TenantRecord(BaseModel):
     first_content_at: datetime | None = None
     detection: dict[str, Any] = Field(default_factory=dict)
     """TenantConfig fields (internal_domains, allowed_countries, trusted_ip_ranges, ...)."""
+    remediation: dict[str, Any] = Field(default_factory=dict)
+    """RemediationPolicy fields (modes per detector, never-disable accounts, ...)."""
+    triage: dict[str, Any] = Field(default_factory=dict)
+    """TriagePolicy fields (what is published to the partner at once)."""
 
     def config(self) -> TenantConfig:
         return TenantConfig.model_validate(

@@ -24,8 +24,12 @@ detections.md §4). Novelty detectors stay quiet while a user learns.
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 from shared.detection.base import DetectionContext
@@ -74,6 +78,7 @@ def failed_signin_code(event: Event) -> int | None:
     return n if n else None
 
 
+@lru_cache(maxsize=8192)
 def user_hash(user_key: str) -> str:
     """A short, stable pseudonym of a user key for tenant-wide counters (no UPNs in shared state)."""
     return hashlib.sha256(user_key.encode()).hexdigest()[:6]
@@ -99,6 +104,7 @@ def is_learned(first_seen: float | None, signins: int, now: float) -> bool:
     return age >= LEARN_MAX_S or (signins >= LEARN_SIGNINS and age >= LEARN_MIN_S)
 
 
+@lru_cache(maxsize=1024)
 def os_family(value: str | None) -> str | None:
     """ "Windows 10" / "Windows11" / "windows" -> "windows"; "MacOs" -> "macos"; None for empty or unknown."""
     if not value:
@@ -114,6 +120,7 @@ def os_family(value: str | None) -> str | None:
     return fam
 
 
+@lru_cache(maxsize=1024)
 def browser_family(value: str | None) -> str | None:
     """ "Edge 120.0.2210" -> "edge"; "Rich Client" -> "rich client"; None for empty or unknown."""
     if not value:
@@ -170,13 +177,15 @@ class Baseline:
     def learned(self, now: float) -> bool:
         return is_learned(self.first_seen, self.signins, now)
 
+    def _table(self, attr: str) -> Mapping[str, Any]:
+        vals = self._sec.get("v")
+        table = vals.get(attr) if isinstance(vals, dict) else None
+        return table if isinstance(table, dict) else {}
+
     def values(self, attr: str) -> dict[str, ValueSeen]:
         """The remembered values of one attribute (malformed entries are ignored)."""
-        raw = self._sec.get("v", {}).get(attr) if isinstance(self._sec.get("v"), dict) else None
         out: dict[str, ValueSeen] = {}
-        if not isinstance(raw, dict):
-            return out
-        for value, entry in raw.items():
+        for value, entry in self._table(attr).items():
             seen = _value_seen(entry)
             if seen is not None:
                 out[value] = seen
@@ -185,49 +194,61 @@ class Baseline:
     def get(self, attr: str, value: str | None) -> ValueSeen | None:
         if value is None:
             return None
-        return self.values(attr).get(value)
+        return _value_seen(self._table(attr).get(value))
 
     def observe(self, time: float, attrs: Mapping[str, str | None]) -> None:
-        """Count one sign-in and remember its values (bounded, aged); the section must be mutable."""
+        """Count one sign-in and remember its values (bounded, aged); the section must be mutable.
+
+        Only the sign-in's own values are touched; values unseen for VALUE_TTL_S are dropped at most
+        once a day, and an attribute over its cap loses its least recently seen values.
+        """
         sec = self._sec
         if not isinstance(sec, dict):
             raise TypeError("observe needs the mutable state section")
+        t = int(time)
         fs = self.first_seen
-        sec["fs"] = int(time) if fs is None else int(min(fs, time))
+        sec["fs"] = t if fs is None else int(min(fs, time))
         sec["n"] = self.signins + 1
         vals = sec.get("v")
         if not isinstance(vals, dict):
             vals = {}
             sec["v"] = vals
-        t = int(time)
+        pruned = sec.get("pr")
+        prune_all = not isinstance(pruned, int | float) or time - float(pruned) >= DAY_S
+        if prune_all:
+            sec["pr"] = t
         for attr, cap in VALUE_CAPS.items():
             table = vals.get(attr)
             if not isinstance(table, dict):
                 table = {}
-            kept: dict[str, list[int]] = {}
-            for value, entry in table.items():
-                seen = _value_seen(entry)
-                if seen is not None and time - seen.last_seen <= VALUE_TTL_S:
-                    kept[value] = [int(seen.first_seen), int(seen.last_seen), seen.count]
+                vals[attr] = table
             value = attrs.get(attr)
             if value is not None:
-                prior = kept.get(value)
+                prior = _value_seen(table.get(value))
                 if prior is None:
-                    kept[value] = [t, t, 1]
+                    table[value] = [t, t, 1]
                 else:
-                    kept[value] = [min(prior[0], t), max(prior[1], t), prior[2] + 1]
-            if len(kept) > cap:
-                keep = sorted(kept.items(), key=lambda kv: (kv[1][1], kv[1][2]), reverse=True)[:cap]
-                kept = dict(keep)
-            if kept:
-                vals[attr] = kept
-            else:
-                vals.pop(attr, None)
+                    table[value] = [int(min(prior.first_seen, t)), int(max(prior.last_seen, t)), prior.count + 1]
+            if prune_all or len(table) > cap:
+                _prune_values(table, cap, time)
+            if not table:
+                vals.pop(attr)
+
+
+def _prune_values(table: dict[str, Any], cap: int, now: float) -> None:
+    for value in [v for v, e in table.items() if (s := _value_seen(e)) is None or now - s.last_seen > VALUE_TTL_S]:
+        table.pop(value)
+    if len(table) > cap:
+        ranked = sorted(table, key=lambda v: (table[v][1], table[v][2]))
+        for value in ranked[: len(table) - cap]:
+            table.pop(value)
 
 
 def _value_seen(entry: Any) -> ValueSeen | None:
-    if isinstance(entry, list) and len(entry) == 3 and all(isinstance(x, int | float) for x in entry):
-        return ValueSeen(float(entry[0]), float(entry[1]), int(entry[2]))
+    if type(entry) is list and len(entry) == 3:
+        a, b, c = entry
+        if isinstance(a, int | float) and isinstance(b, int | float) and isinstance(c, int | float):
+            return ValueSeen(float(a), float(b), int(c))
     return None
 
 
@@ -270,23 +291,33 @@ def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: 
     )
 
 
+_LAST_VIEW = threading.local()
+"""The view of the sign-in being handled, per thread and detection context (held weakly): the other
+detectors of the same record reuse it, and a duplicate of the record in the batch is not counted twice."""
+
+
 def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
     """The pre-event baseline view of a successful sign-in, recording the sign-in exactly once.
 
-    The first call for a record updates the user's baseline and the tenant's prevalence counts and keeps
-    a small snapshot; further calls
-    for the same record (other detectors of the same event) return the same view. A record that is not a
-    successful sign-in, or that has no user, is only viewed, never recorded.
+    The first call for a record updates the user's baseline and the tenant's prevalence counts, and keeps
+    the view (per thread, for the same record and context) plus a small snapshot in the state;
+    further calls for the same record (the other detectors of the same event) return the same view. A
+    record that is not a successful sign-in, or that has no user, is only viewed, never recorded.
     """
+    cached = getattr(_LAST_VIEW, "v", None)
+    if cached is not None and cached[1] == event.record_id and cached[0]() is ctx:
+        view: SigninView = cached[2]
+        return view
     attrs = signin_attributes(event)
     if event.user_key is None or not is_successful_signin(event):
         return _view(event.record_id, peek_baseline(ctx, event), attrs, event.time)
     sec = ctx.state(event, SIGNIN_SECTION)
     snap = sec.get("last")
     if isinstance(snap, dict) and snap.get("rid") == event.record_id:
-        view = _from_snapshot(event.record_id, snap, attrs)
-        if view is not None:
-            return view
+        got = _from_snapshot(event.record_id, snap, attrs)
+        if got is not None:
+            _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, got)
+            return got
     base = Baseline(sec)
     view = _view(event.record_id, base, attrs, event.time)
     base.observe(event.time, attrs)
@@ -298,6 +329,7 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
         "fs": None if view.first_seen is None else int(view.first_seen),
         "p": {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None},
     }
+    _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, view)
     return view
 
 
@@ -341,6 +373,15 @@ def home_country(tenant: TenantConfig, event: Event) -> str | None:
             if got:
                 return got.upper()
     return None
+
+
+def travel_countries(tenant: TenantConfig, event: Event) -> frozenset[str]:
+    """Countries of the user's travel exceptions still valid at the event's time."""
+    if not tenant.travel_exceptions:
+        return frozenset()
+    keys = {k.lower() for k in (event.upn, event.object_id) if k}
+    at = datetime.fromtimestamp(event.time, UTC)
+    return frozenset(t.country.upper() for t in tenant.travel_exceptions if t.user.lower() in keys and at <= t.until)
 
 
 def country_is_new(base: Baseline, country: str | None, *, now: float, home: str | None) -> bool:

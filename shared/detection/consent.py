@@ -128,6 +128,7 @@ def app_target(ev: Event) -> AppTarget:
     name: str | None = None
     app_id: str | None = None
     sp_id: str | None = None
+    other_guids: list[str] = []
     for t in ev.record.Target or []:
         ident = (t.ID or "").strip()
         typ = str(t.Type) if t.Type is not None else ""
@@ -142,8 +143,11 @@ def app_target(ev: Event) -> AppTarget:
             name = ident
         elif typ == "4" and is_guid(ident) and app_id is None:
             app_id = ident.lower()
-        elif typ == "2" and is_guid(ident) and sp_id is None:
-            sp_id = ident.lower()
+        elif typ == "2" and is_guid(ident):
+            if sp_id is None:
+                sp_id = ident.lower()
+            elif ident.lower() != sp_id:
+                other_guids.append(ident.lower())
     mp = ev.modified_properties
     if app_id is None:
         for key in ("targetid.serviceprincipalnames", "serviceprincipal.appid", "application.appid", "appid"):
@@ -153,6 +157,8 @@ def app_target(ev: Event) -> AppTarget:
                 break
     if app_id is None:
         app_id = _additional_details_app_id(ev)
+    if app_id is None and other_guids:
+        app_id = other_guids[0]
     if name is None:
         for key in ("serviceprincipal.displayname", "application.displayname", "displayname"):
             v = mp.get(key, ("", ""))[1].strip().strip('"[]').strip('"')

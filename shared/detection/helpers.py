@@ -66,3 +66,13 @@ def risk_context(risk: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if risk is None:
         return None
     return {k: risk[k] for k in ("source", "reason", "ip", "time", "record_id") if k in risk}
+
+
+def actor_display(event: Event) -> str:
+    """Who acted, for summaries: the UPN, else the record's ``UserId`` when it names an app, else the object id."""
+    if event.upn:
+        return event.upn
+    uid = (event.record.UserId or "").strip()
+    if uid and uid.lower() not in ("not available", "unknown", "null", "none") and not uid.startswith("S-1-"):
+        return uid
+    return event.user_display

@@ -48,6 +48,6 @@ def build_local_enricher(feeds: IntelFeeds, *, intel: Any = None) -> LocalEnrich
 def load_rogue_apps(paths: Sequence[str]) -> dict[str, Any]:
     if not paths:
         return {}
-    from shared.detection.rogueapps import load_rogue_app_feeds
+    from shared.detection.rogueapps import load_rogue_apps as load
 
-    return dict(load_rogue_app_feeds(list(paths)))
+    return dict(load(list(paths)).apps)

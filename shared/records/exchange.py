@@ -80,7 +80,9 @@ class InboxRule:
             out["a"] = list(self.forward_as_attachment_to)
         if self.move_to_folder:
             out["m"] = self.move_to_folder
-        flags = "".join(c for c, on in (("d", self.delete), ("k", self.mark_as_read), ("s", self.stop_processing)) if on)
+        flags = "".join(
+            c for c, on in (("d", self.delete), ("k", self.mark_as_read), ("s", self.stop_processing)) if on
+        )
         if flags:
             out["x"] = flags
         if self.words:

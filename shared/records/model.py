@@ -49,6 +49,7 @@ class Folder(msgspec.Struct, gc=False):
 
 class AppAccessContext(msgspec.Struct, gc=False):
     AADSessionId: str | None = None
+    APIId: str | None = None
     ClientAppId: str | None = None
     ClientAppName: str | None = None
     CorrelationId: str | None = None
@@ -79,6 +80,7 @@ class AuditRecord(msgspec.Struct, gc=False):
     # Azure Active Directory (sign-ins, directory changes, consent)
     ActorIpAddress: str | None = None
     ApplicationId: str | None = None
+    Client: str | None = None
     ExtendedProperties: NameValues = None
     DeviceProperties: NameValues = None
     ModifiedProperties: list[ModifiedProperty] | str | None = None

@@ -1,0 +1,83 @@
+"""A burst of SharePoint/OneDrive downloads well above the user's own baseline.
+
+Counts ``FileDownloaded`` records per user in hourly buckets (sync-client downloads,
+``FileSyncDownloadedFull``, are a new device filling its cache and are not counted). An hour
+alerts when it reaches ``max(FLOOR, MULTIPLIER × the user's usual active hour)``; the bucket that
+alerted is kept out of the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from shared.detection.base import DetectionContext, Detector
+from shared.detection.burst import add_volume
+from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
+from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.enrich.access import access_of
+from shared.records.event import Event, iso
+
+FLOOR = 150
+MULTIPLIER = 10.0
+
+
+class ExfilMassFileDownload(Detector):
+    meta = DetectorMeta(
+        id="exfil_mass_file_download",
+        title="Mass file download",
+        description=(
+            "A user downloaded far more SharePoint or OneDrive files in one hour than usual (at least 150 and ten "
+            "times their usual active hour)."
+        ),
+        category=Category.DATA_EXFILTRATION,
+        severity=Severity.HIGH,
+        mitre=("T1530", "T1213.002"),
+        dedup_window=timedelta(hours=24),
+        operations=frozenset({"filedownloaded"}),
+        runbook=(
+            "1. List the user's FileDownloaded records of that hour: sites, file names, user agent and IP. 2. A script "
+            "user agent, an unusual IP or a site the user rarely opens means exfiltration: revoke sessions, reset the "
+            "password, and block the IP. 3. Ask the site owners which files are sensitive and whether sharing links "
+            "were created in the same session (SharingSet, AnonymousLinkCreated)."
+        ),
+        reference="https://attack.mitre.org/techniques/T1530/",
+        false_positives=("a user copying a project library to a new laptop through the browser",),
+    )
+
+    def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+        if event.user_key is None:
+            return ()
+        state = ctx.state(event, self.meta.id)
+        burst = add_volume(
+            state, time=event.time, volume=1, record_id=event.record_id, floor=FLOOR, multiplier=MULTIPLIER
+        )
+        if burst is None:
+            return ()
+        access = access_of(event)
+        risk = risk_of(ctx, event)
+        base = Severity.CRITICAL if access.is_public_client_tool else Severity.HIGH
+        severity = raise_for_risk(base, risk) if base is Severity.HIGH else base
+        usual = f"usual {burst.baseline:.0f}" if burst.baseline is not None else "no baseline yet"
+        return (
+            self.finding(
+                event,
+                summary=f"{event.user_display} downloaded {burst.volume} files in under an hour ({usual})"
+                + risk_note(risk),
+                severity=severity,
+                dedup_key=f"{event.user_key}|downloads",
+                evidence=burst.evidence,
+                first_seen=burst.start,
+                context={
+                    "files": burst.volume,
+                    "threshold": round(burst.threshold, 1),
+                    "baseline_per_hour": None if burst.baseline is None else round(burst.baseline, 1),
+                    "hours_learned": burst.hours_learned,
+                    "window_start": iso(burst.start),
+                    "site": event.record.SiteUrl,
+                    "user_agent": event.user_agent,
+                    "user_agent_family": access.user_agent_family,
+                    "risk": risk_context(risk),
+                },
+            ),
+        )

@@ -1,0 +1,201 @@
+"""Two successful sign-ins of one user too far apart for the time between them.
+
+Rules (detections.md §4, ip-intelligence.md §4):
+
+* speed is computed only between coordinates from the **same** geo provider, over the great-circle
+  distance minus both accuracy radii (250 km each when unknown); it alerts (MEDIUM) when that effective
+  distance exceeds 500 km *and* the implied speed exceeds 900 km/h (airliner cruise). A real flight
+  (London to New York in eight hours) stays below it;
+* when the two sign-ins were placed by different providers, only countries are compared: two
+  different countries within one hour alert at LOW;
+* a sign-in whose location does not describe the person (anonymiser, hosting, carrier NAT, iCloud
+  Private Relay, Microsoft service endpoint, a tenant trusted range or a network at least five other
+  users of the tenant share) is neither compared nor remembered: the anonymiser and hosting detectors
+  speak for those.
+
+Each user keeps the last four usable sign-ins of the past 24 hours; the new sign-in is compared with
+each and the fastest violation is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from shared.detection.base import DetectionContext, Detector
+from shared.detection.baseline import (
+    OP_SIGNIN_SUCCESS,
+    TenantPrevalence,
+    is_successful_signin,
+    observe_signin,
+    signin_context,
+)
+from shared.detection.geo import (
+    GeoPoint,
+    effective_distance_km,
+    haversine_km,
+    network_key,
+    same_provider,
+    speed_kmh,
+    unreliable_location,
+)
+from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.signals import mark_risky_signin
+from shared.enrich.ipintel import IpInfo
+from shared.records.event import Event, iso
+
+MAX_SPEED_KMH = 900.0
+MIN_DISTANCE_KM = 500.0
+COUNTRY_WINDOW_S = 3600.0
+MEMORY_S = 24 * 3600.0
+MAX_POINTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    time: float
+    point: GeoPoint
+    ip: str
+    record_id: str
+
+    def to_json(self) -> list[Any]:
+        p = self.point
+        return [int(self.time), p.latitude, p.longitude, p.accuracy_km, p.provider, p.country, self.ip, self.record_id]
+
+    @classmethod
+    def from_json(cls, v: Any) -> _Stored | None:
+        if not isinstance(v, list) or len(v) != 8 or not isinstance(v[0], int | float):
+            return None
+        lat, lon, acc = (float(x) if isinstance(x, int | float) else None for x in v[1:4])
+        prov, country, ip, rid = (x if isinstance(x, str) else None for x in v[4:8])
+        return cls(float(v[0]), GeoPoint(lat, lon, acc, prov, country), ip or "", rid or "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Violation:
+    prior: _Stored
+    mode: str
+    distance_km: float | None
+    effective_km: float | None
+    speed: float | None
+
+    @property
+    def rank(self) -> float:
+        if self.mode == "country":
+            return 0.0
+        return math.inf if self.speed is None else self.speed
+
+
+class SigninImpossibleTravel(Detector):
+    meta = DetectorMeta(
+        id="signin_impossible_travel",
+        title="Impossible travel between sign-ins",
+        description=(
+            "Two successful sign-ins of the same user from places so far apart that nobody could travel between "
+            "them in the time between the sign-ins (over 900 km/h across more than 500 km, after subtracting "
+            "both geolocation accuracy radii). Typical of a stolen password or session token used from elsewhere."
+        ),
+        category=Category.UNWANTED_LOGIN,
+        severity=Severity.MEDIUM,
+        mitre=("T1078.004", "T1550.004"),
+        dedup_window=timedelta(hours=24),
+        operations=frozenset({OP_SIGNIN_SUCCESS}),
+        runbook=(
+            "1. Compare the two sign-ins in the alert: which one matches the user's usual country, device, browser "
+            "and application? The other is the suspect. 2. Check the suspect address for VPN, hosting or proxy use "
+            "and whether other users of the tenant sign in from it (a corporate egress explains distance). 3. Ask "
+            "the user out of band. 4. If not the user: revoke sessions (stolen tokens survive a password reset), "
+            "reset the password, review MFA methods and the session's actions (inbox rules, consent, downloads)."
+        ),
+        reference="https://learn.microsoft.com/en-us/defender-cloud-apps/anomaly-detection-policy",
+        false_positives=(
+            "geolocation errors for business or satellite networks",
+            "a split-tunnel VPN not listed as a trusted range",
+        ),
+    )
+
+    def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+        if not is_successful_signin(event) or event.user_key is None or not event.ip:
+            return ()
+        observe_signin(ctx, event)
+        info: IpInfo | None = event.ip_info
+        point = GeoPoint.from_ip_info(info)
+        if point is None or ctx.tenant.is_trusted_ip(event.ip) or unreliable_location(info) is not None:
+            return ()
+        if TenantPrevalence(ctx).is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key):
+            return ()
+        sec = ctx.state(event, self.meta.id)
+        stored = [s for s in (_Stored.from_json(v) for v in sec.get("pts") or []) if s is not None]
+        stored = [s for s in stored if 0 <= event.time - s.time <= MEMORY_S and s.record_id != event.record_id]
+        worst: _Violation | None = None
+        for prior in stored:
+            v = _compare(prior, point, event.time)
+            if v is not None and (worst is None or v.rank > worst.rank):
+                worst = v
+        current = _Stored(event.time, point, event.ip, event.record_id)
+        sec["pts"] = [s.to_json() for s in [*stored, current][-MAX_POINTS:]]
+        if worst is None:
+            return ()
+        mark_risky_signin(ctx, event, "impossible_travel")
+        prior = worst.prior
+        hours = (event.time - prior.time) / 3600.0
+        src = prior.point.country or "?"
+        dst = point.country or "?"
+        if worst.mode == "coordinates":
+            speed_text = "at the same time" if worst.speed is None else f"{worst.speed:,.0f} km/h"
+            summary = (
+                f"{event.user_display} signed in from {src} ({prior.ip}) and {dst} ({event.ip}) "
+                f"{worst.effective_km:,.0f} km apart within {hours:.1f} h ({speed_text})"
+            )
+            severity = Severity.MEDIUM
+        else:
+            summary = (
+                f"{event.user_display} signed in from {src} ({prior.ip}) and {dst} ({event.ip}) within {hours:.1f} h "
+                f"(locations from different providers: compared by country)"
+            )
+            severity = Severity.LOW
+        return (
+            self.finding(
+                event,
+                summary=summary,
+                severity=severity,
+                dedup_key=f"{event.user_key}|travel",
+                evidence=(prior.record_id, event.record_id),
+                first_seen=prior.time,
+                context={
+                    **signin_context(event),
+                    "mode": worst.mode,
+                    "from_ip": prior.ip,
+                    "from_country": prior.point.country,
+                    "from_time": iso(prior.time),
+                    "from_provider": prior.point.provider,
+                    "to_provider": point.provider,
+                    "distance_km": None if worst.distance_km is None else round(worst.distance_km),
+                    "effective_distance_km": None if worst.effective_km is None else round(worst.effective_km),
+                    "hours": round(hours, 2),
+                    "speed_kmh": None if worst.speed is None else round(worst.speed),
+                },
+            ),
+        )
+
+
+def _compare(prior: _Stored, point: GeoPoint, now: float) -> _Violation | None:
+    dt = now - prior.time
+    a = prior.point
+    if same_provider(a, point):
+        eff = effective_distance_km(a, point)
+        if eff <= MIN_DISTANCE_KM:
+            return None
+        speed = speed_kmh(eff, dt)
+        if speed <= MAX_SPEED_KMH:
+            return None
+        assert a.latitude is not None and a.longitude is not None
+        assert point.latitude is not None and point.longitude is not None
+        raw = haversine_km(a.latitude, a.longitude, point.latitude, point.longitude)
+        return _Violation(prior, "coordinates", raw, eff, None if math.isinf(speed) else speed)
+    if a.country and point.country and a.country != point.country and dt <= COUNTRY_WINDOW_S:
+        return _Violation(prior, "country", None, None, None)
+    return None

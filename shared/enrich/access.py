@@ -1,0 +1,447 @@
+"""How a record's client reached Microsoft 365: app, user agent, protocol and mailbox access path.
+
+`classify_access(event)` turns the client application id, the user agent, the sign-in request
+type and, for mailbox records, ``ClientInfoString`` into one frozen `AccessMethod`. Detectors read
+``event.access`` to tell a browser from Azure CLI, Graph PowerShell, a python script or an attack
+tool, ROPC or device-code sign-ins from modern ones, and Graph/EWS mailbox access from Outlook.
+
+Sources:
+
+* client application ids: Microsoft's first-party applications (only ids known for certain; an
+  unknown id is reported as such, never guessed);
+* user agents: browsers with their OS, Microsoft clients (Outlook, Teams), scripting libraries
+  (python-requests, axios, aiohttp, Go-http-client, curl, PowerShell...), the defaults of
+  attack tools (AzureHound's ``azurehound/<version>``, GraphRunner/TokenTactics' forged
+  EdgeHTML 18 agent, TeamFiltration's Teams 1.3.00.24755 Electron agent, ROADtools names) and
+  ``BAV2ROPC`` (the resource-owner password flow used by legacy/basic clients);
+* protocol: ROPC (UA ``BAV2ROPC``), device code (``RequestType`` ``Cmsi:Cmsi``, or a
+  ``deviceCode`` protocol / transfer method where the record carries one), legacy clients
+  (``Client``/``ClientAppUsed`` values such as IMAP4, POP3, Authenticated SMTP; IMAP/POP mailbox
+  access);
+* mailbox path from ``ClientInfoString``: ``Client=REST`` (Graph/Outlook REST), ``Client=OWA``,
+  ``Client=MSExchangeRPC`` (Outlook), ``Client=WebServices`` (EWS), ActiveSync, IMAP4/POP3.
+
+The classifier runs once per routed record, so the string work is cached on the strings that
+decide it (app id, user agent, client info and request fields); the result depends on nothing
+else, so the cache holds no tenant data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+from shared.records.event import Event
+
+CLIENT_KINDS: Final = frozenset(
+    {
+        "browser",
+        "office",
+        "outlook",
+        "teams",
+        "mobile_app",
+        "azure_cli",
+        "azure_powershell",
+        "graph_powershell",
+        "graph_explorer",
+        "aad_powershell",
+        "sdk",
+        "attack_tool",
+        "script",
+        "legacy",
+        "unknown",
+    }
+)
+PROTOCOLS: Final = frozenset({"modern", "ropc", "device_code", "legacy", "unknown"})
+VIAS: Final = frozenset({"graph", "ews", "rest", "owa", "outlook", "activesync", "imap", "pop", "smtp", "unknown"})
+PUBLIC_CLIENT_KINDS: Final = frozenset(
+    {
+        "azure_cli",
+        "azure_powershell",
+        "graph_powershell",
+        "graph_explorer",
+        "aad_powershell",
+        "sdk",
+        "script",
+        "attack_tool",
+    }
+)
+"""Kinds that are command-line, PowerShell, SDK or scripted clients rather than an end-user app."""
+
+GRAPH_RESOURCE_ID: Final = "00000003-0000-0000-c000-000000000000"
+EXCHANGE_RESOURCE_ID: Final = "00000002-0000-0ff1-ce00-000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessMethod:
+    """The client and path of one record (see the module docstring for the vocabularies)."""
+
+    client_app_id: str | None
+    client_app_name: str | None
+    client_kind: str
+    os: str | None
+    browser: str | None
+    user_agent_family: str | None
+    tool: str | None
+    protocol: str
+    is_public_client_tool: bool
+    via: str
+
+
+@dataclass(frozen=True, slots=True)
+class KnownApp:
+    """A first-party client application id: its name and client kind ("web": browser when the UA is one)."""
+
+    name: str
+    kind: str
+
+
+# Microsoft first-party client ids (lower case). Only ids known for certain are listed.
+KNOWN_APPS: Final[dict[str, KnownApp]] = {
+    # Command-line, PowerShell and developer tools (public clients attackers reuse).
+    "04b07795-8ddb-461a-bbee-02f9e1bf7b46": KnownApp("Microsoft Azure CLI", "azure_cli"),
+    "1950a258-227b-4e31-a9cf-717495945fc2": KnownApp("Microsoft Azure PowerShell", "azure_powershell"),
+    "14d82eec-204b-4c2f-b7e8-296a70dab67e": KnownApp("Microsoft Graph Command Line Tools", "graph_powershell"),
+    "de8bc8b5-d9f9-48b1-a8ad-b748da725064": KnownApp("Graph Explorer", "graph_explorer"),
+    "1b730954-1685-4b74-9bfd-dac224a7b894": KnownApp("Azure Active Directory PowerShell", "aad_powershell"),
+    "fb78d390-0c51-40cd-8e17-fdbfab77341b": KnownApp("Microsoft Exchange REST API Based Powershell", "sdk"),
+    "a0c73c16-a7e3-4564-9a95-2bdf47383716": KnownApp("Microsoft Exchange Online Remote PowerShell", "sdk"),
+    "9bc3ab49-b65d-410a-85ad-de819febfddc": KnownApp("Microsoft SharePoint Online Management Shell", "sdk"),
+    "d1ddf0e4-d672-4dae-b554-9d5bdfd93547": KnownApp("Microsoft Intune PowerShell", "sdk"),
+    "12128f48-ec9e-42f0-b203-ea49fb6af367": KnownApp("MS Teams Powershell Cmdlets", "sdk"),
+    "90f610bf-206d-4950-b61d-37fa6fd1b224": KnownApp("Aadrm Admin Powershell", "sdk"),
+    "872cd9fa-d31f-45e0-9eab-6e460a02d1f1": KnownApp("Visual Studio", "sdk"),
+    "aebc6443-996d-45c2-90f0-388ff96faa56": KnownApp("Visual Studio Code", "sdk"),
+    # Office and Outlook.
+    "d3590ed6-52b3-4102-aeff-aad2292ab01c": KnownApp("Microsoft Office", "office"),
+    "0ec893e0-5785-4de6-99da-4ed124e5296c": KnownApp("Office UWP PWA", "office"),
+    "4765445b-32c6-49b0-83e6-1d93765276ca": KnownApp("OfficeHome", "web"),
+    "00000006-0000-0ff1-ce00-000000000000": KnownApp("Microsoft Office 365 Portal", "web"),
+    "00b41c95-dab0-4487-9791-b9d2c32c80f2": KnownApp("Office 365 Management", "mobile_app"),
+    "27922004-5251-4030-b22d-91ecd9a37ea4": KnownApp("Outlook Mobile", "outlook"),
+    "5d661950-3475-41cd-a2c3-d671a3162bc1": KnownApp("Microsoft Outlook", "outlook"),
+    "e9b154d0-7658-433b-bb25-6b8e0a8a7c59": KnownApp("Outlook Lite", "outlook"),
+    "9199bf20-a13f-4107-85dc-02114787ef48": KnownApp("One Outlook Web", "web"),
+    "00000002-0000-0ff1-ce00-000000000000": KnownApp("Office 365 Exchange Online", "web"),
+    # Teams.
+    "1fec8e78-bce4-4aaf-ab1b-5451cc387264": KnownApp("Microsoft Teams", "teams"),
+    "5e3ce6c0-2b1f-4285-8d4b-75ee78787346": KnownApp("Microsoft Teams Web Client", "teams"),
+    # OneDrive and SharePoint.
+    "ab9b8c07-8f02-4f72-87fa-80105867a763": KnownApp("OneDrive SyncEngine", "office"),
+    "b26aadf8-566f-4478-926f-589f601d9c74": KnownApp("OneDrive", "mobile_app"),
+    "af124e86-4e96-495a-b70a-90f90ab96707": KnownApp("OneDrive iOS App", "mobile_app"),
+    "d326c1ce-6cc6-4de2-bebc-4591e5e13ef0": KnownApp("SharePoint", "mobile_app"),
+    "f05ff7c9-f75a-4acd-a3b5-f4b6a870245d": KnownApp("SharePoint Android", "mobile_app"),
+    "00000003-0000-0ff1-ce00-000000000000": KnownApp("Office 365 SharePoint Online", "web"),
+    # Browsers, brokers and device management.
+    "ecd6b820-32c2-49b6-98a6-444530e5a77a": KnownApp("Microsoft Edge", "browser"),
+    "e9c51622-460d-4d3d-952d-966a5b1da34c": KnownApp("Microsoft Edge", "browser"),
+    "f44b1140-bc5e-48c6-8dc0-5cf5a53c0e34": KnownApp("Microsoft Edge", "browser"),
+    "4813382a-8fa7-425e-ab75-3b753aab3abb": KnownApp("Microsoft Authenticator App", "mobile_app"),
+    "29d9ed98-a469-4536-ade2-f981bc1d605e": KnownApp("Microsoft Authentication Broker", "mobile_app"),
+    "9ba1a5c7-f17a-4de9-a1f1-6178c8d51223": KnownApp("Microsoft Intune Company Portal", "mobile_app"),
+    "c44b4083-3bb0-49c1-b47d-974e53cbdf3c": KnownApp("Azure Portal", "web"),
+    "cb1056e2-e479-49de-ae31-7812af012ed8": KnownApp("Microsoft Azure Active Directory Connect", "sdk"),
+    # Other Microsoft mobile and desktop apps (family of client ids).
+    "c0d2a505-13b8-4ae0-aa9e-cddd5eab0b12": KnownApp("Microsoft Power BI", "office"),
+    "4e291c71-d680-4d0e-9640-0a3358e31177": KnownApp("PowerApps", "office"),
+    "57fcbcfa-7cee-4eb1-8b25-12d2030b4ee0": KnownApp("Microsoft Flow", "office"),
+    "66375f6b-983f-4c2c-9701-d680650f588f": KnownApp("Microsoft Planner", "mobile_app"),
+    "22098786-6e16-43cc-a27d-191a01a1e3b5": KnownApp("Microsoft To-Do client", "mobile_app"),
+}
+
+
+# User agents -------------------------------------------------------------------------------------
+
+_EXACT_TOOL_UAS: Final[dict[str, str]] = {
+    # GraphRunner / TokenTactics Invoke-ForgeUserAgent default (Windows, EdgeHTML 18; retired in 2021).
+    "mozilla/5.0 (windows nt 10.0; win64; x64) applewebkit/537.36 (khtml, like gecko) chrome/70.0.3538.102 "
+    "safari/537.36 edge/18.19042": "GraphRunner",
+    # TeamFiltration (and AADInternals' Teams functions): a Teams 1.3 classic Electron 4 agent.
+    "mozilla/5.0 (windows nt 10.0; win64; x64) applewebkit/537.36 (khtml, like gecko) teams/1.3.00.24755 "
+    "chrome/69.0.3497.128 electron/4.2.12 safari/537.36": "TeamFiltration",
+}
+_TOOL_PATTERNS: Final = (
+    ("AzureHound", re.compile(r"azurehound", re.I)),
+    ("ROADtools", re.compile(r"\broad(?:tools|recon|tx|lib)\b", re.I)),
+    ("GraphRunner", re.compile(r"graphrunner", re.I)),
+    ("TeamFiltration", re.compile(r"teamfiltration", re.I)),
+    ("TokenTactics", re.compile(r"tokentactics", re.I)),
+    ("AADInternals", re.compile(r"aadinternals", re.I)),
+    ("MSOLSpray", re.compile(r"msolspray", re.I)),
+)
+_SCRIPT_PATTERNS: Final = (
+    ("python-requests", re.compile(r"python-requests/", re.I)),
+    ("axios", re.compile(r"(?:^|[\s(])axios/", re.I)),
+    ("aiohttp", re.compile(r"aiohttp/", re.I)),
+    ("Go-http-client", re.compile(r"go-http-client/", re.I)),
+    ("curl", re.compile(r"^curl/", re.I)),
+    ("PowerShell", re.compile(r"(?:windows)?powershell/\d", re.I)),
+    ("python-httpx", re.compile(r"python-httpx/", re.I)),
+    ("python-urllib", re.compile(r"python-urllib/", re.I)),
+    ("node-fetch", re.compile(r"node-fetch/", re.I)),
+    ("node", re.compile(r"^node(?:\.js)?/", re.I)),
+    ("okhttp", re.compile(r"okhttp/", re.I)),
+    ("fasthttp", re.compile(r"fasthttp", re.I)),
+    ("PostmanRuntime", re.compile(r"postmanruntime/", re.I)),
+    ("Wget", re.compile(r"^wget/", re.I)),
+    ("Java", re.compile(r"^java/\d", re.I)),
+    ("libwww-perl", re.compile(r"libwww-perl/", re.I)),
+    ("Apache-HttpClient", re.compile(r"apache-httpclient/", re.I)),
+)
+_OS_PATTERNS: Final = (
+    ("iOS", re.compile(r"iphone|ipad|ipod|\bios\b|cpu os \d", re.I)),
+    ("Android", re.compile(r"android", re.I)),
+    ("ChromeOS", re.compile(r"\bcros\b", re.I)),
+    ("Windows", re.compile(r"windows|win64|win32|wow64", re.I)),
+    ("macOS", re.compile(r"mac os x|macintosh|macos", re.I)),
+    ("Linux", re.compile(r"linux|x11", re.I)),
+)
+_BROWSER_PATTERNS: Final = (
+    ("Edge", re.compile(r"\bedg(?:e|a|ios)?/\d", re.I)),
+    ("Opera", re.compile(r"\bopr/\d", re.I)),
+    ("Samsung Internet", re.compile(r"samsungbrowser/\d", re.I)),
+    ("Firefox", re.compile(r"\b(?:firefox|fxios)/\d", re.I)),
+    ("Chrome", re.compile(r"\b(?:chrome|crios)/\d", re.I)),
+    ("Safari", re.compile(r"version/[\d.]+ (?:mobile/\w+ )?safari/", re.I)),
+    ("Internet Explorer", re.compile(r"trident/\d|msie \d", re.I)),
+)
+_OUTLOOK_UA = re.compile(r"outlook-(?:ios|android)/|microsoft outlook|outlookmobile|outlook/\d", re.I)
+_TEAMS_UA = re.compile(r"\bteams/\d|microsoftteams|skypespaces", re.I)
+_OFFICE_UA = re.compile(r"microsoft office/\d|mso/\d|onedrive|microsoft\.sharepoint|ms-office", re.I)
+_ELECTRON_OR_APP = re.compile(r"electron/\d|\bwebview\b|; wv\)", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentInfo:
+    """What a user agent string says on its own."""
+
+    family: str | None
+    kind: str | None
+    tool: str | None
+    os: str | None
+    browser: str | None
+
+
+@lru_cache(maxsize=8192)
+def parse_user_agent(user_agent: str) -> UserAgentInfo:
+    """Family, kind, tool, OS and browser of a user agent (cached; pure)."""
+    ua = user_agent.strip()
+    if not ua:
+        return UserAgentInfo(None, None, None, None, None)
+    low = ua.lower()
+    os_name = next((name for name, rx in _OS_PATTERNS if rx.search(ua)), None)
+    tool = _EXACT_TOOL_UAS.get(" ".join(low.split()))
+    if tool is None:
+        tool = next((name for name, rx in _TOOL_PATTERNS if rx.search(ua)), None)
+    if tool is not None:
+        return UserAgentInfo(tool, "attack_tool", tool, os_name, None)
+    if low == "bav2ropc" or low.startswith("bav2ropc"):
+        return UserAgentInfo("BAV2ROPC", "legacy", None, None, None)
+    for name, rx in _SCRIPT_PATTERNS:
+        if rx.search(ua):
+            return UserAgentInfo(name, "script", None, os_name, None)
+    if _OUTLOOK_UA.search(ua):
+        return UserAgentInfo("Outlook", "outlook", None, os_name, None)
+    if _TEAMS_UA.search(ua):
+        return UserAgentInfo("Teams", "teams", None, os_name, None)
+    if _OFFICE_UA.search(ua):
+        return UserAgentInfo("Microsoft Office", "office", None, os_name, None)
+    if low.startswith("mozilla/") and not _ELECTRON_OR_APP.search(ua):
+        browser = next((name for name, rx in _BROWSER_PATTERNS if rx.search(ua)), None)
+        if browser is not None:
+            return UserAgentInfo(browser, "browser", None, os_name, browser)
+    return UserAgentInfo(None, None, None, os_name, None)
+
+
+# Mailbox client info -------------------------------------------------------------------------------
+
+_CIS_CLIENT: Final = (
+    ("rest", re.compile(r"^(?:rest|restsystem|outlookservice)\b", re.I)),
+    ("owa", re.compile(r"^owa\b", re.I)),
+    ("outlook", re.compile(r"^msexchangerpc\b|^outlook\b", re.I)),
+    ("ews", re.compile(r"^webservices\b|^ews\b", re.I)),
+    ("activesync", re.compile(r"activesync|airsync", re.I)),
+    ("smtp", re.compile(r"smtp|hub transport", re.I)),
+)
+
+
+_CIS_PAIR = re.compile(r"[\s;]*([A-Za-z][\w.]*)=([^;]*);?")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """The access path and embedded user agent of an Exchange ``ClientInfoString``."""
+
+    via: str
+    user_agent: str
+
+
+@lru_cache(maxsize=4096)
+def parse_client_info(client_info: str) -> ClientInfo:
+    """``Client=REST;Client=RESTSystem;;`` → rest; ``Client=WebServices;python-requests/2.31.0`` → ews + UA."""
+    text = client_info.strip()
+    if not text:
+        return ClientInfo("unknown", "")
+    client = ""
+    protocol = ""
+    pos = 0
+    while True:
+        m = _CIS_PAIR.match(text, pos)
+        if m is None:
+            break
+        key = m.group(1).lower()
+        if key == "client" and not client:
+            client = m.group(2).strip()
+        elif key == "protocol":
+            protocol = m.group(2).strip().lower()
+        pos = m.end()
+    user_agent = text[pos:].strip().rstrip(";").strip()
+    low = (client or text).lower()
+    via = "unknown"
+    if "imap" in protocol or (not protocol and "imap4" in low and "pop3" not in low):
+        via = "imap"
+    elif "pop" in protocol or (not protocol and "pop3" in low):
+        via = "pop"
+    elif "imap" in low:
+        via = "imap"
+    else:
+        via = next((name for name, rx in _CIS_CLIENT if rx.search(low)), "unknown")
+    return ClientInfo(via, user_agent)
+
+
+# Protocol ---------------------------------------------------------------------------------------------
+
+_LEGACY_CLIENTS: Final = frozenset(
+    {
+        "imap4",
+        "imap",
+        "pop3",
+        "pop",
+        "authenticated smtp",
+        "smtp",
+        "exchange activesync",
+        "activesync",
+        "other clients",
+        "exchange web services",
+        "autodiscover",
+        "exchange online powershell",
+        "mapi over http",
+        "offline address book",
+        "outlook anywhere (rpc over http)",
+        "reporting web services",
+        "universal outlook",
+    }
+)
+"""Entra's ``clientAppUsed`` values of legacy-authentication clients."""
+
+
+def _protocol(request_type: str, auth_protocol: str, client_used: str, ua_kind: str | None, via: str) -> str:
+    rt = request_type.strip().lower()
+    ap = auth_protocol.strip().lower()
+    if ua_kind == "legacy" or ap == "ropc":
+        return "ropc"
+    if rt.startswith("cmsi") or "devicecode" in rt or "deviceauth" in rt or "devicecode" in ap:
+        return "device_code"
+    if client_used.strip().lower() in _LEGACY_CLIENTS or via in ("imap", "pop", "smtp"):
+        return "legacy"
+    if rt or ap or via in ("rest", "owa", "outlook", "ews", "graph"):
+        return "modern"
+    return "unknown"
+
+
+@lru_cache(maxsize=16384)
+def _classify(
+    app_id: str,
+    app_name_hint: str,
+    user_agent: str,
+    client_info: str,
+    request_type: str,
+    auth_protocol: str,
+    client_used: str,
+    device_os: str,
+    device_browser: str,
+) -> AccessMethod:
+    cis = parse_client_info(client_info) if client_info else ClientInfo("unknown", "")
+    ua = parse_user_agent(user_agent or cis.user_agent)
+    app = KNOWN_APPS.get(app_id) if app_id else None
+    via = cis.via
+    if ua.tool is not None:
+        kind = "attack_tool"
+    elif app is not None:
+        kind = app.kind
+        if kind == "web":
+            kind = "browser" if ua.kind in (None, "browser") else ua.kind
+    elif ua.kind is not None:
+        kind = ua.kind
+    elif via in ("imap", "pop", "smtp"):
+        kind = "legacy"
+    else:
+        kind = "unknown"
+    protocol = _protocol(request_type, auth_protocol, client_used, ua.kind, via)
+    if kind == "unknown" and protocol in ("ropc", "legacy"):
+        kind = "legacy"
+    browser = ua.browser or (device_browser.strip() or None)
+    os_name = (device_os.strip() or None) or ua.os
+    return AccessMethod(
+        client_app_id=app_id or None,
+        client_app_name=app.name if app is not None else (app_name_hint or None),
+        client_kind=kind,
+        os=os_name,
+        browser=browser,
+        user_agent_family=ua.family,
+        tool=ua.tool,
+        protocol=protocol,
+        is_public_client_tool=kind in PUBLIC_CLIENT_KINDS,
+        via=via,
+    )
+
+
+def classify_access(event: Event) -> AccessMethod:
+    """The access method of one event (cached on the strings that decide it)."""
+    rec = event.record
+    ext = event.extended_properties
+    dev = event.device_properties
+    client_used = ext.get("clientappused") or ext.get("client") or (getattr(rec, "Client", None) or "")
+    auth_protocol = ext.get("authenticationprotocol") or ext.get("originaltransfermethod") or ""
+    name_hint = rec.AppAccessContext.ClientAppName if rec.AppAccessContext is not None else None
+    access = _classify(
+        event.client_app_id or "",
+        name_hint or "",
+        event.user_agent,
+        rec.ClientInfoString or "",
+        ext.get("requesttype") or "",
+        auth_protocol,
+        client_used if isinstance(client_used, str) else "",
+        dev.get("os") or "",
+        dev.get("browsertype") or "",
+    )
+    if access.via == "unknown" and event.record_type == 15 and (rec.ObjectId or "").lower() == GRAPH_RESOURCE_ID:
+        return _with_via(access, "graph")
+    return access
+
+
+@lru_cache(maxsize=1024)
+def _with_via(access: AccessMethod, via: str) -> AccessMethod:
+    return AccessMethod(
+        client_app_id=access.client_app_id,
+        client_app_name=access.client_app_name,
+        client_kind=access.client_kind,
+        os=access.os,
+        browser=access.browser,
+        user_agent_family=access.user_agent_family,
+        tool=access.tool,
+        protocol=access.protocol,
+        is_public_client_tool=access.is_public_client_tool,
+        via=via,
+    )
+
+
+def access_of(event: Event) -> AccessMethod:
+    """``event.access`` when the enricher set it, else a fresh classification (detectors use this)."""
+    got = event.access
+    if isinstance(got, AccessMethod):
+        return got
+    return classify_access(event)
