@@ -9,6 +9,7 @@ import orjson
 from shared.app import Services
 from shared.pipeline.messages import IncidentRef
 from shared.platform.errors import BadInputError, ConfigurationError
+from shared.platform.faults import crash_point
 
 
 def delivery_client(svc: Services) -> Any:
@@ -52,12 +53,22 @@ def deliver(svc: Services, body: bytes) -> Any:
         return _post_notice(svc, orjson.loads(body))
     ref = IncidentRef.parse(body)
     assert isinstance(ref, IncidentRef)
-    from shared.pipeline.respond import incident_book
+    from shared.pipeline.respond import correlator, decide_incident, incident_book
 
+    if ref.partner_id is not None:
+        pinc = correlator(svc).get_partner_incident(ref.partner_id, ref.incident_id)
+        if pinc.revision > ref.revision:
+            return None
+        return delivery_client(svc).deliver(pinc)
     incident = incident_book(svc).get_incident(ref.tenant_id, ref.incident_id)
     if incident.revision > ref.revision:
         return None  # a later revision has its own message
-    return delivery_client(svc).deliver(incident)
+    decision = decide_incident(svc, incident)
+    if not decision.publish:
+        return None  # dismissed or suppressed since it was queued
+    result = delivery_client(svc).deliver(incident, decision=decision)
+    crash_point("delivery.after_post")
+    return result
 
 
 def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:
@@ -69,6 +80,6 @@ def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:
 
 
 def send_weekly_reports(svc: Services) -> Any:
-    from shared.reports.credentials import weekly_reports_for
+    from shared.pipeline.reports import weekly_reports
 
-    return weekly_reports_for(svc)
+    return weekly_reports(svc)

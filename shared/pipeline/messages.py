@@ -67,11 +67,12 @@ class EnrichedBatchRef(RecordBatchRef):
 
 
 class IncidentRef(_Msg):
-    """An incident to publish to the partner."""
+    """An incident to publish to the partner (``partner_id`` set: a cross-tenant partner incident)."""
 
     tenant_id: str
     incident_id: str
     revision: int = 1
+    partner_id: str | None = None
 
 
 def session_for(tenant_id: str, shard: int, shards: int) -> str:

@@ -17,7 +17,7 @@ def policy_for(svc: Services, tenant_id: str) -> Any:
     from shared.remediation.policy import RemediationPolicy
 
     rec = tenants(svc).get(tenant_id)
-    body = dict(rec.detection.get("remediation", {})) if rec is not None else {}
+    body = dict(rec.remediation) if rec is not None else {}
     override = svc.extras.get("remediation_policy")
     if override is not None:
         body = {**override, **body}

@@ -70,6 +70,7 @@ class EnrichStage:
 class DetectResult:
     outcome: BatchOutcome
     alerts: Sequence[Alert]
+    record_ids: Sequence[str] = ()
 
 
 class DetectStage:
@@ -96,4 +97,4 @@ class DetectStage:
         outcome = self._engine.process(
             ref.tenant_id, events, batch_id=f"{ref.batch_id}:{ref.shard}", after_alerts=self._after
         )
-        return DetectResult(outcome, outcome.alerts)
+        return DetectResult(outcome, outcome.alerts, [e.record_id for e in events])
