@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "shared.cli.alerts_cmd",
     "shared.cli.remediate_cmd",
     "shared.cli.ops_cmd",
+    "shared.cli.report_cmd",
 )
 
 
