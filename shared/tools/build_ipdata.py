@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from shared.enrich.ip_embedded import (
     LOC_LIMIT,
     TABLE_FILE,
     AsnEntry,
+    CloudTables,
     EmbeddedSources,
     GeoKey,
     asn_steps,
@@ -58,6 +60,15 @@ class _Strings:
         self.items: list[str | None] = [None]
         self._idx: dict[str, int] = {}
 
+    def columns(self) -> dict[str, array[int]]:
+        """``strings_utf8`` (every string, concatenated) and ``strings_end`` (end offset of each)."""
+        blob = bytearray()
+        ends = array("I", [0])
+        for s in self.items[1:]:
+            blob += (s or "").encode("utf-8")
+            ends.append(len(blob))
+        return {"strings_utf8": array("B", bytes(blob)), "strings_end": ends}
+
     def add(self, s: str | None) -> int:
         if s is None:
             return 0
@@ -69,9 +80,13 @@ class _Strings:
 
 
 def build_ipdata(
-    node_modules: Path, out: Path, *, with_cloud: bool = True, progress: Callable[[str], None] | None = None
+    node_modules: Path,
+    out: Path,
+    *,
+    cloud: CloudTables | None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Build the table from ``node_modules`` into ``out``; returns a report (counts, seconds, bytes)."""
+    """Build the table from ``node_modules`` (and ``cloud`` ranges) into ``out``; returns a report."""
     say = progress or (lambda _msg: None)
     src = EmbeddedSources(node_modules)
     t0 = time.perf_counter()
@@ -113,8 +128,7 @@ def build_ipdata(
     a6 = [asn_index(v) for v in a6_values]
     say(f"asn: {len(a4_starts):,} IPv4 steps, {len(a6_starts):,} IPv6 steps, {len(asn_num) - 1:,} entries")
 
-    if with_cloud:
-        cloud = load_cloud_tables()
+    if cloud is not None:
         c4, c6, cloud_entries = cloud.v4, cloud.v6, cloud.entries
     else:
         c4, c6, cloud_entries = ([0], [0]), ([0], [0]), [None]
@@ -127,8 +141,6 @@ def build_ipdata(
         raise ValueError("build_ipdata: a table outgrew the packed row format (see ip_embedded.pack_row)")
     v4_rec = array("Q", [pack_row(loc, a, c) for loc, a, c in rows])
     del rows
-    from bisect import bisect_right  # noqa: PLC0415
-
     index = array("I", [bisect_right(v4_starts, t << 16) - 1 for t in range(65536)])
     index.append(len(v4_starts) - 1)
     say(f"ipv4 table: {len(v4_starts):,} rows")
@@ -148,9 +160,12 @@ def build_ipdata(
 
     a6_hi, a6_lo = split_u128(a6_starts)
     c6_hi, c6_lo = split_u128(c6[0])
-    meta = {
+    sources: dict[str, str | None] = src.versions()
+    if cloud is None:
+        sources["cloudip"] = None
+    meta: dict[str, Any] = {
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sources": src.versions(),
+        "sources": sources,
         "credits": CREDITS,
         "counts": {
             "v4_rows": len(v4_starts),
@@ -182,8 +197,9 @@ def build_ipdata(
             "v6_cloud_hi": c6_hi,
             "v6_cloud_lo": c6_lo,
             "v6_cloud": array("I", c6[1]),
+            **strings.columns(),
         },
-        blobs={"strings": strings.items, "cloud": [None if e is None else list(e) for e in cloud_entries]},
+        blobs={"cloud": [None if e is None else list(e) for e in cloud_entries]},
     )
     seconds = time.perf_counter() - t0
     say(f"wrote {out} ({size / 1e6:.1f} MB) in {seconds:.0f} s")
@@ -202,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         print("build_ipdata: node_modules/@ip-location-db not found: run `make setup` first", file=sys.stderr)
         return 2
     out = args.out or default_data_dir() / TABLE_FILE
-    build_ipdata(node_modules, out, with_cloud=not args.no_cloud, progress=lambda m: print(m, flush=True))
+    cloud = None if args.no_cloud else load_cloud_tables()
+    build_ipdata(node_modules, out, cloud=cloud, progress=lambda m: print(m, flush=True))
     return 0
 
 

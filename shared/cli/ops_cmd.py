@@ -1,0 +1,164 @@
+"""Operator commands: ``itdr tenants add|list|status``, ``itdr replay``, ``itdr deadletters list|replay``.
+
+They run against the deployed (or local) storage and bus of ``shared.app.services()``, and print JSON
+(one object per line) so their output can be piped into ``jq``. ``itdr replay`` writes exactly what
+``itdr scan`` writes for the same records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shared.platform.errors import ConfigurationError
+
+CLOUDS = ("commercial", "gcc", "gcc_high", "dod")
+
+
+def _services() -> Any:
+    from shared.app import services
+
+    return services()
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _time_arg(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``tenants``, ``replay`` and ``deadletters`` commands to the ``itdr`` parser."""
+    tenants = subparsers.add_parser("tenants", help="onboard tenants and show their feed status")
+    tsub = tenants.add_subparsers(dest="tenants_command", required=True)
+    add = tsub.add_parser("add", help="onboard a tenant (idempotent): register it and start its subscriptions")
+    add.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    add.add_argument("--name", default="")
+    add.add_argument("--partner", default="default", metavar="PARTNER_ID")
+    add.add_argument("--cloud", choices=CLOUDS, default="commercial")
+    add.add_argument("--detection", metavar="FILE", help="JSON file of detection settings (TenantConfig fields)")
+    add.set_defaults(handler=_tenants_add)
+    tsub.add_parser("list", help="every tenant with its stored status").set_defaults(handler=_tenants_list)
+    status = tsub.add_parser("status", help="one tenant's subscriptions and feed checkpoints")
+    status.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    status.add_argument("--offline", action="store_true", help="do not call the Management API")
+    status.set_defaults(handler=_tenants_status)
+
+    replay = subparsers.add_parser("replay", help="re-run detection over the raw archive of a tenant")
+    replay.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    replay.add_argument("--since", required=True, type=_time_arg, metavar="ISO")
+    replay.add_argument("--until", required=True, type=_time_arg, metavar="ISO")
+    replay.add_argument("--format", choices=["jsonl", "table", "html", "ocsf"], default=None)
+    replay.add_argument("--output", metavar="FILE")
+    replay.add_argument("--summary", metavar="FILE")
+    replay.add_argument("--config", metavar="FILE")
+    replay.set_defaults(handler=_replay)
+
+    dead = subparsers.add_parser("deadletters", help="messages that could not be processed")
+    dsub = dead.add_subparsers(dest="deadletters_command", required=True)
+    dlist = dsub.add_parser("list", help="parked and dead-lettered messages")
+    dlist.add_argument("--tenant", metavar="TENANT_ID")
+    dlist.set_defaults(handler=_deadletters_list)
+    dreplay = dsub.add_parser("replay", help="send dead letters to their queue again")
+    dreplay.add_argument("--tenant", metavar="TENANT_ID")
+    dreplay.add_argument("--queue")
+    dreplay.add_argument("--reason", action="append", help="only these reasons (repeatable)")
+    dreplay.add_argument("--id", dest="ids", action="append", metavar="MESSAGE_ID", help="only these (repeatable)")
+    dreplay.add_argument("--all", action="store_true", help="replay everything that matches (no filter needed)")
+    dreplay.set_defaults(handler=_deadletters_replay)
+
+
+def _tenants_add(args: argparse.Namespace) -> int:
+    from shared.ingest.onboarding import onboard_tenant
+
+    detection = None
+    if args.detection:
+        try:
+            detection = orjson.loads(Path(args.detection).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot read detection settings {args.detection}: {exc}") from exc
+    status = onboard_tenant(
+        _services(),
+        tenant_id=args.tenant,
+        name=args.name,
+        partner_id=args.partner,
+        cloud=args.cloud,
+        detection=detection,
+    )
+    _print(status.to_dict())
+    return 0
+
+
+def _tenants_list(args: argparse.Namespace) -> int:
+    from shared.ingest.onboarding import list_tenant_statuses
+
+    for item in list_tenant_statuses(_services()):
+        _print(item)
+    return 0
+
+
+def _tenants_status(args: argparse.Namespace) -> int:
+    from shared.ingest.onboarding import tenant_status
+
+    _print(tenant_status(_services(), args.tenant, live=not args.offline).to_dict())
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from shared.ingest.replay import replay
+
+    fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
+    svc = _services()
+    kwargs: dict[str, Any] = {
+        "tenant_id": args.tenant,
+        "since": args.since,
+        "until": args.until,
+        "fmt": fmt,
+        "summary_path": args.summary,
+        "config_path": args.config,
+    }
+    if args.output:
+        with open(args.output, "wb") as fh:
+            replay(svc, output=fh, **kwargs)
+    else:
+        replay(svc, output=sys.stdout.buffer, **kwargs)
+        sys.stdout.flush()
+    return 0
+
+
+def _deadletters_list(args: argparse.Namespace) -> int:
+    from shared.ingest.replay import list_deadletters
+
+    for item in list_deadletters(_services(), tenant_id=args.tenant):
+        _print(item.to_dict())
+    return 0
+
+
+def _deadletters_replay(args: argparse.Namespace) -> int:
+    from shared.ingest.replay import replay_deadletters
+
+    if not (args.all or args.tenant or args.queue or args.reason or args.ids):
+        print("itdr deadletters replay: give a filter (--tenant, --queue, --reason, --id) or --all", file=sys.stderr)
+        return 2
+    replayed = replay_deadletters(
+        _services(),
+        tenant_id=args.tenant,
+        queue=args.queue,
+        reasons=set(args.reason) if args.reason else None,
+        message_ids=set(args.ids) if args.ids else None,
+    )
+    for item in replayed:
+        _print({"replayed": True, **item.to_dict()})
+    return 0

@@ -1,0 +1,1 @@
+"""Enrichment: IP intelligence (shared.enrich.ipintel) and related lookups."""

@@ -1,0 +1,168 @@
+"""The Management Activity API webhook (an anonymous HTTP function): handshake and notifications.
+
+A notification is a hint: its blobs are enqueued like the poller's (ContentRef ``source="webhook"``,
+MessageId = contentId, so the queue drops whichever of poller and webhook comes second) and polling
+stays the source of truth (docs/management-activity-api.md §5).
+
+Guards, in order; the first failure refuses the whole request, which is counted in
+:class:`WebhookStats` (``svc.extras["webhook_stats"]``) by reason:
+
+============================  ======  ==================================================================
+check                         status  reason
+============================  ======  ==================================================================
+body larger than 1 MiB        413     ``too_large``
+handshake AuthID unknown      401     ``handshake_unauthorized``
+not a JSON array of items     400     ``invalid_body``
+tenant unknown / offboarded   401     ``unknown_tenant`` (same status as a bad AuthID: no tenant oracle)
+AuthID not the tenant's       401     ``bad_auth_id`` (constant-time hash comparison)
+content type not subscribed   400     ``unknown_content_type``
+contentUri off the tenant's   403     ``forbidden_content_uri`` (scheme, host, port, tenant feed path)
+API endpoint
+============================  ======  ==================================================================
+
+The validation handshake (``Webhook-ValidationCode`` header or a ``{"validationCode"}`` body) gets 200
+when its ``Webhook-AuthID`` matches a registered tenant (onboarding writes the tenant row, status
+``onboarding``, before it calls ``/start``). AuthIDs are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from shared.app import Services
+from shared.ingest.checkpoints import FEED_CONTENT_TYPES
+from shared.ingest.client import ContentNotification
+from shared.ingest.clouds import is_allowed_content_uri, normalize_tenant_id
+from shared.ingest.onboarding import tenant_directory, tenant_endpoint
+from shared.ingest.poller import content_message_id
+from shared.pipeline.messages import ContentRef
+from shared.platform import names
+from shared.platform.bus import OutboundMessage
+from shared.platform.errors import ConfigurationError, TransientError
+
+log = logging.getLogger("itdr.ingest")
+
+MAX_BODY = 1024 * 1024
+_NOTIFICATIONS = TypeAdapter(list[ContentNotification])
+
+
+@dataclass
+class WebhookStats:
+    """Counters of one process: handshakes, accepted items, refused requests by reason."""
+
+    handshakes: int = 0
+    accepted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, handshakes: int = 0, accepted: int = 0, refused: str | None = None) -> None:
+        """Add to the counters."""
+        with self._lock:
+            self.handshakes += handshakes
+            self.accepted += accepted
+            if refused is not None:
+                self.refused[refused] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """A snapshot."""
+        with self._lock:
+            return {"handshakes": self.handshakes, "accepted": self.accepted, "refused": dict(self.refused)}
+
+
+def webhook_stats(svc: Services) -> WebhookStats:
+    """The process's webhook counters (kept in ``svc.extras["webhook_stats"]``)."""
+    stats: WebhookStats = svc.extras.setdefault("webhook_stats", WebhookStats())
+    return stats
+
+
+def _refuse(svc: Services, status: int, reason: str, tenant: str | None = None) -> tuple[int, bytes]:
+    webhook_stats(svc).count(refused=reason)
+    log.warning(
+        "webhook request refused: reason=%s tenant=%s",
+        reason,
+        tenant or "unknown",
+        extra={"tenant_id": tenant or "unknown", "reason": reason},
+    )
+    return status, orjson.dumps({"error": reason})
+
+
+def _handshake_code(headers: Mapping[str, str], body: bytes) -> str | None:
+    code = headers.get("webhook-validationcode")
+    if code:
+        return code
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = obj.get("validationCode") if isinstance(obj, dict) else None
+    return str(value) if value else None
+
+
+def handle_webhook(svc: Services, *, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+    """Answer one webhook POST: (HTTP status, JSON body). See the module docstring for the rules."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(body) > MAX_BODY:
+        return _refuse(svc, 413, "too_large")
+    auth_id = lowered.get("webhook-authid") or ""
+    if _handshake_code(lowered, body) is not None:
+        return _handshake(svc, auth_id)
+    try:
+        items = _NOTIFICATIONS.validate_json(body)
+    except ValidationError:
+        return _refuse(svc, 400, "invalid_body")
+    directory = tenant_directory(svc)
+    refs: list[ContentRef] = []
+    for item in items:
+        try:
+            tenant = normalize_tenant_id(item.tenant_id)
+        except ConfigurationError:
+            return _refuse(svc, 401, "unknown_tenant")
+        record = directory.get(tenant)
+        if record is None or record.status == "offboarded":
+            return _refuse(svc, 401, "unknown_tenant", tenant)
+        if not record.webhook_auth_matches(auth_id):
+            return _refuse(svc, 401, "bad_auth_id", tenant)
+        if item.content_type not in FEED_CONTENT_TYPES:
+            return _refuse(svc, 400, "unknown_content_type", tenant)
+        if not is_allowed_content_uri(item.content_uri, tenant_id=tenant, endpoint=tenant_endpoint(svc, record)):
+            return _refuse(svc, 403, "forbidden_content_uri", tenant)
+        refs.append(
+            ContentRef(
+                tenant_id=record.tenant_id,
+                content_type=item.content_type,
+                content_id=item.content_id,
+                content_uri=item.content_uri,
+                content_created=item.content_created,
+                content_expiration=item.content_expiration,
+                source="webhook",
+            )
+        )
+    if refs:
+        messages = [OutboundMessage(r.encode(), message_id=content_message_id(r.content_id)) for r in refs]
+        try:
+            svc.bus.send(names.QUEUE_CONTENT, messages)
+        except TransientError as exc:
+            log.warning("webhook could not enqueue: reason=%s", exc.reason)
+            return 503, orjson.dumps({"error": "unavailable"})
+    webhook_stats(svc).count(accepted=len(refs))
+    return 200, orjson.dumps({"accepted": len(refs)})
+
+
+def _handshake(svc: Services, auth_id: str) -> tuple[int, bytes]:
+    if auth_id:
+        for record in tenant_directory(svc).list():
+            if record.status != "offboarded" and record.webhook_auth_matches(auth_id):
+                webhook_stats(svc).count(handshakes=1)
+                log.info("webhook validated: tenant=%s", record.tenant_id, extra={"tenant_id": record.tenant_id})
+                return 200, b"{}"
+    return _refuse(svc, 401, "handshake_unauthorized")

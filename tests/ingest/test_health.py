@@ -1,0 +1,290 @@
+"""Feed health through the real client against the emulator: alerts, repairs, what needs a person."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from shared import handlers
+from shared.app import Services
+from shared.detection.engine import InMemoryAlertSink
+from shared.detection.model import Category, Severity, alert_id_for
+from shared.emulators.management_api import ManagementApiEmulator
+from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore
+from shared.ingest.client import ManagementActivityClient
+from shared.ingest.health import DETECTOR, check_feeds, emit_alerts, integration_alert
+from shared.ingest.onboarding import onboard_tenant
+from shared.ingest.webhook import handle_webhook
+from shared.pipeline.messages import ContentRef
+from shared.platform import names
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
+
+TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
+PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
+WEBHOOK = "https://itdr.example/api/o365/webhook"
+AAD, EXO, SPO, GEN = FEED_CONTENT_TYPES
+NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
+
+
+class Router:
+    """Webhook sender: handshakes and notifications go to handle_webhook; ``fail`` makes notifications fail."""
+
+    def __init__(self) -> None:
+        self.svc: Services | None = None
+        self.fail = False
+
+    def __call__(self, url: str, headers: Mapping[str, str], body: bytes) -> int:
+        assert self.svc is not None
+        if self.fail and "Webhook-ValidationCode" not in headers:
+            return 500
+        return handle_webhook(self.svc, headers=headers, body=body)[0]
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router()
+
+
+@pytest.fixture
+def make_svc(storage: StorageClients, clock: Any, credential: Any, sleeps: Any, router: Router) -> Iterator[Any]:
+    """Build Services for an emulator (optionally with a webhook, or a scripted HTTP transport); closes clients."""
+    built: list[ManagementActivityClient] = []
+
+    def build(emulator: ManagementApiEmulator, *, webhook: bool = False, http: httpx.Client | None = None) -> Services:
+        cache: dict[str, ManagementActivityClient] = {}
+
+        def factory(tenant_id: str) -> ManagementActivityClient:
+            if tenant_id not in cache:
+                cache[tenant_id] = ManagementActivityClient(
+                    tenant_id,
+                    cloud="commercial",
+                    publisher_id=PUBLISHER,
+                    credential=credential,
+                    base_url=emulator.base_url,
+                    sleep=sleeps,
+                    clock=clock,
+                    http_client=http,
+                )
+                built.append(cache[tenant_id])
+            return cache[tenant_id]
+
+        def epoch() -> float:
+            return float(clock().timestamp())
+
+        svc = Services(
+            settings=Settings(
+                publisher_id=PUBLISHER,
+                management_api_base_url=emulator.base_url,
+                webhook_url=WEBHOOK if webhook else None,
+            ),
+            storage=storage,
+            bus=InProcessBus(default_queue_options(), clock=epoch),
+            clock=epoch,
+            management_factory=factory,
+            extras={"alert_sink": InMemoryAlertSink()},
+        )
+        router.svc = svc
+        return svc
+
+    yield build
+    for client in built:
+        client.close()
+
+
+@pytest.fixture
+def svc(make_svc: Any, emulator: ManagementApiEmulator) -> Services:
+    services: Services = make_svc(emulator)
+    onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
+    return services
+
+
+def seen_content(svc: Services, ct: str, at: datetime, watermark: datetime | None = None) -> None:
+    CheckpointStore(svc.storage).save_progress(
+        Checkpoint(TENANT_A, ct, watermark=watermark or NOW, newest_content_at=at)
+    )
+
+
+def kinds(report: Any) -> list[tuple[str, str]]:
+    return sorted((a.context["kind"], a.context["content_type"]) for a in report.alerts)
+
+
+def test_healthy_feeds_raise_nothing_and_are_recorded(svc: Services, clock) -> None:
+    for ct in FEED_CONTENT_TYPES:
+        seen_content(svc, ct, clock() - timedelta(hours=1))
+    report = check_feeds(svc)
+    assert (report.alerts, report.needs_human, report.errors) == ([], [], {})
+    assert [(f.content_type, f.subscription, f.lag_s, f.repairs) for f in report.feeds] == [
+        (ct, "enabled", 3600.0, []) for ct in FEED_CONTENT_TYPES
+    ]
+    row = svc.storage.table(names.TABLE_FEED_HEALTH).get_entity(TENANT_A, AAD)
+    assert (row["subscription"], row["lag_s"], row["alerts"]) == ("enabled", 3600.0, "")
+
+
+def test_a_disabled_subscription_alerts_is_repaired_and_parked_content_replayed(svc: Services, emulator, clock) -> None:
+    clock.advance(minutes=20)
+    for ct in FEED_CONTENT_TYPES:
+        seen_content(svc, ct, clock() - timedelta(hours=1))
+    entry = emulator.add_content(TENANT_A, AAD, [{"Id": "r1"}], created=clock() - timedelta(hours=1))
+    body = ContentRef(
+        tenant_id=TENANT_A,
+        content_type=AAD,
+        content_id=entry["contentId"],
+        content_uri=entry["contentUri"],
+        content_created=entry["contentCreated"],
+    ).encode()
+    emulator.disable_subscription(TENANT_A, AAD, by="a tenant admin")
+    handlers.process_content(svc, handlers.Inbound(names.QUEUE_CONTENT, body, entry["contentId"]))  # parked
+    report = check_feeds(svc)
+    assert kinds(report) == [("subscription_disabled", AAD)]
+    alert = report.alerts[0]
+    assert (alert.alert_id, alert.category, alert.severity, alert.detector, alert.evidence_record_ids) == (
+        alert_id_for(TENANT_A, DETECTOR, f"subscription_disabled:{AAD}", f"feed:{AAD}:2025-03-10"),
+        Category.INTEGRATION_HEALTH,
+        Severity.HIGH,
+        DETECTOR,
+        [f"feed:{AAD}:2025-03-10"],
+    )
+    assert svc.extras["alert_sink"].list_alerts(TENANT_A) == [alert]
+    aad = report.feeds[0]
+    assert (aad.subscription, aad.repairs) == ("enabled", ["started"])
+    assert emulator.subscription(TENANT_A, AAD)["status"] == "enabled"
+    repairs = list(svc.storage.table(names.TABLE_FEED_HEALTH).query_entities("RowKey ge 'repair|'"))
+    assert [(r["content_type"], r["subscription_before"], orjson.loads(r["outcome"])["action"]) for r in repairs] == [
+        (AAD, "disabled", "started")
+    ]
+    assert report.replayed == 1
+    assert list(svc.storage.table(names.TABLE_DEADLETTERS).list_entities()) == []
+    assert isinstance(svc.bus, InProcessBus)
+    (replayed,) = svc.bus.receive(names.QUEUE_CONTENT, max_messages=10)
+    assert (replayed.message_id, replayed.body) == (f"{entry['contentId']}:replay:1", body)
+
+
+def test_a_restart_within_fifteen_minutes_waits(svc: Services, emulator, clock) -> None:
+    emulator.disable_subscription(TENANT_A, AAD)
+    before = emulator.stats.by_operation["start_subscription"]
+    report = check_feeds(svc)
+    assert report.feeds[0].repairs == ["deferred:start_spacing"]
+    assert emulator.stats.by_operation["start_subscription"] == before
+
+
+@pytest.mark.parametrize(
+    ("ct", "silent_hours", "alerted"),
+    [(AAD, 5, False), (AAD, 7, True), (EXO, 11, False), (EXO, 13, True), (SPO, 25, True), (GEN, 47, False)],
+)
+def test_silence_thresholds_per_content_type(svc: Services, clock, ct: str, silent_hours: int, alerted: bool) -> None:
+    for other in FEED_CONTENT_TYPES:
+        seen_content(svc, other, clock() - timedelta(hours=1))
+    seen_content(svc, ct, clock() - timedelta(hours=silent_hours))
+    report = check_feeds(svc)
+    assert kinds(report) == ([("feed_silent", ct)] if alerted else [])
+    if alerted:
+        assert report.alerts[0].context["silent_hours"] == silent_hours
+
+
+def test_a_new_tenant_gets_twelve_hours_for_its_first_content(svc: Services, clock) -> None:
+    clock.advance(hours=17)  # 12 h grace + 5 h: under AAD's 6 h
+    assert kinds(check_feeds(svc)) == []
+    clock.advance(hours=2)
+    assert kinds(check_feeds(svc)) == [("feed_silent", AAD)]
+
+
+def test_thresholds_are_configurable(svc: Services, clock) -> None:
+    for ct in FEED_CONTENT_TYPES:
+        seen_content(svc, ct, clock() - timedelta(hours=2))
+    assert kinds(check_feeds(svc, thresholds={GEN: timedelta(hours=1)})) == [("feed_silent", GEN)]
+    svc.extras["feed_silence_thresholds"] = {EXO: timedelta(minutes=30)}
+    assert kinds(check_feeds(svc)) == [("feed_silent", EXO)]
+
+
+def test_a_watermark_far_behind_alerts(svc: Services, clock) -> None:
+    for ct in FEED_CONTENT_TYPES:
+        seen_content(svc, ct, clock() - timedelta(hours=1))
+    seen_content(svc, EXO, clock() - timedelta(hours=1), watermark=clock() - timedelta(hours=50))
+    report = check_feeds(svc)
+    assert kinds(report) == [("watermark_lag", EXO)]
+    assert report.alerts[0].context["lag_hours"] == 50.0
+
+
+def test_a_disabled_webhook_is_registered_again(make_svc, clock, router: Router) -> None:
+    with ManagementApiEmulator(now=clock, webhook_sender=router, webhook_failure_limit=2) as emu:
+        svc = make_svc(emu, webhook=True)
+        onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+        auth = emu.subscription(TENANT_A, AAD)["webhook"]["authId"]
+        router.fail = True
+        for _ in range(2):
+            emu.add_content(TENANT_A, AAD, [{"Id": "r"}], created=clock() - timedelta(minutes=5))
+        assert emu.subscription(TENANT_A, AAD)["webhook"]["status"] == "disabled"
+        router.fail = False
+        clock.advance(minutes=20)
+        report = check_feeds(svc)
+        assert [(f.content_type, f.webhook, f.repairs) for f in report.feeds] == [
+            (AAD, "enabled", ["started"]),
+            (EXO, "enabled", []),
+            (SPO, "enabled", []),
+            (GEN, "enabled", []),
+        ]
+        assert emu.subscription(TENANT_A, AAD)["webhook"] == {
+            "status": "enabled",
+            "address": WEBHOOK,
+            "authId": auth,
+            "expiration": None,
+        }
+
+
+def test_audit_logging_off_needs_a_human(make_svc, emulator) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = "Microsoft.Office.Compliance.Audit.DataServiceException: Tenant x does not exist."
+        return httpx.Response(500, json={"error": {"code": "AF50000", "message": message}})
+
+    svc = make_svc(emulator, http=httpx.Client(transport=httpx.MockTransport(handler)))
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    report = check_feeds(svc)
+    assert [(h.tenant_id, h.reason) for h in report.needs_human] == [(TENANT_A, "audit_log_disabled")]
+    assert ("audit_log_disabled", "*") in kinds(report)
+    assert [f.subscription for f in report.feeds] == ["unknown"] * 4
+
+
+def test_integration_alerts_are_deterministic_per_day_and_merge() -> None:
+    def make(when: datetime) -> Any:
+        return integration_alert(tenant_id=TENANT_A, kind="feed_silent", content_type=AAD, when=when, summary="s")
+
+    first = make(NOW)
+    assert (first.title, first.dedup_key, first.evidence_record_ids) == (
+        "Audit feed silent",
+        f"feed_silent:{AAD}",
+        [f"feed:{AAD}:2025-03-10"],
+    )
+    assert make(NOW + timedelta(hours=8)).alert_id == first.alert_id  # same UTC day
+    assert make(NOW + timedelta(hours=9)).alert_id != first.alert_id  # 2025-03-11
+    sink = InMemoryAlertSink()
+    svc = Services(settings=Settings(), storage=None, bus=None, extras={"alert_sink": sink})  # type: ignore[arg-type]
+    emit_alerts(svc, [first])
+    emit_alerts(svc, [make(NOW + timedelta(hours=2)), make(NOW + timedelta(hours=2))])
+    (stored,) = sink.list_alerts()
+    assert (stored.count, stored.first_seen, stored.last_seen) == (
+        2,
+        NOW.timestamp(),
+        (NOW + timedelta(hours=2)).timestamp(),
+    )
+
+
+def test_the_check_purges_expired_ledger_entries(svc: Services, clock) -> None:
+    from shared.ingest.ledger import ContentEntry, ContentLedger, RecordLedger
+
+    ledger = ContentLedger(svc.storage)
+    ledger.put_entry(ContentEntry(TENANT_A, "old", "done"), now=clock() - timedelta(days=9))
+    ledger.put_entry(ContentEntry(TENANT_A, "new", "done"), now=clock() - timedelta(days=1))
+    records = RecordLedger(svc.storage)
+    records.add(TENANT_A, {"2025-02-20": {1}, "2025-03-09": {2}})
+    check_feeds(svc)
+    rows = svc.storage.table(names.TABLE_CONTENT_LEDGER).list_entities()
+    assert sorted(r["RowKey"] for r in rows) == ["new"]
+    blobs = svc.storage.container(names.CONTAINER_RAW).list_blobs(name_starts_with="ledger/")
+    assert [b.name for b in blobs] == [f"ledger/{TENANT_A}/2025-03-09"]

@@ -1,0 +1,348 @@
+"""Onboarding and the admin API through the real client against the emulator (and the Graph emulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from shared.app import Services
+from shared.detection.engine import InMemoryAlertSink
+from shared.emulators.graph import GraphEmulator
+from shared.emulators.management_api import ManagementApiEmulator
+from shared.graph.client import SyncGraphClient
+from shared.ingest.checkpoints import FEED_CONTENT_TYPES
+from shared.ingest.client import ManagementActivityClient
+from shared.ingest.onboarding import (
+    START_SPACING,
+    handle_admin_request,
+    onboard_tenant,
+    tenant_directory,
+    tenant_status,
+)
+from shared.platform import names
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.errors import ConfigurationError
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
+from shared.tenants import hash_secret
+
+TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
+TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
+PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
+ADMIN_KEY = "correct horse battery staple"
+AAD = "Audit.AzureActiveDirectory"
+
+
+@pytest.fixture
+def make_svc(storage: StorageClients, clock: Any, credential: Any, sleeps: Any) -> Iterator[Any]:
+    """Build Services on Azurite, the bus and a Management API emulator; optional Graph emulator and transport."""
+    clients: list[ManagementActivityClient] = []
+
+    def build(
+        emulator: ManagementApiEmulator, *, graph: GraphEmulator | None = None, http: httpx.Client | None = None
+    ) -> Services:
+        cache: dict[str, ManagementActivityClient] = {}
+
+        def factory(tenant_id: str) -> ManagementActivityClient:
+            if tenant_id not in cache:
+                cache[tenant_id] = ManagementActivityClient(
+                    tenant_id,
+                    cloud="commercial",
+                    publisher_id=PUBLISHER,
+                    credential=credential,
+                    base_url=emulator.base_url,
+                    sleep=sleeps,
+                    clock=clock,
+                    http_client=http,
+                )
+                clients.append(cache[tenant_id])
+            return cache[tenant_id]
+
+        def graph_factory(tenant_id: str) -> SyncGraphClient:
+            assert graph is not None
+            return SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
+
+        def epoch() -> float:
+            return float(clock().timestamp())
+
+        return Services(
+            settings=Settings(
+                publisher_id=PUBLISHER,
+                management_api_base_url=emulator.base_url,
+                admin_api_key_hash=hash_secret(ADMIN_KEY),
+            ),
+            storage=storage,
+            bus=InProcessBus(default_queue_options(), clock=epoch),
+            clock=epoch,
+            management_factory=factory,
+            graph_factory=graph_factory if graph is not None else None,
+            extras={"alert_sink": InMemoryAlertSink()},
+        )
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def svc(make_svc: Any, emulator: ManagementApiEmulator) -> Services:
+    return make_svc(emulator)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    with GraphEmulator(seed=7) as emu:
+        emu.add_tenant(TENANT_A)
+        emu.add_user(
+            TENANT_A,
+            id="a1a1a1a1-0000-4000-8000-000000000001",
+            user_principal_name="alice@contoso.com",
+            usage_location="us",
+        )
+        emu.add_user(
+            TENANT_A,
+            id="b2b2b2b2-0000-4000-8000-000000000002",
+            user_principal_name="bob@contoso.com",
+            usage_location="DE",
+        )
+        emu.add_user(TENANT_A, id="c3c3c3c3-0000-4000-8000-000000000003", user_principal_name="svc@contoso.com")
+        yield emu
+
+
+def feeds(status: Any) -> list[tuple[str, str, str, str | None]]:
+    return [(f.content_type, f.action, f.subscription, f.error) for f in status.feeds]
+
+
+def starts(emulator: ManagementApiEmulator) -> int:
+    return emulator.stats.by_operation.get("start_subscription", 0)
+
+
+def test_onboarding_registers_the_tenant_and_starts_every_feed(svc: Services, emulator, clock, sleeps) -> None:
+    status = onboard_tenant(
+        svc,
+        tenant_id=TENANT_A.upper(),
+        name="Contoso",
+        partner_id="p1",
+        detection={"internal_domains": ["contoso.com"]},
+    )
+    assert feeds(status) == [(ct, "started", "enabled", None) for ct in FEED_CONTENT_TYPES]
+    assert (status.status, status.state, status.needs_human) == ("active", "waiting_for_first_content", [])
+    assert status.identity == {"seeded": False, "error": "graph_not_configured"}
+    record = tenant_directory(svc).get(TENANT_A)
+    assert record is not None
+    assert (record.name, record.partner_id, record.cloud, record.status, record.onboarded_at) == (
+        "Contoso",
+        "p1",
+        "commercial",
+        "active",
+        clock(),
+    )
+    assert record.detection == {"internal_domains": ["contoso.com"]}
+    assert record.webhook_auth_hash is not None and len(record.webhook_auth_hash) == 64
+    assert [emulator.subscription(TENANT_A, ct)["status"] for ct in FEED_CONTENT_TYPES] == ["enabled"] * 4
+    assert sleeps.delays == []  # nothing waited: onboarding is a handful of requests
+
+
+def test_onboarding_again_is_idempotent(svc: Services, emulator, clock) -> None:
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    first = tenant_directory(svc).get(TENANT_A)
+    before = starts(emulator)
+    clock.advance(hours=1)
+    again = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso Ltd")
+    assert feeds(again) == [(ct, "ok", "enabled", None) for ct in FEED_CONTENT_TYPES]
+    assert starts(emulator) == before
+    record = tenant_directory(svc).get(TENANT_A)
+    assert first is not None and record is not None
+    assert (record.name, record.webhook_auth_hash, record.onboarded_at) == (
+        "Contoso Ltd",
+        first.webhook_auth_hash,
+        first.onboarded_at,
+    )
+
+
+def test_already_enabled_counts_as_started_when_the_list_is_unavailable(svc: Services, emulator, clock) -> None:
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    clock.advance(minutes=20)
+    emulator.inject("server_error", times=4, operation="list_subscriptions")  # the client's retries run out
+    status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    assert feeds(status) == [(ct, "started", "enabled", None) for ct in FEED_CONTENT_TYPES]
+    codes = [r.status for r in emulator.requests if r.operation == "start_subscription"]
+    assert codes == [200] * 4 + [400] * 4  # the second round answered AF20024 "already enabled"
+
+
+def test_start_spacing_defers_and_the_next_run_catches_up(make_svc, clock) -> None:
+    with ManagementApiEmulator(now=clock, enforce_start_spacing=True) as strict:
+        svc = make_svc(strict)
+        status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+        assert [(f.action, f.error) for f in status.feeds] == [("started", None)] + [("deferred", "throttled")] * 3
+        assert status.status == "onboarding"
+        # within 15 minutes nothing is started again (no request at all)
+        clock.advance(minutes=10)
+        before = strict.stats.by_operation["start_subscription"]
+        status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+        assert [f.action for f in status.feeds] == ["ok", "deferred", "deferred", "deferred"]
+        assert status.feeds[1].next_start_at == clock() - timedelta(minutes=10) + START_SPACING
+        assert strict.stats.by_operation["start_subscription"] == before
+        for _ in range(3):
+            clock.advance(minutes=16)
+            status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+        assert [f.subscription for f in status.feeds] == ["enabled"] * 4
+        assert status.status == "active"
+
+
+def test_identity_is_seeded_from_usage_location(make_svc, emulator, graph) -> None:
+    svc = make_svc(emulator, graph=graph)
+    status = onboard_tenant(
+        svc, tenant_id=TENANT_A, name="Contoso", detection={"home_countries": {"x@contoso.com": "FR"}}
+    )
+    assert status.identity == {"seeded": True, "users": 3, "home_countries": 2}
+    record = tenant_directory(svc).get(TENANT_A)
+    assert record is not None
+    assert record.config().home_countries == {
+        "x@contoso.com": "FR",
+        "a1a1a1a1-0000-4000-8000-000000000001": "US",
+        "b2b2b2b2-0000-4000-8000-000000000002": "DE",
+    }
+    row = svc.storage.table(names.TABLE_FEED_HEALTH).get_entity(TENANT_A, "identity")
+    assert orjson.loads(row["body"]) == status.identity
+
+
+def test_a_graph_failure_does_not_fail_onboarding(make_svc, emulator, graph) -> None:
+    graph.set_permissions(TENANT_A, [])
+    svc = make_svc(emulator, graph=graph)
+    status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    assert (status.status, status.identity["seeded"], status.identity["error"]) == (
+        "active",
+        False,
+        "missing_permission",
+    )
+    row = svc.storage.table(names.TABLE_FEED_HEALTH).get_entity(TENANT_A, "identity")
+    assert orjson.loads(row["body"])["error"] == "missing_permission"
+
+
+def test_audit_logging_off_is_reported_for_a_human(make_svc, emulator) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = "Microsoft.Office.Compliance.Audit.DataServiceException: Tenant x does not exist."
+        return httpx.Response(500, json={"error": {"code": "AF50000", "message": message}})
+
+    svc = make_svc(emulator, http=httpx.Client(transport=httpx.MockTransport(handler)))
+    status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    assert status.state == "action_required"
+    assert status.needs_human == [
+        "Unified audit logging is off in the tenant: turn it on in Microsoft Purview (Audit)."
+    ]
+    assert {f.error for f in status.feeds} == {"audit_log_disabled"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"tenant_id": "contoso.onmicrosoft.com"}, "tenant_id_invalid"),
+        ({"tenant_id": TENANT_A, "cloud": "china"}, "unknown_cloud"),
+        ({"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ["not a cidr"]}}, "configuration"),
+        ({"tenant_id": TENANT_A, "detection": {"no_such_setting": 1}}, "configuration"),
+    ],
+)
+def test_bad_onboarding_input(svc: Services, kwargs: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigurationError) as bad:
+        onboard_tenant(svc, name="x", **kwargs)
+    assert bad.value.reason == reason
+    assert tenant_directory(svc).list() == []
+
+
+def test_tenant_status_reads_the_api_and_the_checkpoints(svc: Services, emulator) -> None:
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    emulator.disable_subscription(TENANT_A, AAD)
+    status = tenant_status(svc, TENANT_A)
+    assert [f.subscription for f in status.feeds] == ["disabled", "enabled", "enabled", "enabled"]
+    offline = tenant_status(svc, TENANT_A, live=False)
+    assert [f.subscription for f in offline.feeds] == ["unknown"] * 4
+    with pytest.raises(ConfigurationError):
+        tenant_status(svc, TENANT_B)
+
+
+# ----------------------------------------------------------------------------- admin API
+
+
+def admin(svc: Services, method: str, body: Any = b"", key: str | None = ADMIN_KEY) -> tuple[int, Any]:
+    headers = {"X-ITDR-Admin-Key": key} if key is not None else {}
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    status, out = handle_admin_request(svc, method=method, headers=headers, body=raw)
+    return status, orjson.loads(out)
+
+
+def test_the_admin_api_onboards_and_lists(svc: Services) -> None:
+    status, body = admin(
+        svc,
+        "POST",
+        {
+            "tenant_id": TENANT_A,
+            "name": "Contoso",
+            "partner_id": "p1",
+            "cloud": "commercial",
+            "detection": {"allowed_countries": ["us"]},
+        },
+    )
+    assert status == 200
+    assert (body["tenant_id"], body["status"], body["state"]) == (TENANT_A, "active", "waiting_for_first_content")
+    assert [f["action"] for f in body["feeds"]] == ["started"] * 4
+    status, listing = admin(svc, "GET")
+    assert status == 200
+    assert [(t["tenant_id"], t["name"], t["partner_id"], t["status"]) for t in listing["tenants"]] == [
+        (TENANT_A, "Contoso", "p1", "active")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "key", "status", "error"),
+    [
+        ("GET", b"", None, 401, "unauthorized"),
+        ("GET", b"", "wrong key", 401, "unauthorized"),
+        ("DELETE", b"", ADMIN_KEY, 405, "method_not_allowed"),
+        ("POST", b"not json", ADMIN_KEY, 400, "invalid_request"),
+        ("POST", {"tenant_id": TENANT_A, "surprise": 1}, ADMIN_KEY, 400, "invalid_request"),
+        ("POST", {"tenant_id": "nope"}, ADMIN_KEY, 400, "tenant_id_invalid"),
+        ("POST", b"{" + b" " * 70000 + b"}", ADMIN_KEY, 413, "body_too_large"),
+    ],
+)
+def test_the_admin_api_refuses(svc: Services, method: str, body: Any, key: str | None, status: int, error: str) -> None:
+    got_status, got = admin(svc, method, body, key)
+    assert (got_status, got["error"]) == (status, error)
+    assert tenant_directory(svc).list() == []
+
+
+def test_the_admin_api_is_closed_without_a_configured_key(svc: Services, emulator) -> None:
+    svc.settings = Settings(publisher_id=PUBLISHER, management_api_base_url=emulator.base_url)
+    assert admin(svc, "GET", key="")[0] == 401
+    assert admin(svc, "GET", key="anything")[0] == 401
+
+
+def test_the_tenants_commands(svc: Services, emulator, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.app import configure
+    from shared.cli.main import main
+
+    detection = tmp_path / "detection.json"
+    detection.write_bytes(orjson.dumps({"allowed_countries": ["US", "CA"]}))
+    configure(svc)
+    try:
+        rc = main(["tenants", "add", "--tenant", TENANT_A, "--name", "Contoso", "--detection", str(detection)])
+        added = orjson.loads(capsys.readouterr().out)
+        assert (rc, added["tenant_id"], added["state"]) == (0, TENANT_A, "waiting_for_first_content")
+        assert main(["tenants", "list"]) == 0
+        listed = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(t["tenant_id"], t["name"], t["status"]) for t in listed] == [(TENANT_A, "Contoso", "active")]
+        emulator.disable_subscription(TENANT_A, AAD)
+        assert main(["tenants", "status", "--tenant", TENANT_A]) == 0
+        status = orjson.loads(capsys.readouterr().out)
+        assert [f["subscription"] for f in status["feeds"]] == ["disabled", "enabled", "enabled", "enabled"]
+        assert main(["tenants", "status", "--tenant", TENANT_B]) == 2  # not onboarded: a usage error
+        assert main(["tenants", "add", "--tenant", TENANT_B, "--detection", str(tmp_path / "missing.json")]) == 2
+    finally:
+        configure(None)
+    record = tenant_directory(svc).get(TENANT_A)
+    assert record is not None and record.detection == {"allowed_countries": ["US", "CA"]}

@@ -1,0 +1,235 @@
+"""The webhook: validation handshake during onboarding, notifications from the emulator, refused spoofs.
+
+The emulator's webhook sender calls :func:`handle_webhook` in-process (what the Functions host would do for
+the ``o365_webhook`` HTTP function), so the handshake and the notifications are the emulator's real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.app import Services
+from shared.detection.engine import InMemoryAlertSink
+from shared.emulators.management_api import ManagementApiEmulator
+from shared.ingest.checkpoints import FEED_CONTENT_TYPES
+from shared.ingest.client import ManagementActivityClient
+from shared.ingest.onboarding import onboard_tenant, tenant_directory
+from shared.ingest.poller import poll_tenants
+from shared.ingest.webhook import MAX_BODY, handle_webhook, webhook_stats
+from shared.platform import names
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
+from shared.tenants import hash_secret
+
+TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
+TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
+PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
+WEBHOOK = "https://itdr.example/api/o365/webhook"
+AAD = "Audit.AzureActiveDirectory"
+
+
+class Router:
+    """The emulator's webhook sender: POSTs go to handle_webhook of the Services set later."""
+
+    svc: Services | None = None
+    answers: list[tuple[int, bytes]]
+
+    def __init__(self) -> None:
+        self.answers = []
+
+    def __call__(self, url: str, headers: Mapping[str, str], body: bytes) -> int:
+        assert self.svc is not None and url == WEBHOOK
+        answer = handle_webhook(self.svc, headers=headers, body=body)
+        self.answers.append(answer)
+        return answer[0]
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router()
+
+
+@pytest.fixture
+def hooked(clock: Any, router: Router) -> Iterator[ManagementApiEmulator]:
+    with ManagementApiEmulator(now=clock, page_size=2, webhook_sender=router) as emu:
+        yield emu
+
+
+@pytest.fixture
+def svc(
+    storage: StorageClients, hooked: ManagementApiEmulator, clock: Any, credential: Any, sleeps: Any, router: Router
+) -> Iterator[Services]:
+    """Services with ITDR_WEBHOOK_URL set; tenant A onboarded (its handshakes went through handle_webhook)."""
+    clients: dict[str, ManagementActivityClient] = {}
+
+    def factory(tenant_id: str) -> ManagementActivityClient:
+        if tenant_id not in clients:
+            clients[tenant_id] = ManagementActivityClient(
+                tenant_id,
+                cloud="commercial",
+                publisher_id=PUBLISHER,
+                credential=credential,
+                base_url=hooked.base_url,
+                sleep=sleeps,
+                clock=clock,
+            )
+        return clients[tenant_id]
+
+    def epoch() -> float:
+        return float(clock().timestamp())
+
+    services = Services(
+        settings=Settings(publisher_id=PUBLISHER, management_api_base_url=hooked.base_url, webhook_url=WEBHOOK),
+        storage=storage,
+        bus=InProcessBus(default_queue_options(), clock=epoch),
+        clock=epoch,
+        management_factory=factory,
+        extras={"alert_sink": InMemoryAlertSink()},
+    )
+    router.svc = services
+    onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
+    yield services
+    for client in clients.values():
+        client.close()
+
+
+def queued(svc: Services) -> list[tuple[str, dict[str, Any]]]:
+    assert isinstance(svc.bus, InProcessBus)
+    out = []
+    while got := svc.bus.receive(names.QUEUE_CONTENT, max_messages=50):
+        for m in got:
+            out.append((m.message_id, orjson.loads(m.body)))
+            svc.bus.complete(m)
+    return out
+
+
+def auth_of(emulator: ManagementApiEmulator, tenant: str = TENANT_A) -> str:
+    sub = emulator.subscription(tenant, AAD)
+    assert sub is not None and sub["webhook"] is not None
+    return str(sub["webhook"]["authId"])
+
+
+def notification(emulator: ManagementApiEmulator, clock: Any, **override: Any) -> dict[str, Any]:
+    entry = emulator.add_content(TENANT_A, AAD, [{"Id": "r1"}], created=clock() - timedelta(minutes=5), notify=False)
+    return {"tenantId": TENANT_A, "clientId": emulator.client_id, **entry, **override}
+
+
+def test_onboarding_passes_the_handshake_and_stores_only_the_hash(svc: Services, hooked, router: Router) -> None:
+    assert [c.kind for c in hooked.webhook_calls] == ["validation"] * 4
+    assert router.answers == [(200, b"{}")] * 4
+    auth = auth_of(hooked)
+    record = tenant_directory(svc).get(TENANT_A)
+    assert record is not None and record.webhook_auth_hash == hash_secret(auth)
+    assert auth not in record.model_dump_json()
+    assert {hooked.subscription(TENANT_A, ct)["webhook"]["authId"] for ct in FEED_CONTENT_TYPES} == {auth}
+    assert webhook_stats(svc).to_dict() == {"handshakes": 4, "accepted": 0, "refused": {}}
+
+
+def test_a_notification_enqueues_content_and_polling_adds_no_duplicate(svc: Services, hooked, clock) -> None:
+    entry = hooked.add_content(TENANT_A, AAD, [{"Id": "r1"}], created=clock() - timedelta(minutes=5))
+    call = hooked.webhook_calls[-1]
+    assert (call.kind, call.status) == ("notification", 200)
+    assert queued(svc) == [
+        (
+            entry["contentId"],
+            {
+                "tenant_id": TENANT_A,
+                "content_type": AAD,
+                "content_id": entry["contentId"],
+                "content_uri": entry["contentUri"],
+                "content_created": "2025-03-10T14:55:00Z",
+                "content_expiration": "2025-03-17T14:55:00Z",
+                "source": "webhook",
+            },
+        )
+    ]
+    poll_tenants(svc)
+    assert queued(svc) == []  # same MessageId: the queue dropped the poller's copy
+    assert webhook_stats(svc).to_dict() == {"handshakes": 4, "accepted": 1, "refused": {}}
+
+
+def test_a_body_validation_code_is_a_handshake_too(svc: Services, hooked) -> None:
+    body = orjson.dumps({"validationCode": "abc"})
+    assert handle_webhook(svc, headers={"Webhook-AuthID": auth_of(hooked)}, body=body) == (200, b"{}")
+    assert handle_webhook(svc, headers={"Webhook-AuthID": "guess"}, body=body)[0] == 401
+
+
+SPOOFS: list[tuple[str, Any, int, str]] = [
+    # (name, how to build (headers, body) from a valid pair, status, reason)
+    ("bad AuthID", lambda h, items: ({**h, "Webhook-AuthID": "x" * 43}, items), 401, "bad_auth_id"),
+    ("no AuthID", lambda h, items: ({"Content-Type": "application/json"}, items), 401, "bad_auth_id"),
+    ("unknown tenant", lambda h, items: (h, [{**items[0], "tenantId": TENANT_B}]), 401, "unknown_tenant"),
+    ("not a tenant id", lambda h, items: (h, [{**items[0], "tenantId": "../x"}]), 401, "unknown_tenant"),
+    (
+        "unknown content type",
+        lambda h, items: (h, [{**items[0], "contentType": "DLP.All"}]),
+        400,
+        "unknown_content_type",
+    ),
+    (
+        "content URL on another host",
+        lambda h, items: (h, [{**items[0], "contentUri": items[0]["contentUri"].replace("127.0.0.1", "evil.example")}]),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        "content URL of another tenant",
+        lambda h, items: (h, [{**items[0], "contentUri": items[0]["contentUri"].replace(TENANT_A, TENANT_B)}]),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        "one bad item among good ones",
+        lambda h, items: (h, [items[0], {**items[0], "tenantId": TENANT_B}]),
+        401,
+        "unknown_tenant",
+    ),
+    ("not an array", lambda h, items: (h, items[0]), 400, "invalid_body"),
+]
+
+
+@pytest.mark.parametrize(("name", "spoof", "status", "reason"), SPOOFS, ids=[s[0] for s in SPOOFS])
+def test_spoofed_notifications_are_refused_and_counted(
+    svc: Services, hooked, clock, name: str, spoof: Any, status: int, reason: str
+) -> None:
+    headers = {"Webhook-AuthID": auth_of(hooked), "Content-Type": "application/json"}
+    bad_headers, bad_body = spoof(headers, [notification(hooked, clock)])
+    answer = handle_webhook(svc, headers=bad_headers, body=orjson.dumps(bad_body))
+    assert answer == (status, orjson.dumps({"error": reason}))
+    assert queued(svc) == []
+    assert webhook_stats(svc).to_dict()["refused"] == {reason: 1}
+
+
+def test_oversized_and_malformed_bodies(svc: Services, hooked) -> None:
+    headers = {"webhook-authid": auth_of(hooked)}
+    assert handle_webhook(svc, headers=headers, body=b"[" + b" " * MAX_BODY + b"]")[0] == 413
+    assert handle_webhook(svc, headers=headers, body=b"[{")[0] == 400
+    assert webhook_stats(svc).to_dict()["refused"] == {"too_large": 1, "invalid_body": 1}
+
+
+def test_header_names_are_case_insensitive_and_an_empty_array_is_fine(svc: Services, hooked, clock) -> None:
+    item = notification(hooked, clock)
+    assert handle_webhook(svc, headers={"WEBHOOK-AUTHID": auth_of(hooked)}, body=orjson.dumps([item])) == (
+        200,
+        b'{"accepted":1}',
+    )
+    assert handle_webhook(svc, headers={"webhook-authid": auth_of(hooked)}, body=b"[]") == (200, b'{"accepted":0}')
+
+
+def test_an_offboarded_tenant_is_refused(svc: Services, hooked, clock) -> None:
+    directory = tenant_directory(svc)
+    record = directory.get(TENANT_A)
+    assert record is not None
+    directory.upsert(record.model_copy(update={"status": "offboarded"}))
+    body = orjson.dumps([notification(hooked, clock)])
+    assert handle_webhook(svc, headers={"Webhook-AuthID": auth_of(hooked)}, body=body)[0] == 401
+    assert (
+        handle_webhook(svc, headers={"Webhook-ValidationCode": "c", "Webhook-AuthID": auth_of(hooked)}, body=b"")[0]
+        == 401
+    )
