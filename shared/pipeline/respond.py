@@ -63,7 +63,11 @@ def engine(svc: Services) -> DetectionEngine:
         from detectors import default_registry
         from shared.enrich.factory import IntelFeeds, build_local_enricher, load_rogue_apps
 
-        feeds: IntelFeeds = svc.extras.get("intel_feeds") or IntelFeeds()
+        feeds: IntelFeeds | None = svc.extras.get("intel_feeds")
+        if feeds is None:
+            from shared.enrich.feeds import load_intel_feeds
+
+            feeds = load_intel_feeds(svc)
         directory = tenants(svc)
         return DetectionEngine(
             default_registry(),
