@@ -48,7 +48,7 @@ unit: setup
 	@set +e; $(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-test: lint typecheck unit iac bench-smoke
+test: lint typecheck unit iac bench-smoke chaos-smoke
 
 iac: setup
 	$(BIN)/python -m shared.tools.iac_check

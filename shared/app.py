@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.platform import logsafety
 from shared.platform.settings import Settings
+
+logsafety.install()
 
 if TYPE_CHECKING:  # keep `import function_app` light: Azure SDKs load on first use
     from shared.platform.bus import MessageBus

@@ -37,7 +37,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.alerts.incidents import context_app_id, context_asn
 from shared.alerts.store import chunks, get_json, put_json, storage_error
-from shared.detection.model import Alert, Severity
+from shared.detection.model import Alert, Category, Severity
 from shared.platform import names
 from shared.platform.errors import ConcurrencyError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key
@@ -100,9 +100,17 @@ def indicators_of(alert: Alert) -> list[tuple[IndicatorKind, str]]:
     if asn is not None:
         out.append((IndicatorKind.ASN, str(asn)))
     app = context_app_id(alert.context)
-    if app is not None:
+    if app is not None and alert.category is Category.ROGUE_APP and not is_first_party_app(app):
+        # the client a user signed in with (Office, Outlook) is not an attacker's app: only apps
+        # that were consented to, given credentials or roles link tenants
         out.append((IndicatorKind.APP, app))
     return out
+
+
+def is_first_party_app(app_id: str) -> bool:
+    from shared.enrich.access import KNOWN_APPS
+
+    return app_id.lower() in KNOWN_APPS
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ from shared.platform.errors import (
     ThrottledError,
     TransientError,
 )
+from shared.platform.faults import crash_point
 from shared.platform.storage import StorageClients, encode_key
 
 log = logging.getLogger(__name__)
@@ -376,6 +377,7 @@ class PartnerDeliveryClient:
         status, attempts = self._post(
             body, headers, scope=scope, incident_id=incident.incident_id, revision=incident.revision, key=key
         )
+        crash_point("delivery.after_post")
         self._ledger.record_delivery(
             DeliveryRecord(
                 scope,

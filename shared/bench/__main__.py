@@ -131,14 +131,26 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
             raw.upload_blob(name, f.read_bytes(), overwrite=True)
             records += len(recs)
             refs.append(
-                (tid, RecordBatchRef(tenant_id=tid, content_type="bench", content_id=f"bench{i}",
-                                     batch_blob=name, batch_id=f"bench{i}#0", records=len(recs)))
+                (
+                    tid,
+                    RecordBatchRef(
+                        tenant_id=tid,
+                        content_type="bench",
+                        content_id=f"bench{i}",
+                        batch_blob=name,
+                        batch_id=f"bench{i}#0",
+                        records=len(recs),
+                    ),
+                )
             )
         base = dict(counter.counts)
         sent0, items0 = bus.stats.sent, telemetry().items
         for tid, ref in refs:
             # the content function's own work per blob: one archive write, one batch write, one message
-            bus.send(names.QUEUE_RECORDS, [OutboundMessage(ref.encode(), message_id=ref.batch_id, session_id=session_for(tid, 0, 1))])
+            bus.send(
+                names.QUEUE_RECORDS,
+                [OutboundMessage(ref.encode(), message_id=ref.batch_id, session_id=session_for(tid, 0, 1))],
+            )
         runtime = LocalRuntime(bus)
         runtime.run_until_idle()
         configure(None)
@@ -156,23 +168,32 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
         }
 
 
-def cost(per_record: dict[str, float]) -> dict[str, float]:
+def cost(per_record: dict[str, float]) -> dict[str, Any]:
     m = 1_000_000
-    sb = per_record["servicebus_messages_per_record"] * m * PRICES["servicebus_per_million_ops"] / 1e6 * 2  # send + receive
-    fn = per_record["function_invocations_per_record"] * m * (
-        PRICES["functions_per_million_executions"] / 1e6 + EXECUTION_GB_S * PRICES["functions_per_gb_s"]
+    sb = (
+        per_record["servicebus_messages_per_record"] * m * PRICES["servicebus_per_million_ops"] / 1e6 * 2
+    )  # send + receive
+    fn = (
+        per_record["function_invocations_per_record"]
+        * m
+        * (PRICES["functions_per_million_executions"] / 1e6 + EXECUTION_GB_S * PRICES["functions_per_gb_s"])
     )
     table = per_record["table_transactions_per_record"] * m * PRICES["table_per_10k_transactions"] / 1e4
     blob = per_record["blob_operations_per_record"] * m * PRICES["blob_write_per_10k"] / 1e4
-    tel = per_record["telemetry_items_per_record"] * m * TELEMETRY_ITEM_KB / 1024 / 1024 * PRICES["log_analytics_per_gb"]
+    tel = (
+        per_record["telemetry_items_per_record"] * m * TELEMETRY_ITEM_KB / 1024 / 1024 * PRICES["log_analytics_per_gb"]
+    )
     per_million = sb + fn + table + blob + tel
     month = per_million * RECORDS_PER_1000_USERS_MONTH / m + PRICES["servicebus_base_month"]
     return {
         "cost_usd_per_million_records": round(per_million, 4),
         "cost_usd_per_1000_users_month": round(month, 2),
         "cost_breakdown_per_million": {
-            "servicebus": round(sb, 4), "functions": round(fn, 4), "table": round(table, 5),
-            "blob": round(blob, 4), "telemetry": round(tel, 4),
+            "servicebus": round(sb, 4),
+            "functions": round(fn, 4),
+            "table": round(table, 5),
+            "blob": round(blob, 4),
+            "telemetry": round(tel, 4),
         },
     }
 
@@ -182,7 +203,11 @@ def ip_figures() -> dict[str, Any]:
     from shared.enrich.ipintel import measure_lookups
 
     got = measure_lookups(build_ip_intel(IntelFeeds()), n=200_000)
-    return {"ip_lookups_per_second": got.get("lookups_per_second"), "ip_data_memory_mb": got.get("memory_mb"), "ip_detail": got}
+    return {
+        "ip_lookups_per_second": got.get("lookups_per_second"),
+        "ip_data_memory_mb": got.get("memory_mb"),
+        "ip_detail": got,
+    }
 
 
 def cold_import() -> float:
@@ -212,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     child = subprocess.run(
         [sys.executable, "-m", "shared.bench", "--cpu-child", str(corpus.path), "--rounds", str(rounds)],
-        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     if child.returncode != 0:
         print(child.stderr, file=sys.stderr)
@@ -247,10 +276,20 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(results: dict[str, Any]) -> None:
     print(f"\n{'figure':40} {'value':>16}  target")
     for key in (
-        "orjson_records_per_second", "detection_records_per_second", "throughput_ratio_vs_orjson",
-        "servicebus_messages_per_record", "table_transactions_per_record", "graph_calls_per_record",
-        "function_invocations_per_record", "telemetry_items_per_record", "cost_usd_per_million_records",
-        "cost_usd_per_1000_users_month", "ip_lookups_per_second", "ip_data_memory_mb", "peak_rss_mb", "cold_import_s",
+        "orjson_records_per_second",
+        "detection_records_per_second",
+        "throughput_ratio_vs_orjson",
+        "servicebus_messages_per_record",
+        "table_transactions_per_record",
+        "graph_calls_per_record",
+        "function_invocations_per_record",
+        "telemetry_items_per_record",
+        "cost_usd_per_million_records",
+        "cost_usd_per_1000_users_month",
+        "ip_lookups_per_second",
+        "ip_data_memory_mb",
+        "peak_rss_mb",
+        "cold_import_s",
     ):
         value = results.get(key)
         target = TARGETS.get(key)
@@ -259,7 +298,11 @@ def print_table(results: dict[str, Any]) -> None:
             op, bound = target
             ok = value >= bound if op == ">=" else value <= bound
             mark = f"{op} {bound:g}  {'ok' if ok else 'MISSED'}"
-        shown = f"{value:,.4f}" if isinstance(value, float) and value < 10 else (f"{value:,.0f}" if isinstance(value, float) else str(value))
+        shown = (
+            f"{value:,.4f}"
+            if isinstance(value, float) and value < 10
+            else (f"{value:,.0f}" if isinstance(value, float) else str(value))
+        )
         print(f"{key:40} {shown:>16}  {mark}")
 
 

@@ -22,7 +22,8 @@ from shared.demo import records as R
 
 TENANTS = 10
 USERS = 1000
-BLOB_RECORDS = 1000
+BLOB_RECORDS = 3000
+"""Records per content blob: busy tenants get ~2,900 (performance notes, section 1: 1,000-5,000)."""
 _HOSTING_IPS = tuple(f"146.70.{a}.{b}" for a in (133, 160) for b in (10, 20, 30)) + tuple(
     f"159.89.{a}.{b}" for a in (10, 80) for b in (5, 6)
 )
@@ -74,7 +75,9 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
     if roll < 0.25:
         return "Audit.AzureActiveDirectory", R.signin(rng, t, tid, user, ip=ip)
     if roll < 0.30:
-        return "Audit.AzureActiveDirectory", R.signin(rng, t, tid, user, ip=ip, error=rng.choice((50126, 50074, 500121)))
+        return "Audit.AzureActiveDirectory", R.signin(
+            rng, t, tid, user, ip=ip, error=rng.choice((50126, 50074, 500121))
+        )
     if roll < 0.55:
         return "Audit.Exchange", R.mail_access(rng, t, tid, user, ip=ip, items=rng.randint(1, 3))
     if roll < 0.85:
@@ -88,12 +91,21 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
     sub = rng.random()
     if sub < 0.3:
         forward = rng.choice((f"team@{domain}", "someone@gmail.com"))
-        params = [{"Name": "Name", "Value": rng.choice(("Newsletters", ".", "Receipts"))}, {"Name": "ForwardTo", "Value": forward}]
+        params = [
+            {"Name": "Name", "Value": rng.choice(("Newsletters", ".", "Receipts"))},
+            {"Name": "ForwardTo", "Value": forward},
+        ]
         return "Audit.Exchange", R.inbox_rule(rng, t, tid, user, ip=ip, parameters=params)
     if sub < 0.4:
         return "Audit.AzureActiveDirectory", R.consent(
-            rng, t, tid, user, app_id=_guid("app", rng.randint(0, 20)), app_name="Some App",
-            scopes=rng.choice(("User.Read", "Mail.Read offline_access")), sp_id=_guid("sp", rng.randint(0, 20)),
+            rng,
+            t,
+            tid,
+            user,
+            app_id=_guid("app", rng.randint(0, 20)),
+            app_name="Some App",
+            scopes=rng.choice(("User.Read", "Mail.Read offline_access")),
+            sp_id=_guid("sp", rng.randint(0, 20)),
         )
     rec = R.signin(rng, t, tid, user, ip=ip)
     rec.update({"Operation": rng.choice(("Update user.", "Add member to group.", "Set-Mailbox")), "RecordType": 8})
@@ -125,7 +137,7 @@ def generate(records: int, *, seed: int = 42) -> Iterator[tuple[str, str, list[d
 
 def ensure_corpus(root: Path, records: int, *, seed: int = 42) -> CorpusInfo:
     """Write the corpus once under ``root/<records>-<seed>/`` (reused on later runs)."""
-    path = root / f"{records}-{seed}"
+    path = root / f"{records}-{seed}-{BLOB_RECORDS}"
     done = path / "DONE"
     if not done.exists():
         path.mkdir(parents=True, exist_ok=True)

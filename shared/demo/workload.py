@@ -87,6 +87,11 @@ def _guid(*parts: object) -> str:
     return str(uuid.UUID(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]))
 
 
+def sp_id_for(wl: Workload, tenant_id: str) -> str:
+    """The object ID of the rogue app's service principal in a tenant."""
+    return _guid("sp", wl.seed, tenant_id, ROGUE_APP_ID)
+
+
 def build_tenants(seed: int, *, users_per_tenant: int) -> list[DemoTenant]:
     rng = random.Random(seed)
     out: list[DemoTenant] = []
@@ -246,7 +251,7 @@ def _bec_chain(rng: random.Random, wl: Workload, tenant: DemoTenant, t: datetime
             app_id=ROGUE_APP_ID,
             app_name="eM Client",
             scopes="EWS.AccessAsUser.All IMAP.AccessAsUser.All Mail.ReadWrite offline_access openid email",
-            sp_id=_guid("sp", wl.seed, tid, ROGUE_APP_ID),
+            sp_id=sp_id_for(wl, tid),
         )
     )
     wl.attacks.append(

@@ -53,6 +53,7 @@ from shared.platform.errors import (
     NotFoundError,
     ServiceUnavailable,
 )
+from shared.platform.faults import crash_point
 from shared.platform.storage import encode_key
 from shared.records.event import Event, Quarantined, iso, parse_blob, parse_raw_record
 from shared.records.model import split_blob
@@ -191,9 +192,11 @@ def _split(svc: Services, ref: ContentRef, entry: ContentEntry | None, data: byt
 def _process(svc: Services, ref: ContentRef, entry: ContentEntry | None, now: datetime) -> ContentReport:
     tid, cid, ct = ref.tenant_id, ref.content_id, ref.content_type
     data = _download(svc, ref, now)
+    crash_point("content.after_download")
     raws = _split(svc, ref, entry, data, now)
     archive = raw_blob_name(tid, ct, blob_day(ref), cid)
     svc.storage.container(names.CONTAINER_RAW).upload_blob(archive, data, overwrite=True)
+    crash_point("content.after_archive")
     events: list[Event] = []
     bad: list[tuple[int, Quarantined]] = []
     for index, raw in enumerate(raws):
@@ -278,6 +281,7 @@ def _finish(
             )
     if messages:
         svc.bus.send(names.QUEUE_RECORDS, messages)
+    crash_point("content.after_publish")
     keys: dict[str, set[int]] = {}
     for batch in batches:
         for e in batch:

@@ -34,6 +34,7 @@ from shared.pipeline.messages import ContentRef
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
 from shared.platform.errors import ItdrError, SubscriptionError
+from shared.platform.faults import crash_point
 from shared.tenants import TenantRecord
 
 log = logging.getLogger("itdr.ingest")
@@ -248,6 +249,7 @@ def _consume(
     """Send each page, then record it: the cursor mid-slice, the watermark at a slice's end."""
     for page in pages:
         _enqueue(svc, cp.tenant_id, page.items)
+        crash_point("poll.after_enqueue")
         feed.pages += 1
         feed.enqueued += len(page.items)
         newest = _later(cp.newest_content_at, max((b.content_created for b in page.items), default=None))

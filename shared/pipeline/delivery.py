@@ -9,7 +9,6 @@ import orjson
 from shared.app import Services
 from shared.pipeline.messages import IncidentRef
 from shared.platform.errors import BadInputError, ConfigurationError
-from shared.platform.faults import crash_point
 
 
 def delivery_client(svc: Services) -> Any:
@@ -66,9 +65,7 @@ def deliver(svc: Services, body: bytes) -> Any:
     decision = decide_incident(svc, incident)
     if not decision.publish:
         return None  # dismissed or suppressed since it was queued
-    result = delivery_client(svc).deliver(incident, decision=decision)
-    crash_point("delivery.after_post")
-    return result
+    return delivery_client(svc).deliver(incident, decision=decision)
 
 
 def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from collections.abc import Sequence
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.app import Services

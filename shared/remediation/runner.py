@@ -52,6 +52,7 @@ from shared.platform.errors import (
     PermissionError_,
     TransientError,
 )
+from shared.platform.faults import crash_point
 from shared.remediation.actions import (
     ACTIONS,
     ActionContext,
@@ -336,6 +337,7 @@ class RemediationRunner:
                         client_tenant=client.tenant_id,
                     )
                 result = action(client, ctx)
+                crash_point("remediation.after_graph")
         except LostOwnership:
             latest = self._ledger.get_entry(entry.tenant_id, entry.key) or holder["entry"]
             return HandleResult(HandleOutcome.LOST_OWNERSHIP, latest)

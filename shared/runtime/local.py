@@ -48,7 +48,7 @@ def registered_functions() -> dict[str, Any]:
     if _FUNCTIONS is None:
         import function_app
 
-        _FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
+        _FUNCTIONS = {str(f.get_function_name()): f for f in function_app.app.get_functions()}
     return _FUNCTIONS
 
 

@@ -133,6 +133,21 @@ def test_indicators_of_alerts(make_alert: Any, alert_kw: dict[str, Any], expecte
     assert indicators_of(make_alert(Category.ROGUE_APP, **alert_kw)) == expected
 
 
+@pytest.mark.parametrize(
+    ("category", "app_id"),
+    [
+        pytest.param(
+            Category.UNWANTED_LOGIN, "0f1e2d3c-0000-4000-8000-00000000beef", id="sign-in-client-is-not-an-indicator"
+        ),
+        pytest.param(Category.ROGUE_APP, "d3590ed6-52b3-4102-aeff-aad2292ab01c", id="microsoft-office-first-party"),
+    ],
+)
+def test_client_apps_of_sign_ins_and_first_party_apps_do_not_link_tenants(
+    make_alert: Any, category: Category, app_id: str
+) -> None:
+    assert indicators_of(make_alert(category, ip=None, context={"app_id": app_id})) == []
+
+
 def test_asn_and_app_indicators_link_tenants(corr: Any, make_alert: Any) -> None:
     app = {"ip": None, "context": {"app_id": "0f1e2d3c-0000-4000-8000-00000000beef", "asn": 64500}}
     changed = corr.add_alerts([make_alert(Category.ROGUE_APP, tenant=t, **app) for t in (A, B)])

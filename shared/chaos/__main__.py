@@ -1,0 +1,400 @@
+"""`make chaos`: the whole local product under injected faults, checked against invariants.
+
+Runs the demo's multi-tenant workload twice with the same seed: once without faults (the
+reference) and once with faults drawn from the seed — Management Activity API throttling
+(429, AF429 in a 403), 5xx, slow responses, truncated and invalid blobs, duplicate content IDs
+(also days later), a subscription disabled by an admin mid-run; functions dying between their
+steps (crash points), messages redelivered, locks lost; Graph 429/503/403/404 on remediation; the
+partner's endpoint down for hours. Spoofed webhook notifications are sent throughout. Then it
+checks, prints and enforces:
+
+1. every record the API served was processed or quarantined with a reason (by record ``Id``);
+2. no alert, incident, partner delivery or remediation happened twice in effect;
+3. checkpoints only moved forward, and only past work that is durable;
+4. every attack was alerted as in the fault-free run, and no tenant's state is visible to another;
+5. every dead-letter carries a reason and replays with ``itdr deadletters replay``;
+6. security: every spoofed notification was refused, and no token or secret reached a log line.
+
+Reproduce a failure with ``make chaos SEED=<the printed seed>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from shared.demo.__main__ import seed_graph, write_feeds
+from shared.demo.workload import Workload, generate
+from shared.platform import names
+from shared.platform.faults import CrashInjector, install
+from shared.runtime.world import LocalWorld
+
+CRASH_POINTS = (
+    "content.after_download",
+    "content.after_archive",
+    "content.after_publish",
+    "poll.after_enqueue",
+    "detect.after_alerts",
+    "detect.after_incidents",
+    "detect.before_state",
+    "remediation.after_graph",
+    "delivery.after_post",
+)
+SECRET_MARKERS = ("emulator-token", "fake-token:")
+
+
+class LogCapture(logging.Handler):
+    """Every log line of the run, rendered, to search for secrets."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string is still a line to check
+            text = str(record.msg)
+        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD_ATTRS)
+        self.lines.append(f"{record.name} {text} {extras}")
+
+
+_STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+@dataclass
+class RunResult:
+    alerts: dict[str, Any] = field(default_factory=dict)
+    incidents: list[Any] = field(default_factory=list)
+    detected_ids: set[str] = field(default_factory=set)
+    served_ids: set[str] = field(default_factory=set)
+    quarantined_ids: set[str] = field(default_factory=set)
+    quarantined_content: set[str] = field(default_factory=set)
+    deliveries: list[Any] = field(default_factory=list)
+    graph_effects: list[Any] = field(default_factory=list)
+    checkpoint_history: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    state_rows: list[tuple[str, str]] = field(default_factory=list)
+    dead_letters: list[Any] = field(default_factory=list)
+    replayed: int = 0
+    spoofs_sent: int = 0
+    spoofs_refused: int = 0
+    log_lines: list[str] = field(default_factory=list)
+    crashes: Counter[str] = field(default_factory=Counter)
+    api_faults: dict[str, int] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    tenants: dict[str, set[str]] = field(default_factory=dict)
+    after_replay: list[Any] = field(default_factory=list)
+
+
+def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResult:
+    import tempfile
+    from pathlib import Path
+
+    from shared.ingest.onboarding import onboard_tenant
+
+    out = RunResult()
+    rng = random.Random(seed)
+    capture = LogCapture()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    injector = CrashInjector(seed=seed, rate=0.04 if faults else 0.0, points=CRASH_POINTS)
+    install(injector if faults else None)
+
+    def fault_hook(queue: str, m: Any) -> str | None:
+        if not faults:
+            return None
+        r = rng.random()
+        return "crash" if r < 0.03 else "lose_lock" if r < 0.05 else None
+
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="itdr-chaos-") as tmp,
+            LocalWorld(wl.start, seed=seed, namespace=f"{'f' if faults else 'r'}{seed}", fault_hook=fault_hook) as w,
+        ):
+            svc = w.svc
+            svc.extras["intel_feeds"] = write_feeds(Path(tmp))
+            svc.extras["on_detected"] = lambda ref, res: out.detected_ids.update(res.record_ids)
+            seed_graph(w, wl)
+            out.tenants = {t.tenant_id: {u.object_id for u in t.users} | {u.upn for u in t.users} for t in wl.tenants}
+            for t in wl.tenants:
+                onboard_tenant(svc, tenant_id=t.tenant_id, name=t.name, partner_id="chaos-msp", detection=t.config())
+                _auto_remediate(w, t.tenant_id)
+            out.secrets = [w.partner.signature]
+            if faults:
+                _arm_faults(w, wl, rng)
+            _drive(w, wl, out, rng, faults=faults, smoke=smoke)
+            _collect(w, wl, out)
+            if faults:
+                out.replayed = _replay_dead_letters(w, out)
+            out.api_faults = dict(getattr(w.api.stats, "faults", {}) or {})
+    finally:
+        install(None)
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+    out.crashes = injector.crashes
+    out.log_lines = capture.lines
+    return out
+
+
+def _auto_remediate(w: LocalWorld, tenant_id: str) -> None:
+    from shared.pipeline.respond import tenants
+
+    d = tenants(w.svc)
+    rec = d.get(tenant_id)
+    assert rec is not None
+    d.upsert(rec.model_copy(update={"remediation": {"default_mode": "auto"}}))
+
+
+def _arm_faults(w: LocalWorld, wl: Workload, rng: random.Random) -> None:
+    from shared.emulators.graph import Fault
+
+    w.api.set_fault_rates(
+        {
+            "throttle_429": 0.05,
+            "throttle_403": 0.02,
+            "server_error": 0.05,
+            "slow": 0.02,
+            "truncated_blob": 0.04,
+            "invalid_json_blob": 0.02,
+            "duplicate_content": 0.05,
+            "long_page_chain": 0.05,
+        },
+        seed=rng.randint(0, 2**31),
+    )
+    w.graph.inject(Fault(429, count=2, retry_after=30))
+    w.graph.inject(Fault(503, count=2))
+    w.graph.inject(Fault(503, count=1, after=True, method="PATCH"))  # done, but the caller never hears it
+    w.graph.inject(Fault(404, count=1, method="DELETE", path_prefix="/users"))
+    w.graph.inject(Fault(403, count=1, method="PATCH", path_prefix="/servicePrincipals"))
+    # content of a tenant without attacks expires before it is fetched: a data-loss alert, not a crash
+    w.api.inject("expired_content", times=1, tenant=wl.tenants[2].tenant_id, content_type="Audit.SharePoint")
+
+
+def _drive(w: LocalWorld, wl: Workload, out: RunResult, rng: random.Random, *, faults: bool, smoke: bool) -> None:
+    end = max(b.created for b in wl.blobs) + timedelta(hours=2)
+    hours = int((end - wl.start).total_seconds() // 3600) + 1
+    pending = sorted(wl.blobs, key=lambda b: b.created)
+    disabled_at = hours // 2
+    partner_down = (hours // 3, hours // 3 + 6)
+    for h in range(hours):
+        w.clock.set(wl.start + timedelta(hours=h))
+        while pending and pending[0].created <= w.clock.datetime():
+            b = pending.pop(0)
+            w.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)
+        if faults and h == disabled_at:
+            w.api.disable_subscription(wl.tenants[2].tenant_id, "Audit.SharePoint")
+        if faults and h == partner_down[0]:
+            w.partner.set_down(until=(wl.start + timedelta(hours=partner_down[1])).timestamp())
+        if faults and h % 7 == 3:
+            out.spoofs_sent += 4
+            out.spoofs_refused += _spoof(w, wl)
+        _tick(w, "poll_content")
+        _drain(w)
+        if h % 6 == 0:
+            _tick(w, "feed_health")
+            _drain(w)
+        _record_checkpoints(w, out)
+    for _ in range(3):  # let retries, repairs and redeliveries settle
+        w.clock.sleep(3600)
+        _tick(w, "poll_content")
+        _drain(w)
+        _tick(w, "feed_health")
+        _drain(w)
+        _record_checkpoints(w, out)
+
+
+def _tick(w: LocalWorld, name: str) -> None:
+    try:
+        w.tick(name)
+    except Exception:  # an injected crash in a timer: the next tick runs again
+        logging.getLogger("itdr.chaos").info("timer %s failed", name)
+
+
+def _drain(w: LocalWorld) -> None:
+    w.drain()
+
+
+def _spoof(w: LocalWorld, wl: Workload) -> int:
+    """Four spoofed notifications: wrong AuthID, unknown tenant, content URL on another host, oversized."""
+    t = wl.tenants[0].tenant_id
+    item = {
+        "tenantId": t,
+        "clientId": "00000000-0000-0000-0000-00000000c11e",
+        "contentType": "Audit.Exchange",
+        "contentId": "spoof$1",
+        "contentUri": f"{w.api.base_url}/api/v1.0/{t}/activity/feed/audit/spoof$1",
+        "contentCreated": "2026-11-24T00:00:00.000Z",
+        "contentExpiration": "2026-12-01T00:00:00.000Z",
+    }
+    cases = [
+        ({"Webhook-AuthID": "not-the-secret"}, orjson.dumps([item])),
+        ({"Webhook-AuthID": "x"}, orjson.dumps([{**item, "tenantId": "11111111-2222-3333-4444-555555555555"}])),
+        ({"Webhook-AuthID": "x"}, orjson.dumps([{**item, "contentUri": "https://evil.example/steal"}])),
+        ({"Webhook-AuthID": "x"}, b"[" + b" " * (2 * 1024 * 1024) + b"]"),
+    ]
+    refused = 0
+    for headers, body in cases:
+        resp = w.runtime.http(
+            "o365_webhook", method="POST", url="http://localhost/api/o365/webhook", headers=headers, body=body
+        )
+        if resp.status_code >= 400:
+            refused += 1
+    return refused
+
+
+def _record_checkpoints(w: LocalWorld, out: RunResult) -> None:
+    for row in w.storage.table(names.TABLE_CHECKPOINTS).list_entities():
+        key = (str(row["PartitionKey"]), str(row["RowKey"]))
+        wm = str(row.get("watermark") or "")
+        hist = out.checkpoint_history.setdefault(key, [])
+        if wm and (not hist or hist[-1] != wm):
+            hist.append(wm)
+
+
+def _collect(w: LocalWorld, wl: Workload, out: RunResult) -> None:
+    from shared.pipeline.respond import alert_store, incident_book
+
+    svc = w.svc
+    for t in wl.tenants:
+        for s in alert_store(svc).list_alerts(t.tenant_id):
+            out.alerts[s.alert.alert_id] = s.alert
+        out.incidents.extend(incident_book(svc).list_incidents(t.tenant_id))
+    out.served_ids = set(w.api.served_record_ids)
+    for row in w.storage.table(names.TABLE_QUARANTINE).list_entities():
+        if row.get("record_id"):
+            out.quarantined_ids.add(str(row["record_id"]))
+        if int(row.get("index", 0)) < 0 and row.get("reason"):
+            out.quarantined_content.add(str(row["content_id"]))
+    out.deliveries = list(w.partner.effective_deliveries)
+    out.graph_effects = list(w.graph.state.effects())
+    out.state_rows = [
+        (str(r["PartitionKey"]), str(r["RowKey"])) for r in w.storage.table(names.TABLE_USER_STATE).list_entities()
+    ]
+    from shared.ingest.replay import list_deadletters
+
+    out.dead_letters = list_deadletters(svc)
+
+
+def _replay_dead_letters(w: LocalWorld, out: RunResult) -> int:
+    """`itdr deadletters replay`: every dead-letter goes back to its queue; the run settles again."""
+    from shared.ingest.replay import list_deadletters, replay_deadletters
+
+    replayed = replay_deadletters(w.svc)
+    w.drain()
+    out.after_replay = list_deadletters(w.svc)
+    return len(replayed)
+
+
+def check(ref: RunResult, got: RunResult, wl: Workload) -> list[tuple[str, bool, str]]:
+    results: list[tuple[str, bool, str]] = []
+    lost = got.served_ids - got.detected_ids - got.quarantined_ids
+    results.append(
+        ("1. every served record processed or quarantined", not lost, f"{len(got.served_ids)} served, {len(lost)} lost")
+    )
+
+    delivery_keys = Counter(p.idempotency_key for p in got.deliveries)
+    doubled = [k for k, n in delivery_keys.items() if n > 1]
+    effects = Counter(
+        (e.kind, e.tenant_id, e.target)
+        for e in got.graph_effects
+        if e.kind in ("user.disabled", "rule.deleted", "grant.deleted", "sp.disabled")
+    )
+    double_effects = [k for k, n in effects.items() if n > 1]
+    inc_ids = Counter((i.tenant_id, i.incident_id) for i in got.incidents)
+    results.append(
+        (
+            "2. nothing happened twice in effect",
+            not doubled and not double_effects and all(n == 1 for n in inc_ids.values()),
+            f"{len(got.alerts)} alerts, {len(inc_ids)} incidents, {len(delivery_keys)} deliveries, {sum(effects.values())} Graph effects",
+        )
+    )
+
+    backwards = [k for k, h in got.checkpoint_history.items() if h != sorted(h)]
+    results.append(
+        (
+            "3. checkpoints only moved forward",
+            not backwards,
+            f"{len(got.checkpoint_history)} feeds, {sum(len(h) for h in got.checkpoint_history.values())} moves",
+        )
+    )
+
+    def attack_alerts(r: RunResult) -> set[str]:
+        users = {(a.tenant_id, a.user) for a in wl.attacks}
+        return {
+            a.alert_id
+            for a in r.alerts.values()
+            if (a.tenant_id, a.user) in users and a.category.value != "integration_health"
+        }
+
+    missing = attack_alerts(ref) - attack_alerts(got)
+    cross = [
+        (t, k) for t, k in got.state_rows if t not in got.tenants or (k not in got.tenants[t] and not k.startswith("_"))
+    ]
+    results.append(
+        (
+            "4. every attack alerted as without faults; tenants isolated",
+            bool(attack_alerts(ref)) and not missing and not cross,
+            f"{len(attack_alerts(ref))} attack alerts in the reference, {len(missing)} missing, {len(cross)} foreign state rows",
+        )
+    )
+    no_reason = [
+        d for d in got.dead_letters if not (getattr(d, "reason", None) or (isinstance(d, dict) and d.get("reason")))
+    ]
+    results.append(
+        (
+            "5. every dead-letter has a reason and replays",
+            not no_reason,
+            f"{len(got.dead_letters)} dead-letters, {got.replayed} replayed",
+        )
+    )
+
+    leaks = [
+        line for line in got.log_lines if any(m in line for m in SECRET_MARKERS) or any(s in line for s in got.secrets)
+    ]
+    results.append(
+        (
+            "6. spoofs refused; no secret in logs",
+            got.spoofs_refused == got.spoofs_sent and not leaks,
+            f"{got.spoofs_refused}/{got.spoofs_sent} spoofs refused, {len(got.log_lines)} log lines, {len(leaks)} with secrets",
+        )
+    )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m shared.chaos")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--smoke", action="store_true", help="a shorter workload for make test")
+    args = p.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randint(1, 99999)
+    print(f"chaos seed: {seed}  (reproduce: make chaos SEED={seed})")
+    started = time.perf_counter()
+    wl = generate(seed, days=3 if args.smoke else 5, users_per_tenant=4 if args.smoke else 10)
+    print(f"  workload: {len(wl.tenants)} tenants, {wl.records} records, {len(wl.attacks)} attacks")
+    ref = run_world(wl, seed=seed, faults=False, smoke=args.smoke)
+    print(f"  reference run: {len(ref.alerts)} alerts, {len(ref.detected_ids)} records detected")
+    got = run_world(wl, seed=seed, faults=True, smoke=args.smoke)
+    print(f"  faulty run: crashes {dict(got.crashes)}; API faults {got.api_faults}")
+    ok = True
+    for name, passed, detail in check(ref, got, wl):
+        ok &= passed
+        print(f"  [{'PASS' if passed else 'FAIL'}] {name}: {detail}")
+    print(
+        f"  {'all invariants hold' if ok else 'INVARIANTS FAILED'} in {time.perf_counter() - started:.0f} s (seed {seed})"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

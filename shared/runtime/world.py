@@ -1,0 +1,167 @@
+"""The whole local product in one process: what `make demo` and `make chaos` run.
+
+Azurite for Table and Blob storage, the Management Activity API emulator, the Graph emulator,
+the partner's Logic App endpoint, the in-process bus, and the registered functions of
+``function_app.py`` driven by :class:`LocalRuntime`. Time is simulated: a `SimClock` is the
+clock of the emulators, the bus (lock expiry, scheduled retries) and the functions, and every
+"sleep" (Retry-After, back-off) advances it instead of waiting, so days pass in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from datetime import UTC
+from types import TracebackType
+from typing import Any
+
+from azure.core.credentials import AccessToken
+
+from shared.app import Services, configure
+from shared.platform.azurite import Azurite
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.settings import Settings
+from shared.platform.storage import OperationCounter, StorageClients
+from shared.runtime.local import FaultHook, LocalRuntime
+
+PUBLISHER_ID = "d5c1f7a4-2f7e-4c3b-9a51-6c1e2b3d4f5a"
+"""The vendor's own tenant GUID (PublisherIdentifier) used against the emulator."""
+
+
+class SimClock:
+    """Simulated UTC time in epoch seconds; ``sleep`` advances it."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now, UTC)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, float(seconds))
+
+    def advance_to(self, t: float) -> None:
+        self.now = max(self.now, t)
+
+    def set(self, when: dt.datetime) -> None:
+        self.advance_to(when.timestamp())
+
+
+class EmulatorCredential:
+    """Token credential for the Management Activity API emulator (tokens are checked for presence)."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+
+    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        return AccessToken("emulator-token", int(self._clock() + 3600))
+
+
+class LocalWorld:
+    """Start everything with ``with LocalWorld(...) as world:``; ``world.svc`` is the installed Services."""
+
+    def __init__(
+        self,
+        start: dt.datetime,
+        *,
+        seed: int = 1,
+        namespace: str = "local",
+        fault_hook: FaultHook | None = None,
+        counter: OperationCounter | None = None,
+    ) -> None:
+        self.clock = SimClock(start)
+        self.seed = seed
+        self.namespace = namespace
+        self.fault_hook = fault_hook
+        self.counter = counter
+        self._entered: list[Any] = []
+
+    def __enter__(self) -> LocalWorld:
+        from shared.emulators.graph import GraphEmulator
+        from shared.emulators.management_api import ManagementApiEmulator
+        from shared.emulators.partner import PartnerEndpoint
+
+        try:
+            self.azurite = self._enter(Azurite())
+            self.api = self._enter(ManagementApiEmulator(now=self.clock.datetime, slow_delay=0.01))
+            self.graph = self._enter(GraphEmulator(seed=self.seed, clock=self.clock.datetime))
+            self.partner = self._enter(PartnerEndpoint(now=self.clock))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.storage = StorageClients.from_connection_string(
+            self.azurite.connection_string, namespace=self.namespace, counter=self.counter
+        )
+        self.storage.ensure_all()
+        self.bus = InProcessBus(default_queue_options(), clock=self.clock)
+        settings = Settings(
+            ITDR_STORAGE_CONNECTION_STRING=self.azurite.connection_string,
+            ITDR_PUBLISHER_ID=PUBLISHER_ID,
+            ITDR_MANAGEMENT_API_BASE_URL=self.api.base_url,
+            ITDR_GRAPH_BASE_URL=self.graph.base_url,
+            ITDR_PARTNER_ENDPOINT=self.partner.url,
+        )
+        self.svc = Services(settings=settings, storage=self.storage, bus=self.bus, clock=self.clock)
+        self.svc.management_factory = self._management_client
+        self.svc.graph_factory = self._graph_client
+        self.svc.extras.update(
+            {"sleep": self.clock.sleep, "partner_allow_insecure": True, "rng": random.Random(self.seed)}
+        )
+        from shared.pipeline.respond import alert_store
+
+        self.svc.extras["alert_sink"] = alert_store(self.svc)
+        configure(self.svc)
+        self.runtime = LocalRuntime(self.bus, fault_hook=self.fault_hook)
+        return self
+
+    def _enter(self, cm: Any) -> Any:
+        got = cm.__enter__()
+        self._entered.append(cm)
+        return got
+
+    def _management_client(self, tenant_id: str) -> Any:
+        from shared.ingest.client import ManagementActivityClient
+
+        return ManagementActivityClient(
+            tenant_id,
+            cloud="commercial",
+            publisher_id=PUBLISHER_ID,
+            credential=EmulatorCredential(self.clock),
+            base_url=self.api.base_url,
+            sleep=self.clock.sleep,
+            clock=self.clock.datetime,
+            max_retry_delay=3600.0,
+        )
+
+    def _graph_client(self, tenant_id: str) -> Any:
+        from shared.graph.client import SyncGraphClient
+
+        return SyncGraphClient.create(
+            tenant_id, credential=self.graph.credential(tenant_id), base_url=self.graph.base_url
+        )
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        configure(None)
+        for cm in reversed(self._entered):
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # noqa: S110 - best-effort shutdown of local emulators
+                pass
+        self._entered.clear()
+
+    # Driving the product ------------------------------------------------------------------
+    def drain(self, *, max_rounds: int = 100_000) -> int:
+        """Handle messages until the bus is empty, jumping the clock to scheduled retries."""
+        return self.runtime.run_until_idle(max_rounds=max_rounds, advance=self.clock.advance_to)
+
+    def tick(self, timer: str = "poll_content") -> None:
+        self.runtime.tick(timer)
+
+    def on_each(self, fn: Callable[[], None]) -> None:
+        fn()
