@@ -113,13 +113,17 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     from shared.platform.telemetry import telemetry
     from shared.runtime.local import LocalRuntime
 
+    from shared.emulators.partner import PartnerEndpoint
+
     files = sorted(corpus_dir.glob("*.json"))[:sample_blobs]
-    with Azurite() as az:
+    with Azurite() as az, PartnerEndpoint() as partner:
         counter = OperationCounter()
         storage = StorageClients.from_connection_string(az.connection_string, namespace="bench", counter=counter)
         storage.ensure_all()
         bus = InProcessBus(default_queue_options())
-        svc = Services(settings=Settings(ITDR_STORAGE_CONNECTION_STRING=az.connection_string), storage=storage, bus=bus)
+        settings = Settings(ITDR_STORAGE_CONNECTION_STRING=az.connection_string, ITDR_PARTNER_ENDPOINT=partner.url)
+        svc = Services(settings=settings, storage=storage, bus=bus)
+        svc.extras["partner_allow_insecure"] = True
         configure(svc)
         raw = storage.container(names.CONTAINER_RAW)
         records = 0
