@@ -1,0 +1,86 @@
+"""Identity resolution through msgsgraph-sdk against the Graph emulator, cached per tenant in Table Storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.emulators.graph import Fault, GraphEmulator
+from shared.enrich.identity import IdentityResolver
+from shared.graph.client import SyncGraphClient
+from shared.platform.storage import StorageClients
+
+TENANT_A = "aaaaaaaa-1111-4111-8111-000000000001"
+TENANT_B = "bbbbbbbb-2222-4222-8222-000000000002"
+ALICE = "0a0a0a0a-0000-4000-8000-00000000a11c"
+GONE = "0d0d0d0d-0000-4000-8000-0000000000dd"
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    with GraphEmulator() as g:
+        for t in (TENANT_A, TENANT_B):
+            g.add_tenant(t)
+        g.add_user(TENANT_A, user_principal_name="Alice@Contoso.com", id=ALICE)
+        yield g
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(
+    graph: GraphEmulator, storage: StorageClients, clock: Clock
+) -> tuple[IdentityResolver, dict[str, SyncGraphClient]]:
+    clients: dict[str, SyncGraphClient] = {}
+
+    def graph_for(tenant: str) -> SyncGraphClient:
+        if tenant not in clients:
+            clients[tenant] = SyncGraphClient.create(
+                tenant, credential=graph.credential(tenant), base_url=graph.base_url
+            )
+        return clients[tenant]
+
+    return IdentityResolver(storage, graph_for, clock=clock), clients
+
+
+def test_hits_misses_and_negative_cache(graph: GraphEmulator, storage: StorageClients) -> None:
+    clock = Clock()
+    resolver, clients = make(graph, storage, clock)
+    first = resolver.resolve(TENANT_A, [ALICE, GONE])
+    assert (first.resolved, first.unresolved, first.graph_calls) == ({ALICE: "alice@contoso.com"}, [], 2)
+    # a second process (fresh memory) finds both answers in Table Storage, the miss included
+    again, _ = make(graph, storage, clock)
+    second = again.resolve(TENANT_A, [ALICE, GONE])
+    assert (second.resolved, second.graph_calls, second.cache_hits) == ({ALICE: "alice@contoso.com"}, 0, 2)
+    # the negative answer expires after a day; the positive one lasts a week
+    clock.now += 2 * 86400
+    third = again.resolve(TENANT_A, [ALICE, GONE])
+    assert (third.graph_calls, third.cache_hits) == (1, 1)
+    for c in clients.values():
+        c.close()
+
+
+def test_graph_down_leaves_identities_unresolved_and_uncached(graph: GraphEmulator, storage: StorageClients) -> None:
+    resolver, clients = make(graph, storage, Clock())
+    graph.inject(Fault(503, count=1))
+    down = resolver.resolve(TENANT_A, [ALICE, GONE])
+    assert (down.resolved, sorted(down.unresolved), down.graph_calls) == ({}, sorted([ALICE, GONE]), 1)
+    later = resolver.resolve(TENANT_A, [ALICE])
+    assert later.resolved == {ALICE: "alice@contoso.com"}
+    for c in clients.values():
+        c.close()
+
+
+def test_tenants_do_not_share_answers(graph: GraphEmulator, storage: StorageClients) -> None:
+    resolver, clients = make(graph, storage, Clock())
+    assert resolver.resolve(TENANT_A, [ALICE]).resolved == {ALICE: "alice@contoso.com"}
+    other = resolver.resolve(TENANT_B, [ALICE])
+    assert (other.resolved, other.cache_hits) == ({}, 0)
+    for c in clients.values():
+        c.close()
