@@ -167,7 +167,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
             "blob_operations": counter.counts["blob"] - base["blob"] + 2 * len(refs),  # + archive and batch writes
             "graph_calls": getattr(resolver, "graph_calls", 0) if resolver is not None else 0,
             "function_invocations": runtime.stats.total + content_fn,
-            "telemetry_items": telemetry().items - items0,
+            "telemetry_items": telemetry().items - items0 + 2 * len(refs),  # + the content function's two metrics
             "dead_lettered": bus.stats.dead_lettered,
         }
 

@@ -135,7 +135,20 @@ def process_content_message(svc: Services, body: bytes) -> ContentReport:
     else:
         report = _process(svc, ref, entry, now)
     _proof_of_life(svc, record, ref, report)
+    _telemetry(ref, report, now)
     return report
+
+
+def _telemetry(ref: ContentRef, report: ContentReport, now: datetime) -> None:
+    """Per blob, never per record: records ingested and quarantined, and the feed's lag."""
+    from shared.platform.telemetry import telemetry
+
+    tel = telemetry()
+    dims = {"tenant_id": ref.tenant_id, "content_type": ref.content_type}
+    tel.metric("itdr.records.ingested", report.unique, **dims)
+    if report.quarantined:
+        tel.metric("itdr.records.quarantined", report.quarantined, **dims)
+    tel.metric("itdr.ingest.lag_seconds", max(0.0, (now - ref.content_created).total_seconds()), **dims)
 
 
 # ----------------------------------------------------------------------------- steps
