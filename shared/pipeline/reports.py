@@ -28,8 +28,15 @@ def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[s
     start, end = last_week(when)
     container = svc.storage.container(names.CONTAINER_REPORTS)
     out: list[dict[str, Any]] = []
+    from shared.ingest.historical_rules import scan_tenant_rules
+    from shared.platform.errors import ItdrError
+
     for rec in tenants(svc).list():
         tid = rec.tenant_id
+        try:  # rules that predate onboarding, or were made where the audit log did not see them
+            scan_tenant_rules(svc, tid)
+        except ItdrError as exc:
+            out.append({"tenant_id": tid, "historical_rules_error": exc.reason})
         stored = alert_store(svc).list_alerts(tid, since=start.timestamp())
         report = build_credentials_report(
             [s.to_dict() for s in stored], tenant_id=tid, start=start, end=end, generated_at=when

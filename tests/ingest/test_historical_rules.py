@@ -1,0 +1,70 @@
+"""Historical inbox rules through msgraph-sdk against the Graph emulator, scored like audit-log rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.app import Services, configure
+from shared.emulators.graph import GraphEmulator
+from shared.graph.client import SyncGraphClient
+from shared.ingest.historical_rules import scan_tenant_rules
+from shared.pipeline.respond import alert_store, incident_book
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
+from shared.tenants import TenantDirectory, TenantRecord
+
+TENANT = "aaaaaaaa-1111-4111-8111-000000000001"
+
+
+@pytest.fixture
+def svc(storage: StorageClients) -> Iterator[tuple[Services, GraphEmulator]]:
+    with GraphEmulator() as g:
+        g.add_tenant(TENANT)
+        megan = g.add_user(TENANT, user_principal_name="megan@contoso.com", id="0a0a0a0a-0000-4000-8000-00000000a11c")
+        g.add_user(TENANT, user_principal_name="lee@contoso.com", id="0b0b0b0b-0000-4000-8000-00000000b0b0")
+        g.add_inbox_rule(TENANT, megan, display_name="Newsletters", actions={"moveToFolder": "AAMkNews"})
+        g.add_inbox_rule(
+            TENANT,
+            megan,
+            display_name=".",
+            conditions={"bodyOrSubjectContains": ["invoice", "wire"]},
+            actions={"forwardTo": [{"emailAddress": {"address": "megan.finance@gmail.com"}}], "markAsRead": True},
+        )
+        g.add_inbox_rule(
+            TENANT,
+            megan,
+            display_name="Team",
+            actions={"forwardTo": [{"emailAddress": {"address": "lee@contoso.com"}}]},
+        )
+        client = SyncGraphClient.create(TENANT, credential=g.credential(TENANT), base_url=g.base_url)
+        services = Services(settings=Settings(), storage=storage, bus=InProcessBus(default_queue_options()))
+        services.graph_factory = lambda _t: client
+        TenantDirectory(storage).upsert(
+            TenantRecord(tenant_id=TENANT, name="Contoso", detection={"internal_domains": ["contoso.com"]})
+        )
+        configure(services)
+        yield services, g
+        configure(None)
+        client.close()
+
+
+def test_existing_rules_are_scored_and_rescans_do_not_double(svc: tuple[Services, GraphEmulator]) -> None:
+    services, _ = svc
+    first = scan_tenant_rules(services, TENANT, now=1_800_000_000.0)
+    assert (first.mailboxes, first.rules, len(first.alerts)) == (2, 3, 1)
+    (alert,) = first.alerts
+    assert (alert.detector, alert.severity.value, alert.user, alert.context["rule_name"]) == (
+        "exchange_suspicious_inbox_rule",
+        "critical",  # external forward + hidden (mark as read) + watched words + obfuscated name
+        "megan@contoso.com",
+        ".",
+    )
+    assert alert.context["external_recipients"] == ["megan.finance@gmail.com"]
+    assert alert.context["source"] == "graph_historical_scan"
+    again = scan_tenant_rules(services, TENANT, now=1_800_600_000.0)
+    assert [a.alert_id for a in again.alerts] == [alert.alert_id]
+    assert [s.alert.alert_id for s in alert_store(services).list_alerts(TENANT)] == [alert.alert_id]
+    assert len(incident_book(services).list_incidents(TENANT)) == 1
