@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from shared.demo.__main__ import seed_graph, write_feeds
+from shared.demo.__main__ import plant_attack, seed_graph, write_feeds
 from shared.demo.workload import Workload, generate
 from shared.platform import names
 from shared.platform.faults import CrashInjector, install
@@ -187,8 +187,12 @@ def _drive(w: LocalWorld, wl: Workload, out: RunResult, rng: random.Random, *, f
     pending = sorted(wl.blobs, key=lambda b: b.created)
     disabled_at = hours // 2
     partner_down = (hours // 3, hours // 3 + 6)
+    planted = False
     for h in range(hours):
         w.clock.set(wl.start + timedelta(hours=h))
+        if not planted and wl.attack_time is not None and w.clock.datetime() >= wl.attack_time:
+            plant_attack(w, wl)
+            planted = True
         while pending and pending[0].created <= w.clock.datetime():
             b = pending.pop(0)
             w.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)

@@ -67,7 +67,7 @@ def write_feeds(tmp: Path) -> IntelFeeds:
 
 
 def seed_graph(world: LocalWorld, wl: Workload) -> None:
-    """The tenants as Graph knows them: users, and what the attacker left in the victim's tenant."""
+    """The tenants as Graph knows them at onboarding: users and their everyday rules."""
     g = world.graph
     for t in wl.tenants:
         g.add_tenant(t.tenant_id)
@@ -87,6 +87,13 @@ def seed_graph(world: LocalWorld, wl: Workload) -> None:
         display_name="Newsletters",
         actions={"moveToFolder": "AAMkNewsletters", "stopProcessingRules": False},
     )
+
+
+def plant_attack(world: LocalWorld, wl: Workload) -> None:
+    """What the attacker leaves in the victim's tenant, visible through Graph from the attack on."""
+    g = world.graph
+    victim_tenant = wl.tenants[0]
+    victim = victim_tenant.users[0]
     g.add_inbox_rule(
         victim_tenant.tenant_id,
         victim.object_id,
@@ -138,9 +145,13 @@ def run(seed: int, out_dir: Path) -> int:
         end = max(b.created for b in wl.blobs) + timedelta(hours=1)
         hours = int((end - wl.start).total_seconds() // 3600) + 1
         pending = sorted(wl.blobs, key=lambda b: b.created)
+        planted = False
         print("\nFive days of audit log through the emulator, the poller and the content function:")
         for h in range(hours):
             world.clock.set(wl.start + timedelta(hours=h))
+            if not planted and wl.attack_time is not None and world.clock.datetime() >= wl.attack_time:
+                plant_attack(world, wl)
+                planted = True
             while pending and pending[0].created <= world.clock.datetime():
                 b = pending.pop(0)
                 world.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)

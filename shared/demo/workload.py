@@ -62,6 +62,8 @@ class Workload:
     tenants: list[DemoTenant]
     blobs: list[Blob] = field(default_factory=list)
     attacks: list[Attack] = field(default_factory=list)
+    attack_time: datetime | None = None
+    """When the attacker creates the inbox rule (what Graph shows from then on)."""
 
     @property
     def records(self) -> int:
@@ -197,6 +199,7 @@ def _bec_chain(rng: random.Random, wl: Workload, tenant: DemoTenant, t: datetime
     victim = tenant.users[0]
     tid = tenant.tenant_id
     ip = ATTACKER_IP
+    wl.attack_time = t + timedelta(minutes=7)
     recs = [
         R.signin(rng, t, tid, victim, ip=ip, app=R.OFFICE_APP, os="Windows10", browser="Chrome"),
         R.inbox_rule(

@@ -229,6 +229,8 @@ class TenantStatus:
     feeds: list[StartOutcome] = field(default_factory=list)
     first_content_at: datetime | None = None
     identity: dict[str, Any] = field(default_factory=dict)
+    historical_rules: dict[str, Any] = field(default_factory=dict)
+    """The first scan of existing inbox rules through Graph (best effort)."""
     needs_human: list[str] = field(default_factory=list)
 
     @property
@@ -342,6 +344,17 @@ def _seed_identity(svc: Services, record: TenantRecord) -> tuple[TenantRecord, d
     return record, result
 
 
+def _scan_rules(svc: Services, tenant_id: str) -> dict[str, Any]:
+    """Score the inbox rules that exist before onboarding; a Graph failure never fails onboarding."""
+    from shared.ingest.historical_rules import scan_tenant_rules
+
+    try:
+        scan = scan_tenant_rules(svc, tenant_id)
+    except ItdrError as exc:
+        return {"scanned": False, "error": exc.reason}
+    return {"scanned": True, "mailboxes": scan.mailboxes, "rules": scan.rules, "alerts": len(scan.alerts)}
+
+
 def onboard_tenant(
     svc: Services,
     *,
@@ -377,6 +390,7 @@ def onboard_tenant(
         record = record.model_copy(update={"status": "active"})
         tenant_directory(svc).upsert(record)
     record, status.identity = _seed_identity(svc, record)
+    status.historical_rules = _scan_rules(svc, tid)
     status.status, status.first_content_at = record.status, record.first_content_at
     log.info("tenant onboarded: tenant=%s state=%s", tid, status.state, extra={"tenant_id": tid})
     return status
