@@ -104,6 +104,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     import orjson
 
     from shared.app import Services, configure
+    from shared.emulators.partner import PartnerEndpoint
     from shared.pipeline.messages import RecordBatchRef, session_for
     from shared.platform import names
     from shared.platform.azurite import Azurite
@@ -112,8 +113,6 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     from shared.platform.storage import OperationCounter, StorageClients
     from shared.platform.telemetry import telemetry
     from shared.runtime.local import LocalRuntime
-
-    from shared.emulators.partner import PartnerEndpoint
 
     files = sorted(corpus_dir.glob("*.json"))[:sample_blobs]
     with Azurite() as az, PartnerEndpoint() as partner:
