@@ -32,6 +32,7 @@ REALERT_S = 30 * 86400
 MAX_TENANT_APPS = 32
 MAX_USER_APPS = 8
 NO_APP = "-"
+_NUMBER = (int, float)
 
 
 def _items(event: Event) -> int:
@@ -65,7 +66,7 @@ class EvasiveMailboxAccessUnusualClient(Detector):
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
         tenant = ctx.tenant_state(self.meta.id)
-        if not isinstance(tenant.get("since"), int | float):
+        if not isinstance(tenant.get("since"), _NUMBER):
             tenant["since"] = event.time
         access = access_of(event)
         if access.via not in API_VIAS or not event.succeeded:

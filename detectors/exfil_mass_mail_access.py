@@ -57,18 +57,23 @@ class ExfilMassMailAccess(Detector):
         access = access_of(event)
         state = ctx.state(event, self.meta.id)
         out: list[Finding] = []
-        throttled = as_bool(event.operation_properties.get("isthrottled")) is True
+        props = event.operation_properties
+        throttled = as_bool(props.get("isthrottled")) is True
         if throttled:
             last = state.get("throttled")
             state["throttled"] = event.time
             if not (isinstance(last, int | float) and event.time - float(last) <= THROTTLE_RENOTIFY_S):
                 out.append(self._throttled(event, ctx, access.via, access.client_app_name or access.client_app_id))
-        access_type = (event.operation_properties.get("mailaccesstype") or "").lower()
+        access_type = (props.get("mailaccesstype") or "").lower()
         folders = event.record.Folders or []
         if access_type == "sync":
             volume = 0 if access.via in CLIENT_CACHE_VIAS else max(1, len(folders))
         else:
-            volume = sum(len(f.FolderItems or []) for f in folders)
+            volume = 0
+            for f in folders:
+                items = f.FolderItems
+                if items:
+                    volume += len(items)
         if volume <= 0:
             return out
         burst = add_volume(

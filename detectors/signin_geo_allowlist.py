@@ -37,6 +37,13 @@ from shared.records.event import Event
 
 def allowed_countries(tenant: TenantConfig, event: Event, *, at: datetime | None) -> frozenset[str]:
     """Tenant, group and user allowed countries for the event's user (UPN and object ID), plus travel at ``at``."""
+    if (
+        not tenant.allowed_countries
+        and not tenant.group_allowed_countries
+        and not tenant.user_allowed_countries
+        and (at is None or not tenant.travel_exceptions)
+    ):
+        return frozenset()  # nothing configured: what the lookups below would find
     allowed: set[str] = set(tenant.allowed_countries)
     for key in (event.upn, event.object_id):
         if key:

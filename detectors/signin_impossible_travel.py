@@ -29,6 +29,7 @@ from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
     TenantPrevalence,
+    cached_network_key,
     is_successful_signin,
     observe_signin,
     signin_context,
@@ -37,7 +38,6 @@ from shared.detection.geo import (
     GeoPoint,
     effective_distance_km,
     haversine_km,
-    network_key,
     same_provider,
     speed_kmh,
     unreliable_location,
@@ -72,6 +72,56 @@ class _Stored:
         lat, lon, acc = (float(x) if isinstance(x, int | float) else None for x in v[1:4])
         prov, country, ip, rid = (x if isinstance(x, str) else None for x in v[4:8])
         return cls(float(v[0]), GeoPoint(lat, lon, acc, prov, country), ip or "", rid or "")
+
+
+def _load(v: Any) -> list[Any] | None:
+    """``_Stored.from_json(v).to_json()`` (None for a malformed entry), without building the objects."""
+    if not isinstance(v, list) or len(v) != 8 or not isinstance(v[0], _NUMBER):
+        return None
+    t, lat, lon, acc, prov, country, ip, rid = v
+    return [
+        int(float(t)),
+        float(lat) if isinstance(lat, _NUMBER) else None,
+        float(lon) if isinstance(lon, _NUMBER) else None,
+        float(acc) if isinstance(acc, _NUMBER) else None,
+        prov if isinstance(prov, str) else None,
+        country if isinstance(country, str) else None,
+        ip if isinstance(ip, str) and ip else "",
+        rid if isinstance(rid, str) and rid else "",
+    ]
+
+
+_NUMBER = (int, float)
+_PLACES: dict[int, tuple[IpInfo, GeoPoint | None, str | None]] = {}
+_PLACES_MAX = 65536
+
+
+def _place_of(info: IpInfo | None) -> tuple[GeoPoint | None, str | None]:
+    """``GeoPoint.from_ip_info(info)`` and ``unreliable_location(info)``, cached per (immutable) ``IpInfo``."""
+    if info is None:
+        return None, None
+    got = _PLACES.get(id(info))
+    if got is None or got[0] is not info:
+        if len(_PLACES) >= _PLACES_MAX:
+            _PLACES.clear()
+        got = _PLACES[id(info)] = (info, GeoPoint.from_ip_info(info), unreliable_location(info))
+    return got[1], got[2]
+
+
+def _same_place(raw: list[Any], point: GeoPoint) -> bool:
+    """True when `_compare` cannot find a violation: the same provider placed both at the same coordinates.
+
+    The great-circle distance of identical coordinates is exactly 0, so the effective distance is 0, below
+    `MIN_DISTANCE_KM`.
+    """
+    return (
+        raw[1] is not None
+        and raw[2] is not None
+        and bool(raw[4])
+        and raw[4] == point.provider
+        and raw[1] == point.latitude
+        and raw[2] == point.longitude
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,21 +172,32 @@ class SigninImpossibleTravel(Detector):
             return ()
         observe_signin(ctx, event)
         info: IpInfo | None = event.ip_info
-        point = GeoPoint.from_ip_info(info)
-        if point is None or ctx.tenant.is_trusted_ip(event.ip) or unreliable_location(info) is not None:
+        point, unreliable = _place_of(info)
+        if point is None or ctx.tenant.is_trusted_ip(event.ip) or unreliable is not None:
             return ()
-        if TenantPrevalence(ctx).is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key):
+        if TenantPrevalence(ctx).is_shared("n", cached_network_key(event.ip), now=event.time, excluding=event.user_key):
             return ()
         sec = ctx.state(event, self.meta.id)
-        stored = [s for s in (_Stored.from_json(v) for v in sec.get("pts") or []) if s is not None]
-        stored = [s for s in stored if 0 <= event.time - s.time <= MEMORY_S and s.record_id != event.record_id]
+        now = event.time
+        rid = event.record_id
+        kept: list[list[Any]] = []
         worst: _Violation | None = None
-        for prior in stored:
-            v = _compare(prior, point, event.time)
-            if v is not None and (worst is None or v.rank > worst.rank):
-                worst = v
-        current = _Stored(event.time, point, event.ip, event.record_id)
-        sec["pts"] = [s.to_json() for s in [*stored, current][-MAX_POINTS:]]
+        for v in sec.get("pts") or []:
+            row = _load(v)
+            if row is None or not 0 <= now - float(v[0]) <= MEMORY_S or row[7] == rid:
+                continue
+            kept.append(row)
+            if _same_place(row, point):
+                continue  # the same coordinates from the same provider: no distance, no violation
+            prior = _Stored.from_json(v)
+            assert prior is not None
+            found = _compare(prior, point, now)
+            if found is not None and (worst is None or found.rank > worst.rank):
+                worst = found
+        kept.append(
+            [int(now), point.latitude, point.longitude, point.accuracy_km, point.provider, point.country, event.ip, rid]
+        )
+        sec["pts"] = kept[-MAX_POINTS:]
         if worst is None:
             return ()
         mark_risky_signin(ctx, event, "impossible_travel")

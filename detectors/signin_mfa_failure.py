@@ -133,11 +133,13 @@ class SigninMfaFailure(Detector):
 
     def _success(self, event: Event, ctx: DetectionContext) -> list[Finding]:
         sec = ctx.peek_state(event, self.meta.id)
+        if not sec.get("facts"):
+            return []  # no MFA failures remembered: nothing to count
         facts = [
             f for f in sec.get("facts") or [] if _fact_time(f, event.time, FATIGUE_WINDOW_S) and f[4] == ERR_MFA_FAILED
         ]
         last_alert = sec.get("fatigue")
-        if isinstance(last_alert, int | float):
+        if isinstance(last_alert, _NUMBER):
             facts = [f for f in facts if float(f[0]) > float(last_alert)]
         if len(facts) < FATIGUE_FAILURES:
             return []
@@ -195,5 +197,8 @@ def _risk_reasons(event: Event, ctx: DetectionContext) -> list[str]:
     return reasons
 
 
+_NUMBER = (int, float)
+
+
 def _fact_time(f: Any, now: float, within: float) -> bool:
-    return isinstance(f, list) and len(f) == 6 and isinstance(f[0], int | float) and 0 <= now - float(f[0]) <= within
+    return isinstance(f, list) and len(f) == 6 and isinstance(f[0], _NUMBER) and 0 <= now - float(f[0]) <= within

@@ -32,13 +32,14 @@ from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
     PASSWORD_FAILURES,
     TenantPrevalence,
+    cached_network_key,
     failed_signin_code,
     is_successful_signin,
     observe_signin,
     signin_context,
     user_hash,
 )
-from shared.detection.geo import anonymizer_kind, is_hosting, network_key
+from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
@@ -86,13 +87,17 @@ def spray_source_of(ctx: DetectionContext, event: Event) -> Mapping[str, Any] | 
     flagged = ctx.tenant_state(DETECTOR_ID).get("flag")
     if not isinstance(flagged, dict):
         return None
-    for key in source_keys(event, ctx):
+    return _flagged_source(flagged, source_keys(event, ctx), event.time)
+
+
+def _flagged_source(flagged: Mapping[str, Any], keys: Iterable[str], now: float) -> Mapping[str, Any] | None:
+    for key in keys:
         entry = flagged.get(key)
         if (
             isinstance(entry, list)
             and len(entry) >= 2
-            and isinstance(entry[0], int | float)
-            and 0 <= event.time - float(entry[0]) <= SOURCE_MEMORY_S
+            and isinstance(entry[0], _NUMBER)
+            and 0 <= now - float(entry[0]) <= SOURCE_MEMORY_S
         ):
             return {"source": key, "flagged_at": float(entry[0]), "users": entry[1]}
     return None
@@ -208,12 +213,19 @@ class SigninPasswordSpray(Detector):
     def _success(self, event: Event, ctx: DetectionContext) -> list[Finding]:
         if any(_egress(event, ctx)):
             return []
-        hit = spray_source_of(ctx, event)
+        # The tenant's prevalence section exists by now (observe_signin made it), so skipping
+        # source_keys when there is nothing to match changes no state.
+        sec = ctx.tenant_state(DETECTOR_ID)
+        flagged = sec.get("flag")
+        keys: list[str] | None = None
+        hit: Mapping[str, Any] | None = None
+        if isinstance(flagged, dict) and flagged:
+            keys = source_keys(event, ctx)
+            hit = _flagged_source(flagged, keys, event.time)
         if hit is None:
-            sec = ctx.tenant_state(DETECTOR_ID)
             sources = sec.get("src")
-            if isinstance(sources, dict):
-                for key in source_keys(event, ctx):
+            if isinstance(sources, dict) and sources:
+                for key in keys if keys is not None else source_keys(event, ctx):
                     entry = sources.get(key)
                     if not isinstance(entry, dict):
                         continue
@@ -246,12 +258,17 @@ class SigninPasswordSpray(Detector):
 def _egress(event: Event, ctx: DetectionContext) -> tuple[bool, bool]:
     """(trusted range, tenant-shared network) of the event's address."""
     trusted = ctx.tenant.is_trusted_ip(event.ip)
-    shared = TenantPrevalence(ctx).is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key)
+    shared = TenantPrevalence(ctx).is_shared(
+        "n", cached_network_key(event.ip), now=event.time, excluding=event.user_key
+    )
     return trusted, shared
 
 
+_NUMBER = (int, float)
+
+
 def _recent_user(u: Any, now: float) -> bool:
-    return isinstance(u, list) and len(u) == 2 and isinstance(u[1], int | float) and 0 <= now - float(u[1]) <= WINDOW_S
+    return isinstance(u, list) and len(u) == 2 and isinstance(u[1], _NUMBER) and 0 <= now - float(u[1]) <= WINDOW_S
 
 
 def _prune_flagged(flagged: dict[str, Any], now: float) -> None:

@@ -24,9 +24,10 @@ detections.md §4). Novelty detectors stay quiet while a user learns.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -38,6 +39,9 @@ from shared.detection.geo import network_key
 from shared.enrich.access import access_of
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
+
+_NUMBER = (int, float)
+"""``isinstance`` with a tuple: the same test as ``int | float``, without building the union each call."""
 
 # --- sign-in outcomes -------------------------------------------------------------------------------
 
@@ -167,7 +171,7 @@ class Baseline:
     @property
     def first_seen(self) -> float | None:
         v = self._sec.get("fs")
-        return float(v) if isinstance(v, int | float) else None
+        return float(v) if isinstance(v, _NUMBER) else None
 
     @property
     def signins(self) -> int:
@@ -214,7 +218,7 @@ class Baseline:
             vals = {}
             sec["v"] = vals
         pruned = sec.get("pr")
-        prune_all = not isinstance(pruned, int | float) or time - float(pruned) >= DAY_S
+        prune_all = not isinstance(pruned, _NUMBER) or time - float(pruned) >= DAY_S
         if prune_all:
             sec["pr"] = t
         for attr, cap in VALUE_CAPS.items():
@@ -247,9 +251,27 @@ def _prune_values(table: dict[str, Any], cap: int, now: float) -> None:
 def _value_seen(entry: Any) -> ValueSeen | None:
     if type(entry) is list and len(entry) == 3:
         a, b, c = entry
-        if isinstance(a, int | float) and isinstance(b, int | float) and isinstance(c, int | float):
-            return ValueSeen(float(a), float(b), int(c))
+        if isinstance(a, _NUMBER) and isinstance(b, _NUMBER) and isinstance(c, _NUMBER):
+            return _make_value_seen(float(a), float(b), int(c))
     return None
+
+
+def _value_seen_builder() -> Any:
+    """``ValueSeen(a, b, c)`` without the frozen ``__init__``'s ``object.__setattr__`` calls (same object)."""
+    set_first, set_last, set_count = (getattr(ValueSeen, f).__set__ for f in ("first_seen", "last_seen", "count"))
+    new = object.__new__
+
+    def build(first_seen: float, last_seen: float, count: int) -> ValueSeen:
+        o: ValueSeen = new(ValueSeen)
+        set_first(o, first_seen)
+        set_last(o, last_seen)
+        set_count(o, count)
+        return o
+
+    return build
+
+
+_make_value_seen: Callable[[float, float, int], ValueSeen] = _value_seen_builder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +299,49 @@ class SigninView:
         return self.learned or home is not None
 
 
+def _signin_view_builder() -> Any:
+    """``SigninView(...)`` without the frozen ``__init__``'s ``object.__setattr__`` calls (same object)."""
+    setters = [getattr(SigninView, f).__set__ for f in SigninView.__slots__]
+    assert tuple(SigninView.__slots__) == (
+        "record_id",
+        "learned",
+        "signins_before",
+        "first_seen",
+        "attributes",
+        "new",
+        "prior",
+    )
+    s_rid, s_learned, s_before, s_first, s_attrs, s_new, s_prior = setters
+    new = object.__new__
+
+    def build(
+        record_id: str,
+        learned: bool,
+        signins_before: int,
+        first_seen: float | None,
+        attributes: Mapping[str, str | None],
+        new_attrs: frozenset[str],
+        prior: Mapping[str, ValueSeen | None],
+    ) -> SigninView:
+        o: SigninView = new(SigninView)
+        s_rid(o, record_id)
+        s_learned(o, learned)
+        s_before(o, signins_before)
+        s_first(o, first_seen)
+        s_attrs(o, attributes)
+        s_new(o, new_attrs)
+        s_prior(o, prior)
+        return o
+
+    return build
+
+
+_make_signin_view: Callable[
+    [str, bool, int, float | None, Mapping[str, str | None], frozenset[str], Mapping[str, ValueSeen | None]],
+    SigninView,
+] = _signin_view_builder()
+
+
 def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: float) -> SigninView:
     prior = {a: base.get(a, v) for a, v in attrs.items()}
     new = frozenset(a for a, v in attrs.items() if v is not None and prior[a] is None)
@@ -289,6 +354,85 @@ def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: 
         new=new,
         prior=prior,
     )
+
+
+_CAP_ATTRS = tuple(VALUE_CAPS)
+_VS_SET_FIRST, _VS_SET_LAST, _VS_SET_COUNT = (
+    getattr(ValueSeen, f).__set__ for f in ("first_seen", "last_seen", "count")
+)
+
+
+def _view_and_observe(
+    record_id: str, sec: dict[str, Any], attrs: dict[str, str | None], time: float
+) -> tuple[SigninView, dict[str, list[int]]]:
+    """``_view(record_id, Baseline(sec), attrs, time)`` then ``Baseline(sec).observe(time, attrs)``, in one pass.
+
+    The same reads and writes in the same order (so the same state document), without looking each
+    value up twice: the pre-event entry of each attribute's value is both the view's ``prior`` and the
+    base of its update. Each attribute has its own table, so reading one attribute's entry after the
+    previous attribute was written reads what the separate view would have read.
+    Also returns the snapshot of the priors (``_snapshot_priors(view)``).
+    """
+    if tuple(attrs) != _CAP_ATTRS:
+        view = _view(record_id, Baseline(sec), attrs, time)
+        Baseline(sec).observe(time, attrs)
+        return view, _snapshot_priors(view)
+    fs_raw = sec.get("fs")
+    first_seen = float(fs_raw) if isinstance(fs_raw, _NUMBER) else None
+    n_raw = sec.get("n")
+    signins = int(n_raw) if isinstance(n_raw, int) else 0
+    learned = is_learned(first_seen, signins, time)
+    # Baseline.observe's writes, in its order
+    t = int(time)
+    sec["fs"] = t if first_seen is None else int(min(first_seen, time))
+    sec["n"] = signins + 1
+    vals = sec.get("v")
+    if not isinstance(vals, dict):
+        vals = {}  # the view of a malformed baseline finds nothing either
+        sec["v"] = vals
+    pruned = sec.get("pr")
+    prune_all = not isinstance(pruned, _NUMBER) or time - float(pruned) >= DAY_S
+    if prune_all:
+        sec["pr"] = t
+    prior: dict[str, ValueSeen | None] = {}
+    snap: dict[str, list[int]] = {}
+    new_attrs: list[str] = []
+    new = object.__new__
+    number = _NUMBER
+    for attr, cap in VALUE_CAPS.items():
+        value = attrs[attr]
+        table = vals.get(attr)
+        seen: ValueSeen | None = None
+        if not isinstance(table, dict):
+            table = {}
+            vals[attr] = table
+        elif value is not None:
+            entry = table.get(value)
+            if type(entry) is list and len(entry) == 3:
+                a, b, c = entry
+                if isinstance(a, number) and isinstance(b, number) and isinstance(c, number):
+                    first, last, count = float(a), float(b), int(c)
+                    seen = new(ValueSeen)
+                    _VS_SET_FIRST(seen, first)
+                    _VS_SET_LAST(seen, last)
+                    _VS_SET_COUNT(seen, count)
+                    table[value] = [int(t if t < first else first), int(t if t > last else last), count + 1]
+                    snap[attr] = [int(first), int(last), count]
+        if value is not None and seen is None:
+            new_attrs.append(attr)
+            table[value] = [t, t, 1]
+        prior[attr] = seen
+        if prune_all or len(table) > cap:
+            _prune_values(table, cap, time)
+        if not table:
+            vals.pop(attr)
+    view = _make_signin_view(record_id, learned, signins, first_seen, dict(attrs), frozenset(new_attrs), prior)
+    return view, snap
+
+
+def _snapshot_priors(view: SigninView) -> dict[str, list[int]]:
+    """The priors of a view as the state snapshot keeps them."""
+    return {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None}
 
 
 _LAST_VIEW = threading.local()
@@ -318,16 +462,14 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
         if got is not None:
             _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, got)
             return got
-    base = Baseline(sec)
-    view = _view(event.record_id, base, attrs, event.time)
-    base.observe(event.time, attrs)
+    view, priors = _view_and_observe(event.record_id, sec, attrs, event.time)
     TenantPrevalence(ctx).observe_signin(event)
     sec["last"] = {
         "rid": event.record_id,
         "l": view.learned,
         "n": view.signins_before,
         "fs": None if view.first_seen is None else int(view.first_seen),
-        "p": {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None},
+        "p": priors,
     }
     _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, view)
     return view
@@ -344,7 +486,7 @@ def _from_snapshot(record_id: str, snap: Mapping[str, Any], attrs: Mapping[str, 
         record_id=record_id,
         learned=bool(snap.get("l")),
         signins_before=int(n) if isinstance(n, int) else 0,
-        first_seen=float(fs) if isinstance(fs, int | float) else None,
+        first_seen=float(fs) if isinstance(fs, _NUMBER) else None,
         attributes=dict(attrs),
         new=frozenset(a for a, v in attrs.items() if v is not None and prior[a] is None),
         prior=prior,
@@ -367,6 +509,8 @@ def peek_baseline(ctx: DetectionContext, event: Event) -> Baseline:
 
 def home_country(tenant: TenantConfig, event: Event) -> str | None:
     """The user's home country from onboarding (Entra usageLocation), by UPN or object ID."""
+    if not tenant.home_countries:
+        return None
     for key in (event.upn, event.object_id):
         if key:
             got = tenant.home_countries.get(key.lower())
@@ -395,6 +539,9 @@ def country_is_new(base: Baseline, country: str | None, *, now: float, home: str
 
 # --- tenant prevalence -------------------------------------------------------------------------------
 
+cached_network_key: Callable[[str | None], str | None] = lru_cache(maxsize=65536)(network_key)
+"""``shared.detection.geo.network_key``, cached per address (it is pure)."""
+
 PREVALENCE_SECTION = "_prevalence"
 SHARED_MIN_USERS = 5
 """Distinct other users after which a country, ASN or network is "shared" in the tenant."""
@@ -406,41 +553,108 @@ PREVALENCE_CAPS: dict[str, int] = {"c": 12, "a": 12, "n": 12}
 """Kinds: c = country, a = ASN, n = network (/24, /48); entries kept per kind."""
 
 
+class _PruneTracker:
+    """What the last full prune of one context's prevalence tables established (never persisted).
+
+    After `_prune` ran over a table, every entry is valid and none has expired; from then on only
+    `TenantPrevalence.observe` writes that table (within one detection context), and it writes valid
+    entries only. ``oldest[kind]`` is a lower bound of the entries' last-seen times: while ``now`` is
+    within the TTL of it and the table is within its cap, a prune would remove nothing, so it is skipped.
+    """
+
+    __slots__ = ("ctx", "oldest", "sec", "tables")
+
+    def __init__(self, ctx: DetectionContext, sec: dict[str, Any]) -> None:
+        self.ctx: weakref.ref[DetectionContext] = weakref.ref(ctx)
+        self.sec = sec
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.oldest: dict[str, float] = {}
+
+
+_PRUNED = threading.local()
+
+
 class TenantPrevalence:
     """Distinct users per country, ASN and network in one tenant (tenant-wide state, bounded)."""
 
     def __init__(self, ctx: DetectionContext) -> None:
+        self._ctx = ctx
         self._sec = ctx.tenant_state(PREVALENCE_SECTION)
+
+    def _tracker(self) -> _PruneTracker:
+        tr: _PruneTracker | None = getattr(_PRUNED, "v", None)
+        if tr is None or tr.sec is not self._sec or tr.ctx() is not self._ctx:
+            tr = _PruneTracker(self._ctx, self._sec)
+            _PRUNED.v = tr
+        return tr
 
     def observe(self, kind: str, key: str | None, user_key: str | None, now: float) -> None:
         """Count ``user_key`` for ``key`` (idempotent per user: a set, not a counter)."""
+        self._observe(self._tracker(), kind, key, user_key, now)
+
+    def _observe(self, tr: _PruneTracker, kind: str, key: str | None, user_key: str | None, now: float) -> None:
         if key is None or user_key is None or kind not in PREVALENCE_CAPS:
             return
-        table = self._sec.get(kind)
+        self._count(tr, kind, key, user_hash(user_key), now, int(now))
+
+    def _count(self, tr: _PruneTracker, kind: str, key: str, h: str, now: float, t: int) -> None:
+        """`observe` for a known kind, a key and the user's hash; ``t`` is ``int(now)``."""
+        sec = self._sec
+        table = sec.get(kind)
         if not isinstance(table, dict):
             table = {}
-            self._sec[kind] = table
-        h = user_hash(user_key)
-        t = int(now)
+            sec[kind] = table
         entry = table.get(key)
-        if not _valid_entry(entry):
+        if not (
+            type(entry) is list
+            and len(entry) == 3
+            and isinstance(entry[0], _NUMBER)
+            and isinstance(entry[1], _NUMBER)
+            and isinstance(entry[2], list)
+        ) and not _valid_entry(entry):
             entry = [t, t, []]
             table[key] = entry
-        entry[0] = min(int(entry[0]), t)
-        entry[1] = max(int(entry[1]), t)
+        first = int(entry[0])
+        entry[0] = first if first < t else t
+        last = int(entry[1])
+        last = entry[1] = last if last > t else t
         users: list[str] = entry[2]
         if h not in users and len(users) <= SHARED_MIN_USERS:
             users.append(h)
-        _prune(table, PREVALENCE_CAPS[kind], now)
+        cap = PREVALENCE_CAPS[kind]
+        size = len(table)
+        if size <= cap + 1 and tr.tables.get(kind) is table:
+            oldest = tr.oldest[kind]
+            if now - oldest <= PREVALENCE_TTL_S:
+                # nothing is invalid or expired: `_prune` would at most evict the one entry over the cap
+                if last < oldest:
+                    tr.oldest[kind] = last
+                if size > cap:
+                    _evict_least_shared(table)
+                return
+        _prune(table, cap, now)
+        tr.tables[kind] = table
+        tr.oldest[kind] = min((float(e[1]) for e in table.values()), default=math.inf)
 
     def observe_signin(self, event: Event) -> None:
         """Count the event's user for its country, ASN and network."""
         info: IpInfo | None = event.ip_info
-        if info is None or event.user_key is None:
+        user_key = event.user_key
+        if info is None or user_key is None:
             return
-        self.observe("c", info.country.upper() if info.country else None, event.user_key, event.time)
-        self.observe("a", str(info.asn) if info.asn else None, event.user_key, event.time)
-        self.observe("n", network_key(event.ip), event.user_key, event.time)
+        now = event.time
+        t = int(now)
+        h = user_hash(user_key)
+        tr = self._tracker()
+        country = info.country
+        if country:
+            self._count(tr, "c", country.upper(), h, now, t)
+        asn = info.asn
+        if asn:
+            self._count(tr, "a", str(asn), h, now, t)
+        net = cached_network_key(event.ip)
+        if net is not None:
+            self._count(tr, "n", net, h, now, t)
 
     def users(self, kind: str, key: str | None, *, excluding: str | None = None) -> int:
         """Distinct users seen for ``key`` (capped at SHARED_MIN_USERS + 1), not counting ``excluding``."""
@@ -467,10 +681,24 @@ def _valid_entry(entry: Any) -> TypeGuard[list[Any]]:
     return (
         isinstance(entry, list)
         and len(entry) == 3
-        and isinstance(entry[0], int | float)
-        and isinstance(entry[1], int | float)
+        and isinstance(entry[0], _NUMBER)
+        and isinstance(entry[1], _NUMBER)
         and isinstance(entry[2], list)
     )
+
+
+def _evict_least_shared(table: dict[str, Any]) -> None:
+    """Drop the entry `_prune` ranks first for eviction: fewest users, then least recently seen, then oldest in
+    the table (its sort is stable). Every entry must be valid."""
+    victim: str | None = None
+    fewest = -1
+    seen: float = 0.0
+    for k, e in table.items():
+        n = len(e[2])
+        if victim is None or n < fewest or (n == fewest and e[1] < seen):
+            victim, fewest, seen = k, n, e[1]
+    if victim is not None:
+        table.pop(victim)
 
 
 def _prune(table: dict[str, Any], cap: int, now: float) -> None:

@@ -15,14 +15,20 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any, Protocol
 
 from shared.detection.base import DetectionContext, Registry
 from shared.detection.config import TenantConfig
 from shared.detection.model import Alert, Finding, alert_id_for
-from shared.detection.state import TENANT_KEY, StateStore
+from shared.detection.state import TENANT_KEY, StateStore, UserState
 from shared.platform.faults import crash_point
-from shared.records.event import Event
+from shared.records.event import Event, gc_paused
+
+_Route = tuple[Callable[[Event, DetectionContext], Iterable[Finding]], ...]
+"""The ``detect`` methods of the detectors one operation is routed to, in registry order."""
+_TIME_THEN_ID = attrgetter("time", "record_id")
+"""Sort key of routed events: ``(event.time, event.record_id)``."""
 
 OPEN_ALERTS = "_open"
 """Per-user state section: detector|dedup_key -> [alert_id, last_seen] of the alert still open for merging."""
@@ -112,18 +118,43 @@ class DetectionEngine:
         batch; it must be idempotent (deterministic IDs make it so).
         """
         out = BatchOutcome(tenant_id, batch_id)
+        with gc_paused():
+            # CPU only inside the pause: routing, enrichment, state reads and every detector
+            states = self._detect(tenant_id, events, out)
+        if states is None:
+            return out
+        if out.alerts:
+            self.sink.upsert_alerts(out.alerts)
+            crash_point("detect.after_alerts")
+            if after_alerts is not None:
+                after_alerts(tenant_id, out.alerts)
+            crash_point("detect.before_state")
+        self.store.save(tenant_id, states)
+        return out
+
+    def _detect(self, tenant_id: str, events: Iterable[Event], out: BatchOutcome) -> dict[str, UserState] | None:
+        """Route, enrich and detect; fills ``out`` and returns the states to save (None: nothing routed)."""
+        batch_id = out.batch_id
+        routes: dict[str, _Route] = {}
+        get_route = self.registry.route
         routed: list[Event] = []
-        route = self.registry.route
+        add = routed.append
+        processed = 0
         for ev in events:
-            out.processed += 1
+            processed += 1
             if ev.tenant_id != tenant_id:
                 raise ValueError(f"event of tenant {ev.tenant_id} in a batch of tenant {tenant_id}")
-            if route(ev.op):
-                routed.append(ev)
+            op = ev.op
+            r = routes.get(op)
+            if r is None:
+                r = routes[op] = tuple(d.detect for d in get_route(op))
+            if r:
+                add(ev)
+        out.processed = processed
         out.routed = len(routed)
         if not routed:
-            return out
-        routed.sort(key=lambda e: (e.time, e.record_id))
+            return None
+        routed.sort(key=_TIME_THEN_ID)
         tenant = self._tenant_config(tenant_id)
         if self.enricher is not None:
             self.enricher.enrich(routed, tenant)
@@ -134,14 +165,17 @@ class DetectionEngine:
         out.replayed_users = len(replayed)
         ctx = DetectionContext(tenant, states, rogue_apps=self.rogue_apps)
         changed: dict[str, Alert] = {}
+        findings = out.findings
         for ev in routed:
-            key = ev.user_key or TENANT_KEY
-            if key in replayed:
+            if replayed and (ev.user_key or TENANT_KEY) in replayed:
                 continue
             ev.batch_id = batch_id
-            for det in route(ev.op):
-                for f in det.detect(ev, ctx):
-                    out.findings.append(f)
+            for detect in routes[ev.op]:
+                got = detect(ev, ctx)
+                if not got:
+                    continue  # nothing to iterate (an empty tuple or list)
+                for f in got:
+                    findings.append(f)
                     alert = self._to_alert(f, states, changed)
                     if alert is not None:
                         changed[alert.alert_id] = alert
@@ -149,14 +183,7 @@ class DetectionEngine:
             if key not in replayed and (st.dirty or key in keys):
                 st.mark_applied(batch_id)
         out.alerts = list(changed.values())
-        if out.alerts:
-            self.sink.upsert_alerts(out.alerts)
-            crash_point("detect.after_alerts")
-            if after_alerts is not None:
-                after_alerts(tenant_id, out.alerts)
-            crash_point("detect.before_state")
-        self.store.save(tenant_id, states)
-        return out
+        return states
 
     def _to_alert(self, f: Finding, states: Mapping[str, Any], changed: dict[str, Alert]) -> Alert | None:
         meta = self.registry.meta(f.detector_id)

@@ -29,11 +29,13 @@ else, so the cache holds no tenant data.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from shared.records.event import Event
+from shared.records.event import Event, name_values
+from shared.records.model import NameValue
 
 CLIENT_KINDS: Final = frozenset(
     {
@@ -399,18 +401,48 @@ def _classify(
     )
 
 
+_EXT_KEYS: Final = frozenset(
+    {"clientappused", "client", "authenticationprotocol", "originaltransfermethod", "requesttype", "useragent"}
+)
+_DEV_KEYS: Final = frozenset({"os", "browsertype"})
+_NAME_KEYS: dict[str, str] = {}
+"""Lower-cased Name of the Name/Value pairs seen (a few dozen distinct names)."""
+
+
+def _pick(pairs: list[NameValue], wanted: frozenset[str]) -> dict[str, str]:
+    """``{k: event.*_properties[k] for k in wanted}`` straight from the decoded pairs (later pairs win, as in
+    the mapping), without building the whole mapping."""
+    out: dict[str, str] = {}
+    names = _NAME_KEYS
+    for nv in pairs:
+        name = nv.Name
+        if name is None:
+            continue
+        key = names.get(name)
+        if key is None:
+            key = name.lower()
+            if len(names) < 4096:
+                names[name] = key
+        if key in wanted:
+            v = nv.Value
+            out[key] = v if type(v) is str else name_values([nv])[key]
+    return out
+
+
 def classify_access(event: Event) -> AccessMethod:
     """The access method of one event (cached on the strings that decide it)."""
     rec = event.record
-    ext = event.extended_properties
-    dev = event.device_properties
+    raw_ext = rec.ExtendedProperties
+    raw_dev = rec.DeviceProperties
+    ext: Mapping[str, str] = _pick(raw_ext, _EXT_KEYS) if type(raw_ext) is list else event.extended_properties
+    dev: Mapping[str, str] = _pick(raw_dev, _DEV_KEYS) if type(raw_dev) is list else event.device_properties
     client_used = ext.get("clientappused") or ext.get("client") or (getattr(rec, "Client", None) or "")
     auth_protocol = ext.get("authenticationprotocol") or ext.get("originaltransfermethod") or ""
     name_hint = rec.AppAccessContext.ClientAppName if rec.AppAccessContext is not None else None
     access = _classify(
         event.client_app_id or "",
         name_hint or "",
-        event.user_agent,
+        ext.get("useragent") or rec.UserAgent or "",
         rec.ClientInfoString or "",
         ext.get("requesttype") or "",
         auth_protocol,

@@ -80,14 +80,21 @@ class LocalEnricher:
         if not events:
             return
         ids = self.identity_map(events[0].tenant_id)
+        learn = ids.learn
         for ev in events:
-            if ev.object_id and ev.upn:
-                ids.learn(ev.object_id, ev.upn)
+            oid = ev.object_id
+            if oid:
+                upn = ev.upn
+                if upn:
+                    learn(oid, upn)
         lookup = self._intel.lookup if self._intel is not None else None
         classify = self._classify
+        apply = ids.apply
         for ev in events:
-            ids.apply(ev)
-            if lookup is not None and ev.ip_info is None and ev.ip is not None:
-                ev.ip_info = lookup(ev.ip)
+            apply(ev)
+            if lookup is not None and ev.ip_info is None:
+                ip = ev.ip
+                if ip is not None:
+                    ev.ip_info = lookup(ip)
             if classify is not None and ev.access is None:
                 ev.access = classify(ev)
