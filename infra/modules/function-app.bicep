@@ -7,6 +7,7 @@
 //   ITDR_STORAGE_ACCOUNT_NAME       the app's own storage client, through the identity
 //   ITDR_PARTNER_ENDPOINT           a Key Vault reference resolved with keyVaultReferenceIdentity
 //   ITDR_APP_CERTIFICATE            a Key Vault reference to the certificate's secret (the PFX)
+//   ITDR_SPUR_TOKEN                 a Key Vault reference to the Spur token's secret, or '' (no Spur API)
 // Development-only overrides are present and empty, so the parity test holds and nobody has
 // to guess whether a missing setting is an oversight: ITDR_STORAGE_CONNECTION_STRING (Azurite),
 // ITDR_MANAGEMENT_API_BASE_URL, ITDR_GRAPH_BASE_URL, ITDR_LOGIN_AUTHORITY (local emulators).
@@ -32,6 +33,12 @@ param certificateName string
 param partnerFormat string
 param adminKeySha256 string
 param intelFeedUrls string
+param ipDataDir string
+param maxmindCityDb string
+param maxmindAsnDb string
+param maxmindAnonymousDb string
+param spurFeedPaths string
+param spurTokenSecretName string
 param recordsPerBatch int
 param tenantShards int
 param pollSchedule string
@@ -185,6 +192,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ITDR_INTEL_REFRESH_SCHEDULE: intelRefreshSchedule
     ITDR_WEEKLY_REPORT_SCHEDULE: weeklyReportSchedule
     ITDR_INTEL_FEED_URLS: intelFeedUrls
+    // IP intelligence: the shipped data (ipdata/) unless overridden, optional MaxMind and Spur -----
+    ITDR_IPDATA_DIR: ipDataDir
+    ITDR_MAXMIND_CITY_DB: maxmindCityDb
+    ITDR_MAXMIND_ASN_DB: maxmindAsnDb
+    ITDR_MAXMIND_ANONYMOUS_DB: maxmindAnonymousDb
+    ITDR_SPUR_FEED_PATHS: spurFeedPaths
+    ITDR_SPUR_TOKEN: empty(spurTokenSecretName) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${spurTokenSecretName}/)'
     ITDR_RECORDS_PER_BATCH: string(recordsPerBatch)
     ITDR_TENANT_SHARDS: string(tenantShards)
     // Development-only overrides: empty in Azure (the code treats '' as unset) ------------

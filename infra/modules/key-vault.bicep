@@ -2,7 +2,9 @@
 //   - the Management Activity API certificate (ITDR_CERTIFICATE_NAME; imported after deployment,
 //     certificates cannot be created by ARM: docs/deploy.md section 3)
 //   - the partner endpoint secret (the Logic App trigger URL with its SAS signature, written by
-//     logic-app.bicep and read by the Function App through a Key Vault reference).
+//     logic-app.bicep and read by the Function App through a Key Vault reference)
+//   - optionally the Spur Context API token (the secret named by main.bicep's spurTokenSecretName,
+//     stored by an operator with `az keyvault secret set`, docs/deploy.md; never a template parameter).
 // Soft delete and purge protection: a deleted vault or secret can be recovered for 90 days and
 // nobody (not even an owner) can purge it early.
 param name string

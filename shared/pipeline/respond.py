@@ -61,19 +61,24 @@ def suppression_store(svc: Services) -> Any:
 def engine(svc: Services) -> DetectionEngine:
     def build() -> DetectionEngine:
         from detectors import default_registry
-        from shared.enrich.factory import IntelFeeds, build_local_enricher, load_rogue_apps
+        from shared.enrich.factory import IntelFeeds, build_local_enricher, intel_config_from_settings, load_rogue_apps
 
         feeds: IntelFeeds | None = svc.extras.get("intel_feeds")
         if feeds is None:
             from shared.enrich.feeds import load_intel_feeds
 
             feeds = load_intel_feeds(svc)
+        intel = svc.extras.get("ip_intel")
+        if intel is None:  # the app settings' IP data and adapters, plus the stored feeds
+            from shared.enrich.ipintel import IpIntelClient
+
+            intel = IpIntelClient.from_config(intel_config_from_settings(svc.settings, feeds))
         directory = tenants(svc)
         return DetectionEngine(
             default_registry(),
             store=TableStateStore(svc.storage.table(names.TABLE_USER_STATE)),
             sink=alert_store(svc),
-            enricher=build_local_enricher(feeds, intel=svc.extras.get("ip_intel")),
+            enricher=build_local_enricher(feeds, intel=intel),
             tenant_config=directory.config,
             rogue_apps=load_rogue_apps(feeds.rogue_app_feeds),
         )

@@ -101,6 +101,7 @@ class QueueOptions:
 
 @dataclass(slots=True)
 class BusStats:
+    sent_by_queue: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     delivered: int = 0
     completed: int = 0
@@ -145,6 +146,7 @@ class InProcessBus:
                         f"message {m.message_id} is {len(m.body)} bytes, over the 256 KB limit", reason="too_large"
                     )
                 self.stats.sent += 1
+                self.stats.sent_by_queue[queue] = self.stats.sent_by_queue.get(queue, 0) + 1
                 if opts.duplicate_detection_s:
                     seen = self._seen_ids[queue]
                     t = seen.get(m.message_id)

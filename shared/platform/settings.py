@@ -56,6 +56,19 @@ class Settings(BaseModel):
     weekly_report_schedule: str = Field(default="0 0 7 * * 1", alias="ITDR_WEEKLY_REPORT_SCHEDULE")
     intel_feed_urls: str | None = Field(default=None, alias="ITDR_INTEL_FEED_URLS")
     """JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs."""
+    ipdata_dir: str | None = Field(default=None, alias="ITDR_IPDATA_DIR")
+    """The embedded IP data directory (``ipdata.bin``, the DB-IP IPv6 mmdb); unset: ``ipdata/`` in the package.
+    Relative paths (this and the other IP data paths) are relative to the app root."""
+    maxmind_city_db: str | None = Field(default=None, alias="ITDR_MAXMIND_CITY_DB")
+    """A MaxMind GeoIP2/GeoLite2 City mmdb (on a mounted share or in the package); its geo wins over DB-IP's."""
+    maxmind_asn_db: str | None = Field(default=None, alias="ITDR_MAXMIND_ASN_DB")
+    """A MaxMind GeoLite2/GeoIP2 ASN mmdb."""
+    maxmind_anonymous_db: str | None = Field(default=None, alias="ITDR_MAXMIND_ANONYMOUS_DB")
+    """A MaxMind GeoIP2 Anonymous IP mmdb (VPN, proxy, Tor, hosting flags)."""
+    spur_feed_paths: str | None = Field(default=None, alias="ITDR_SPUR_FEED_PATHS")
+    """Comma-separated Spur feed files (NDJSON, optionally gzipped)."""
+    spur_token: SecretStr | None = Field(default=None, alias="ITDR_SPUR_TOKEN")
+    """The Spur Context API token (a Key Vault reference in production); never logged. Unset: no Spur API."""
     records_per_batch: int = Field(default=2000, alias="ITDR_RECORDS_PER_BATCH", ge=1, le=20000)
     tenant_shards: int = Field(default=1, alias="ITDR_TENANT_SHARDS", ge=1, le=64)
 

@@ -8,13 +8,13 @@ and tests pass an explicit connection string to Azurite. Table keys may not cont
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import ResourceExistsError
 from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
@@ -43,15 +43,14 @@ class OperationCounter:
         self.counts: dict[str, int] = {"table": 0, "blob": 0}
         self._lock = threading.Lock()
 
-    def policy(self, service: str) -> SansIOHTTPPolicy[Any, Any]:
-        counter = self
+    def hook(self, service: str) -> Callable[[PipelineRequest[Any]], None]:
+        """A ``raw_request_hook`` that counts every request the client sends (retries included)."""
 
-        class _Count(SansIOHTTPPolicy[Any, Any]):
-            def on_request(self, request: PipelineRequest[Any]) -> None:
-                with counter._lock:
-                    counter.counts[service] += 1
+        def count(request: PipelineRequest[Any]) -> None:
+            with self._lock:
+                self.counts[service] += 1
 
-        return _Count()
+        return count
 
 
 @dataclass
@@ -73,8 +72,8 @@ class StorageClients:
         table_kw: dict[str, Any] = {}
         blob_kw: dict[str, Any] = {}
         if counter is not None:
-            table_kw["per_call_policies"] = [counter.policy("table")]
-            blob_kw["per_call_policies"] = [counter.policy("blob")]
+            table_kw["raw_request_hook"] = counter.hook("table")
+            blob_kw["raw_request_hook"] = counter.hook("blob")
         return cls(
             TableServiceClient.from_connection_string(conn, **table_kw),
             BlobServiceClient.from_connection_string(conn, **blob_kw),
