@@ -23,6 +23,12 @@ and jitter through the injectable ``sleep``, waiting at least what ``Retry-After
 reason, for the caller to dead-letter. A rejected revision is posted again if it comes back (an
 operator resubmitting a dead-letter after fixing the Logic App).
 
+Notices and weekly reports (:meth:`PartnerDeliveryClient.deliver_notice`,
+:meth:`PartnerDeliveryClient.deliver_weekly_report`) use the same ledger with revision 1: one
+delivery per tenant (proof of life) or per tenant and ISO week (weekly report). A weekly report that
+could not be delivered is recorded as ``failed`` (transient) or ``rejected`` (permanent) and the error
+raised; the timer that sends it posts it again if it runs again in the same week.
+
 The trigger URL carries a SAS signature (``sig=``): it is never logged nor put in an error, only
 its scheme, host and path. Only ``https`` URLs on Logic App hosts are accepted unless the caller
 allows other hosts (the local emulator on 127.0.0.1).
@@ -54,6 +60,7 @@ from shared.alerts.payload import (
     build_notice_payload,
     build_partner_payload,
     build_payload,
+    build_weekly_report_payload,
     idempotency_key,
     product_version,
 )
@@ -73,6 +80,7 @@ from shared.platform.errors import (
 )
 from shared.platform.faults import crash_point
 from shared.platform.storage import StorageClients, encode_key
+from shared.reports.credentials import CredentialsReport
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +98,8 @@ DEFAULT_ALLOWED_HOSTS = (
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 STATUS_DELIVERED = "delivered"
 STATUS_REJECTED = "rejected"
+STATUS_FAILED = "failed"
+"""A weekly report whose delivery gave up on a transient failure (the report stays stored)."""
 
 
 class DeliveryFormat(StrEnum):
@@ -411,9 +421,23 @@ class PartnerDeliveryClient:
         if notice.get("kind") != "proof_of_life" or not notice.get("tenant_id"):
             raise BadInputError("not a proof_of_life notice", reason="invalid_message")
         body = build_notice_payload(dict(notice), generated_at=self._now())
-        tenant, notice_id, key = str(body["tenant_id"]), str(body["incident_id"]), str(body["idempotency_key"])
-        if self._ledger.delivered_revision(tenant, notice_id) >= 1:
-            return DeliveryResult("already_delivered", notice_id, 1, key)
+        return self._deliver_once(body, what="notice")
+
+    def deliver_weekly_report(self, report: CredentialsReport, incidents: Sequence[Incident]) -> DeliveryResult:
+        """Post a tenant's ``weekly_report`` once per tenant and ISO week (key ``wr-…-r1`` from tenant and week).
+
+        Always in m365-itdr's own format (a report is not a finding). A failure is recorded in the ledger
+        (``failed`` for a transient one, ``rejected`` for a permanent one) and raised; a later call in the
+        same week posts it again, a call after a delivery does not.
+        """
+        body = build_weekly_report_payload(report, incidents, generated_at=self._now())
+        return self._deliver_once(body, what="weekly report", record_failure=True)
+
+    def _deliver_once(self, body: Mapping[str, Any], *, what: str, record_failure: bool = False) -> DeliveryResult:
+        tenant, item_id, key = str(body["tenant_id"]), str(body["incident_id"]), str(body["idempotency_key"])
+        if self._ledger.delivered_revision(tenant, item_id) >= 1:
+            log.info("%s already delivered", what, extra={"tenant": tenant, "incident": item_id})
+            return DeliveryResult("already_delivered", item_id, 1, key)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
@@ -423,16 +447,36 @@ class PartnerDeliveryClient:
             "x-itdr-schema-version": SCHEMA_VERSION,
             "x-itdr-tenant-id": tenant,
         }
-        status, attempts = self._post(
-            orjson.dumps(body), headers, scope=tenant, incident_id=notice_id, revision=1, key=key
-        )
+        try:
+            status, attempts = self._post(
+                orjson.dumps(body), headers, scope=tenant, incident_id=item_id, revision=1, key=key
+            )
+        except TransientError as exc:
+            if record_failure:
+                http_status = exc.context.get("status")
+                tries = exc.context.get("attempts")
+                self._ledger.record_delivery(
+                    DeliveryRecord(
+                        tenant,
+                        item_id,
+                        1,
+                        STATUS_FAILED,
+                        self._now(),
+                        http_status if isinstance(http_status, int) else 0,
+                        tries if isinstance(tries, int) else 0,
+                        key,
+                        DeliveryFormat.ITDR.value,
+                        exc.reason,
+                    )
+                )
+            raise
         self._ledger.record_delivery(
             DeliveryRecord(
-                tenant, notice_id, 1, STATUS_DELIVERED, self._now(), status, attempts, key, DeliveryFormat.ITDR.value
+                tenant, item_id, 1, STATUS_DELIVERED, self._now(), status, attempts, key, DeliveryFormat.ITDR.value
             )
         )
-        log.info("notice delivered", extra={"tenant": tenant, "incident": notice_id, "attempts": attempts})
-        return DeliveryResult("delivered", notice_id, 1, key, attempts, status)
+        log.info("%s delivered", what, extra={"tenant": tenant, "incident": item_id, "attempts": attempts})
+        return DeliveryResult("delivered", item_id, 1, key, attempts, status)
 
     def _post(
         self, body: bytes, headers: Mapping[str, str], *, scope: str, incident_id: str, revision: int, key: str

@@ -28,8 +28,14 @@ Severity. The highest alert severity, raised by the combination (see :func:`asse
 - defence evasion together with any other attack stage: at least high;
 - three or more distinct attack stages: critical.
 
-Every change (an alert added or updated, a status change) raises ``revision`` by one; the partner
-delivery keys its idempotency on (incident ID, revision).
+Remediation. The actions taken for an incident are recorded in it (:class:`RemediationEntry`, one per
+remediation ledger row, keyed by the row's idempotency key): the action, its target, its state
+(``pending_approval`` or a terminal one), the reason and summary, the manual steps and warnings.
+:meth:`IncidentBook.record_remediation` replaces an action's entry when the ledger row changed and
+ignores a replayed or older notification.
+
+Every change (an alert added or updated, a status change, a remediation entry recorded) raises
+``revision`` by one; the partner delivery keys its idempotency on (incident ID, revision).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -75,6 +81,13 @@ MAX_ENTRY_EVIDENCE = 10
 """Evidence record IDs kept per alert inside an incident (the alert row keeps up to 100)."""
 MAX_SUMMARY = 1000
 SYSTEM_ACTOR = "m365-itdr"
+MAX_REMEDIATIONS = 50
+"""Remediation entries kept per incident (the oldest dropped first)."""
+MAX_REMEDIATION_LINES = 20
+"""Manual steps and warnings kept per remediation entry."""
+MAX_REMEDIATION_TEXT = 2000
+"""Characters kept per summary, manual step or warning."""
+_RECORD_ATTEMPTS = 5
 
 
 class Stage(StrEnum):
@@ -305,6 +318,90 @@ def assess(entries: Sequence[TimelineEntry], *, window: timedelta = timedelta(ho
     return severity, reasons
 
 
+@dataclass(frozen=True, slots=True)
+class RemediationEntry:
+    """One remediation action of an incident as the partner sees it (a view of its ledger row).
+
+    ``updated_at`` is the ledger row's last change (epoch seconds), so the same row state always gives an
+    equal entry. ``revision`` is the incident revision that recorded this entry (bookkeeping: not compared).
+    """
+
+    idempotency_key: str
+    action: str
+    target: str
+    state: str
+    updated_at: float
+    reason: str | None = None
+    summary: str = ""
+    manual_steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    undo_of: str | None = None
+    revision: int = field(default=0, compare=False)
+
+    @property
+    def terminal(self) -> bool:
+        """True for a final state (everything but ``pending_approval``, ``pending`` and ``running``)."""
+        return self.state not in _OPEN_REMEDIATION_STATES
+
+    def bounded(self) -> RemediationEntry:
+        """The entry with its texts cut to the stored limits."""
+        return RemediationEntry(
+            idempotency_key=self.idempotency_key,
+            action=self.action,
+            target=self.target[:MAX_REMEDIATION_TEXT],
+            state=self.state,
+            updated_at=float(self.updated_at),
+            reason=self.reason,
+            summary=self.summary[:MAX_REMEDIATION_TEXT],
+            manual_steps=tuple(s[:MAX_REMEDIATION_TEXT] for s in self.manual_steps[:MAX_REMEDIATION_LINES]),
+            warnings=tuple(w[:MAX_REMEDIATION_TEXT] for w in self.warnings[:MAX_REMEDIATION_LINES]),
+            undo_of=self.undo_of,
+            revision=self.revision,
+        )
+
+    def supersedes(self, other: RemediationEntry) -> bool:
+        """Whether this entry should replace ``other`` (same action): newer, or as new and final."""
+        if self == other:
+            return False
+        if self.updated_at != other.updated_at:
+            return self.updated_at > other.updated_at
+        return self.terminal or not other.terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.idempotency_key,
+            "action": self.action,
+            "target": self.target,
+            "state": self.state,
+            "updated_at": self.updated_at,
+            "reason": self.reason,
+            "summary": self.summary,
+            "manual_steps": list(self.manual_steps),
+            "warnings": list(self.warnings),
+            "undo_of": self.undo_of,
+            "revision": self.revision,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RemediationEntry:
+        return cls(
+            idempotency_key=str(d["idempotency_key"]),
+            action=str(d["action"]),
+            target=str(d.get("target", "")),
+            state=str(d["state"]),
+            updated_at=float(d["updated_at"]),
+            reason=d.get("reason"),
+            summary=str(d.get("summary", "")),
+            manual_steps=tuple(str(s) for s in d.get("manual_steps", ())),
+            warnings=tuple(str(w) for w in d.get("warnings", ())),
+            undo_of=d.get("undo_of"),
+            revision=int(d.get("revision", 0)),
+        )
+
+
+_OPEN_REMEDIATION_STATES = frozenset({"pending_approval", "pending", "running"})
+
+
 @dataclass(slots=True)
 class Incident:
     """The alerts of one user in one tenant within the grouping window, in story order."""
@@ -320,6 +417,8 @@ class Incident:
     history: list[StatusChange] = field(default_factory=list)
     revision: int = 0
     updated_at: float = 0.0
+    remediation: list[RemediationEntry] = field(default_factory=list)
+    """The incident's remediation actions, in the order they were first recorded."""
 
     @property
     def alert_ids(self) -> list[str]:
@@ -386,6 +485,7 @@ class Incident:
                 {**e.to_dict(), "first_seen": iso(e.first_seen), "last_seen": iso(e.last_seen)} for e in self.entries
             ],
             "history": [{**h.to_dict(), "at": iso(h.at)} for h in self.history],
+            "remediation": [{**r.to_dict(), "updated_at": iso(r.updated_at)} for r in self.remediation],
         }
 
 
@@ -561,6 +661,39 @@ class IncidentBook:
         self._write(tenant_id, [(inc, etag)])
         return inc
 
+    def record_remediation(self, tenant_id: str, incident_id: str, entry: RemediationEntry) -> tuple[Incident, bool]:
+        """Record the state of one remediation action in its incident; returns the incident and whether it changed.
+
+        The entry replaces the action's earlier entry (same idempotency key) when it is newer; an equal
+        entry (a replayed notification) or an older one changes nothing, so the revision is raised once per
+        recorded state. Conflicting writers are retried on a fresh read. NotFoundError when there is no
+        such incident.
+        """
+        fresh = entry.bounded()
+        for attempt in range(_RECORD_ATTEMPTS):
+            found = self._get(tenant_id, incident_id)
+            if found is None:
+                raise NotFoundError("no such incident", tenant=tenant_id, incident=incident_id)
+            inc, etag = found
+            index = next((i for i, r in enumerate(inc.remediation) if r.idempotency_key == fresh.idempotency_key), None)
+            if index is not None and not fresh.supersedes(inc.remediation[index]):
+                return inc, False
+            recorded = replace(fresh, revision=inc.revision + 1)
+            if index is None:
+                inc.remediation = [*inc.remediation, recorded][-MAX_REMEDIATIONS:]
+            else:
+                inc.remediation[index] = recorded
+            inc.revision += 1
+            inc.updated_at = self._now()
+            try:
+                self._write(tenant_id, [(inc, etag)])
+            except ConcurrencyError:
+                if attempt == _RECORD_ATTEMPTS - 1:
+                    raise
+                continue
+            return inc, True
+        raise AssertionError("unreachable")  # pragma: no cover
+
 
 # --------------------------------------------------------------------------- persistence
 
@@ -586,6 +719,7 @@ def incident_to_entity(inc: Incident) -> dict[str, Any]:
     put_json(ent, "entries", [e.to_dict() for e in inc.entries])
     put_json(ent, "severity_reasons", list(inc.severity_reasons))
     put_json(ent, "history", [h.to_dict() for h in inc.history])
+    put_json(ent, "remediation", [r.to_dict() for r in inc.remediation])
     return ent
 
 
@@ -602,6 +736,7 @@ def incident_from_entity(ent: Mapping[str, Any]) -> Incident:
         history=[StatusChange.from_dict(h) for h in get_json(ent, "history", [])],
         revision=int(ent.get("revision", 0)),
         updated_at=float(ent.get("updated_at", 0.0)),
+        remediation=[RemediationEntry.from_dict(r) for r in get_json(ent, "remediation", [])],
     )
 
 

@@ -24,6 +24,9 @@ OCSF                        m365-itdr
 
 :func:`incident_to_ocsf` and :func:`partner_incident_to_ocsf` give the partner delivery's OCSF
 format: one Detection Finding per incident whose ``finding_info.related_events`` lists the alerts.
+An incident's remediation actions are in ``unmapped.remediation`` (as in the ``itdr`` payload), and
+``remediation.desc`` (OCSF's remediation guidance) tells them in words, one line per action, with the
+manual steps left to an administrator.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.alerts.crosstenant import IndicatorKind, PartnerIncident
-from shared.alerts.incidents import Incident
-from shared.alerts.payload import PRODUCT_NAME, idempotency_key, product_version
+from shared.alerts.incidents import Incident, RemediationEntry
+from shared.alerts.payload import PRODUCT_NAME, idempotency_key, product_version, remediation_payload
 from shared.alerts.store import AlertStatus
 from shared.alerts.triage import Decision
 from shared.detection.model import Alert, Severity
@@ -204,10 +207,23 @@ def incident_to_ocsf(incident: Incident, *, decision: Decision | None = None) ->
                 "publish_reason": decision.reason if decision is not None else "",
                 "suppressed_alert_count": len(decision.suppressed) if decision is not None else 0,
                 "evidence_record_ids": {e.alert_id: list(e.evidence_record_ids) for e in entries},
+                "remediation": [remediation_payload(r) for r in incident.remediation],
             },
         }
     )
+    if incident.remediation:
+        out["remediation"] = {"desc": remediation_desc(incident.remediation)}
     return out
+
+
+def remediation_desc(actions: list[RemediationEntry]) -> str:
+    """The remediation actions in words: one line per action, then its manual steps indented."""
+    lines: list[str] = []
+    for r in actions:
+        reason = f" ({r.reason})" if r.reason else ""
+        lines.append(f"{r.action} {r.target}: {r.state}{reason} - {r.summary}")
+        lines.extend(f"  manual step: {step}" for step in r.manual_steps)
+    return "\n".join(lines)
 
 
 def partner_incident_to_ocsf(incident: PartnerIncident) -> dict[str, Any]:

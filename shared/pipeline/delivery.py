@@ -1,7 +1,12 @@
-"""Body of the ``deliver_alerts`` function: publish one incident revision to the partner's Logic App."""
+"""Body of the ``deliver_alerts`` function: publish one incident revision to the partner's Logic App.
+
+Also the delivery of the weekly reports (:func:`deliver_weekly_report`, called by the ``weekly_report``
+timer body in :mod:`shared.pipeline.reports`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -74,6 +79,15 @@ def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:
     if post is None:
         raise ConfigurationError("this delivery client cannot send notices")
     return post(notice)
+
+
+def deliver_weekly_report(svc: Services, report: Any, incidents: Sequence[Any]) -> Any:
+    """Post one tenant's weekly report (once per tenant and week; see PartnerDeliveryClient.deliver_weekly_report).
+
+    Raises ConfigurationError when no partner endpoint is set, and the client's errors when the post fails
+    (the failure is recorded in the delivery ledger first).
+    """
+    return delivery_client(svc).deliver_weekly_report(report, incidents)
 
 
 def send_weekly_reports(svc: Services) -> Any:

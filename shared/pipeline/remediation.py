@@ -1,4 +1,8 @@
-"""Remediation wiring: plan actions for changed incidents, and the body of the ``remediate`` function."""
+"""Remediation wiring: plan actions for changed incidents, and the body of the ``remediate`` function.
+
+The runner tells :mod:`shared.pipeline.incident_actions` of every ledger change, so each outcome (and each
+action awaiting approval) is recorded in its incident and the new revision is published to the partner.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ def policy_for(svc: Services, tenant_id: str) -> Any:
 
 def runner(svc: Services) -> Any:
     def build() -> Any:
+        from shared.pipeline.incident_actions import remediation_hook
         from shared.pipeline.respond import alert_store
         from shared.remediation.ledger import TableRemediationLedger
         from shared.remediation.runner import RemediationRunner
@@ -38,6 +43,7 @@ def runner(svc: Services) -> Any:
             clock=lambda: datetime.fromtimestamp(svc.clock(), UTC),
             rng=svc.extras.get("rng") or random.Random(),
             alert_sink=alert_store(svc),
+            on_change=remediation_hook(svc),
         )
 
     return svc.cached("remediation_runner", build)
@@ -62,4 +68,39 @@ def plan_and_submit(svc: Services, tenant_id: str, incidents: Sequence[Any]) -> 
 
 
 def run_remediation(svc: Services, body: bytes) -> Any:
+    """Handle one remediation-queue message (outcomes reach the incident through the runner's hook)."""
     return runner(svc).handle(body)
+
+
+def approve_remediation(svc: Services, tenant_id: str, key: str, *, by: str) -> Any:
+    """Approve an action awaiting approval (its message is sent); the incident is told through the hook."""
+    from shared.pipeline.incident_actions import remediation_hook
+    from shared.remediation.ledger import TableRemediationLedger
+    from shared.remediation.runner import approve_action
+
+    return approve_action(
+        TableRemediationLedger(svc.storage),
+        svc.bus,
+        tenant_id,
+        key,
+        by=by,
+        clock=lambda: datetime.fromtimestamp(svc.clock(), UTC),
+        on_change=remediation_hook(svc),
+    )
+
+
+def reject_remediation(svc: Services, tenant_id: str, key: str, *, by: str, reason: str = "") -> Any:
+    """Reject an action awaiting approval; the rejection is recorded in its incident and published."""
+    from shared.pipeline.incident_actions import remediation_hook
+    from shared.remediation.ledger import TableRemediationLedger
+    from shared.remediation.runner import reject_action
+
+    return reject_action(
+        TableRemediationLedger(svc.storage),
+        tenant_id,
+        key,
+        by=by,
+        clock=lambda: datetime.fromtimestamp(svc.clock(), UTC),
+        reason=reason,
+        on_change=remediation_hook(svc),
+    )

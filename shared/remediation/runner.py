@@ -26,6 +26,12 @@ then re-checks the post-condition before acting (an account already disabled is 
 messages of the automatic ones; :func:`approve_action`, :func:`reject_action` and :func:`request_undo` are the
 human side (the ``itdr remediate`` CLI). Retry messages are sent before the row records them, so a crash in
 between leaves at worst an extra message, which the ledger turns into a no-op.
+
+``on_change`` (optional, :data:`ChangeHook`) is called with the row after every ledger write that changed its
+state (planned, claimed, retried, recorded, approved, rejected), and again with the row as read when a replayed
+message finds it terminal or awaiting approval, so a crash between the ledger write and the hook is repaired by
+the redelivery. The hook must be idempotent; an exception from it propagates (the message is retried and the
+ledger turns the retry into a no-op that calls the hook again).
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ from shared.remediation.policy import PlannedAction, RemediationPolicy, RetryPol
 __all__ = [
     "PERMISSION_DETECTOR_ID",
     "AlertSink",
+    "ChangeHook",
     "GraphFactory",
     "HandleOutcome",
     "HandleResult",
@@ -97,6 +104,9 @@ wrap a cached client in ``contextlib.nullcontext``)."""
 
 PolicySource = RemediationPolicy | Callable[[str], RemediationPolicy]
 """One policy for every tenant, or tenant id → the tenant's policy."""
+
+ChangeHook = Callable[[LedgerEntry], None]
+"""Called with a ledger row after its state changed (see the module docstring); must be idempotent."""
 
 
 class AlertSink(Protocol):
@@ -168,7 +178,8 @@ class RemediationRunner:
     ``ledger`` is the durable ledger, ``graph_factory`` gives a tenant's Graph client, ``bus`` sends retry
     messages to ``names.QUEUE_REMEDIATION``, ``policy`` is one :class:`RemediationPolicy` or a per-tenant
     lookup, ``clock`` returns aware UTC datetimes, ``rng`` draws the back-off jitter, ``alert_sink`` receives
-    integration-health alerts (missing permissions).
+    integration-health alerts (missing permissions), ``on_change`` is told of every state change (see the module
+    docstring).
     """
 
     def __init__(
@@ -182,6 +193,7 @@ class RemediationRunner:
         rng: random.Random,
         alert_sink: AlertSink | None = None,
         actions: Mapping[ActionKind, Callable[[GraphPort, ActionContext], ActionResult]] | None = None,
+        on_change: ChangeHook | None = None,
     ) -> None:
         self._ledger = ledger
         self._graph_factory = graph_factory
@@ -191,6 +203,7 @@ class RemediationRunner:
         self._rng = rng
         self._alerts = alert_sink
         self._actions = dict(actions or ACTIONS)
+        self._on_change = on_change
 
     # -- public -------------------------------------------------------------------------------------
     def policy_for(self, tenant_id: str) -> RemediationPolicy:
@@ -238,6 +251,7 @@ class RemediationRunner:
                 entry = existing
             if entry.state is RemediationState.PENDING and entry.attempt == 0:
                 _send(self._bus, entry.request(attempt=1), message_id=f"{entry.key}:1")
+            self._notify(entry)
             out.append(entry)
         return out
 
@@ -249,8 +263,10 @@ class RemediationRunner:
         now = self.now()
         entry = self._load_or_create(request, now)
         if entry.terminal:
+            self._notify(entry)
             return HandleResult(HandleOutcome.NOOP_TERMINAL, entry)
         if entry.state is RemediationState.PENDING_APPROVAL:
+            self._notify(entry)
             return HandleResult(HandleOutcome.AWAITING_APPROVAL, entry)
         if (
             entry.state is RemediationState.RUNNING
@@ -286,9 +302,17 @@ class RemediationRunner:
         except ConcurrencyError:
             latest = self._ledger.get_entry(entry.tenant_id, entry.key) or entry
             return HandleResult(HandleOutcome.LOST_OWNERSHIP, latest)
-        return self._attempt(entry, policy)
+        self._notify(entry)
+        result = self._attempt(entry, policy)
+        if result.outcome is not HandleOutcome.LOST_OWNERSHIP:
+            self._notify(result.entry)
+        return result
 
     # -- internals ----------------------------------------------------------------------------------
+    def _notify(self, entry: LedgerEntry) -> None:
+        if self._on_change is not None:
+            self._on_change(entry)
+
     def _load_or_create(self, request: RemediationRequest, now: datetime) -> LedgerEntry:
         entry = self._ledger.get_entry(request.tenant_id, request.idempotency_key)
         if entry is not None:
@@ -505,11 +529,14 @@ def _decide(
     clock: Callable[[], datetime],
     approve: bool,
     reason: str = "",
+    on_change: ChangeHook | None = None,
 ) -> LedgerEntry:
     entry = ledger.get_entry(tenant_id, key)
     if entry is None:
         raise NotFoundError("no such remediation", tenant=tenant_id, key=key)
     if entry.state is not RemediationState.PENDING_APPROVAL:
+        if on_change is not None and entry.terminal:
+            on_change(entry)  # a repeated reject repairs a hook that did not run
         return entry
     now = _aware(clock())
     entry.decided_at = now
@@ -520,29 +547,48 @@ def _decide(
         entry.reason = "rejected"
         entry.result = {"summary": f"rejected by {by}", **({"rejection": reason[:300]} if reason else {})}
         entry.transition(RemediationState.REJECTED, at=now, note=f"rejected by {by}")
-    return ledger.update_entry(entry)
+    written = ledger.update_entry(entry)
+    if on_change is not None:
+        on_change(written)
+    return written
 
 
 def approve_action(
-    ledger: RemediationLedger, bus: MessageBus, tenant_id: str, key: str, *, by: str, clock: Callable[[], datetime]
+    ledger: RemediationLedger,
+    bus: MessageBus,
+    tenant_id: str,
+    key: str,
+    *,
+    by: str,
+    clock: Callable[[], datetime],
+    on_change: ChangeHook | None = None,
 ) -> LedgerEntry:
     """Approve a pending_approval action and send its message. Re-runnable: approving a row that is already
-    approved but never ran sends the message again; other states are returned unchanged."""
+    approved but never ran sends the message again; other states are returned unchanged. ``on_change`` is
+    called with the row after the approval is written."""
     if not by.strip():
         raise BadInputError("approve needs the approver's name", reason="bad_input")
-    entry = _decide(ledger, tenant_id, key, by=by, clock=clock, approve=True)
+    entry = _decide(ledger, tenant_id, key, by=by, clock=clock, approve=True, on_change=on_change)
     if entry.state is RemediationState.PENDING and entry.attempt == 0:
         _send(bus, entry.request(attempt=1), message_id=f"{entry.key}:1")
     return entry
 
 
 def reject_action(
-    ledger: RemediationLedger, tenant_id: str, key: str, *, by: str, clock: Callable[[], datetime], reason: str = ""
+    ledger: RemediationLedger,
+    tenant_id: str,
+    key: str,
+    *,
+    by: str,
+    clock: Callable[[], datetime],
+    reason: str = "",
+    on_change: ChangeHook | None = None,
 ) -> LedgerEntry:
-    """Reject a pending_approval action (terminal). Other states are returned unchanged."""
+    """Reject a pending_approval action (terminal). Other states are returned unchanged. ``on_change`` is called
+    with the rejected row (also when it was rejected before: the hook is idempotent)."""
     if not by.strip():
         raise BadInputError("reject needs the name of who rejects", reason="bad_input")
-    return _decide(ledger, tenant_id, key, by=by, clock=clock, approve=False, reason=reason)
+    return _decide(ledger, tenant_id, key, by=by, clock=clock, approve=False, reason=reason, on_change=on_change)
 
 
 def _undo_target(entry: LedgerEntry) -> tuple[ActionKind, dict[str, Any]]:

@@ -194,6 +194,7 @@ def test_sign_in_then_rule_is_one_high_incident_told_in_stage_order(book: Any, m
             },
         ],
         "history": [],
+        "remediation": [],
     }
     assert inc.story[0] == (
         "2025-11-24T19:00:00Z Sign-in: Sign-in from an anonymising proxy - "

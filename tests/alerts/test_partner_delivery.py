@@ -96,7 +96,7 @@ def test_delivery_posts_the_documented_payload_with_the_idempotency_key(
         "x-ms-client-tracking-id": key,
         "content-type": "application/json",
     }
-    assert (post.headers["x-itdr-tenant-id"], post.headers["x-itdr-schema-version"]) == (TENANT, "1.0")
+    assert (post.headers["x-itdr-tenant-id"], post.headers["x-itdr-schema-version"]) == (TENANT, "1.1")
     body = post.json()
     jsonschema.Draft202012Validator(load_schema()).validate(body)
     assert (body["idempotency_key"], body["severity"], body["publish_reason"]) == (

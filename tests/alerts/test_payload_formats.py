@@ -69,7 +69,7 @@ def test_incident_payload_matches_the_published_schema(incident: Any) -> None:
     schema = load_schema()
     assert undocumented(body, schema, schema["$defs"]["incident"]) == []
     assert {k: body[k] for k in body if k not in ("alerts", "story")} == {
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "kind": "incident",
         "idempotency_key": f"{inc.incident_id}-r1",
         "incident_id": inc.incident_id,
@@ -91,6 +91,7 @@ def test_incident_payload_matches_the_published_schema(incident: Any) -> None:
         "mitre": ["T1078", "T1114.003", "T1528", "T1564.008"],
         "ips": ["198.51.100.7"],
         "suppressed_alert_count": 0,
+        "remediation": [],
         "product": {"name": "m365-itdr", "version": product_version()},
     }
     assert [a["alert_id"] for a in body["alerts"]] == [sign_in.alert_id, rule.alert_id, consent.alert_id]
@@ -166,7 +167,7 @@ def test_the_schema_rejects_broken_payloads(incident: Any, mutate: Any, where: s
 
 def test_a_newer_minor_version_with_extra_fields_still_validates(incident: Any) -> None:
     body = build_payload(incident[0], generated_at=NOW)
-    body.update(schema_version="1.1", risk_score=80)
+    body.update(schema_version="1.7", risk_score=80)
     validator().validate(body)
 
 
@@ -294,3 +295,51 @@ def test_proof_of_life_notice_matches_the_schema() -> None:
         notice_id_for("proof_of_life", TENANT),
         notice_id_for("proof_of_life", TENANT) + "-r1",
     )
+
+
+def test_remediation_and_weekly_report_are_documented_in_the_schema(make_alert: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.alerts.incidents import RemediationEntry
+    from shared.alerts.payload import build_weekly_report_payload, weekly_report_id_for
+    from shared.reports.credentials import build_credentials_report
+
+    book = InMemoryIncidentBook(now=lambda: NOW)
+    (inc,) = book.add_alerts([make_alert(Category.UNWANTED_LOGIN, at=T0, severity=Severity.HIGH)])
+    entry = RemediationEntry(
+        idempotency_key="rm-" + "0" * 40,
+        action="remove_inbox_rule",
+        target="mailbox megan@contoso.com rule '.'",
+        state="needs_manual",
+        updated_at=NOW,
+        reason="rule_not_removable",
+        summary="remove the rule by hand",
+        manual_steps=('Remove-InboxRule -Mailbox "megan@contoso.com" -Identity "."',),
+        warnings=("w",),
+    )
+    inc, _ = book.record_remediation(TENANT, inc.incident_id, entry)
+    body = build_payload(inc, generated_at=NOW)
+    validator().validate(body)
+    schema = load_schema()
+    assert undocumented(body, schema, schema["$defs"]["incident"]) == []
+    assert (body["revision"], body["remediation"][0]["updated_at"]) == (2, "2025-11-24T19:00:00Z")
+
+    monday = datetime(2025, 11, 24, tzinfo=UTC)
+    alert = make_alert(
+        Category.CREDENTIAL_COMPROMISE,
+        at=monday.timestamp() + 3600,
+        detector="signin_mfa_failure",
+        context={"ip": "198.51.100.7", "reasons": ["hosting"], "hosting": True, "asn": 16509},
+    )
+    report = build_credentials_report([alert], tenant_id=TENANT, start=monday, end=monday + timedelta(days=7))
+    weekly = build_weekly_report_payload(report, [inc], generated_at=NOW)
+    validator().validate(weekly)
+    assert undocumented(weekly, schema, schema["$defs"]["weekly_report"]) == []
+    assert (weekly["incident_id"], weekly["week"], weekly["credentials"]["user_count"]) == (
+        weekly_report_id_for(TENANT, monday),
+        "2025-W48",
+        1,
+    )
+    weekly["revision"] = 2
+    with pytest.raises(jsonschema.ValidationError):
+        validator().validate(weekly)

@@ -1,0 +1,436 @@
+"""Remediation outcomes in their incident and in the partner payload (issue 8.5).
+
+The real pipeline pieces on Azurite: ``after_alerts`` opens the incident and plans the actions, the
+remediation runner acts through the Graph emulator with the real SyncGraphClient, and the runner's
+``on_change`` hook records each outcome in the incident, raises its revision and publishes it to the
+partner's Logic App emulator (which validates every body against the published JSON Schema).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from shared.alerts.delivery import DeliveryFormat, InMemoryDeliveryLedger, PartnerDeliveryClient
+from shared.alerts.incidents import (
+    Incident,
+    InMemoryIncidentBook,
+    RemediationEntry,
+    TableIncidentBook,
+)
+from shared.alerts.ocsf import incident_to_ocsf
+from shared.alerts.payload import load_schema
+from shared.app import Services
+from shared.detection.model import Alert, Category, Severity
+from shared.emulators.graph import GraphEmulator
+from shared.emulators.partner import PartnerEndpoint
+from shared.graph.client import SyncGraphClient
+from shared.pipeline.incident_actions import record_remediation
+from shared.pipeline.remediation import reject_remediation, run_remediation
+from shared.pipeline.respond import after_alerts, alert_store, deliver_message, incident_book
+from shared.platform import faults, names
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.errors import NotFoundError
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
+from shared.records.event import iso
+from shared.remediation.actions import forwarding_cmdlet
+from shared.remediation.ledger import LedgerEntry, RemediationState, TableRemediationLedger
+from tests.alerts.conftest import TENANT, Clock, MakeAlert
+
+MEGAN = "5b0e9a3c-1111-4c2d-9e8f-0a1b2c3d4e5f"
+AUTO = {
+    "default_mode": "auto",
+    "detector_actions": {
+        "test_unwanted_login": ["isolate_identity"],
+        "test_shadow_workflow": ["clear_mailbox_forwarding"],
+    },
+}
+
+
+@dataclass
+class World:
+    svc: Services
+    bus: InProcessBus
+    partner: PartnerEndpoint
+    graph: GraphEmulator
+    clock: Clock
+    handled: list[tuple[str, bytes]]
+
+    def detected(self, alerts: list[Alert]) -> None:
+        """What the detect function does with new alerts: store them, then incidents, triage, remediation."""
+        alert_store(self.svc).upsert_alerts(alerts)
+        after_alerts(self.svc, TENANT, alerts)
+
+    def drain(self) -> None:
+        """Deliver and remediate until both queues are empty (alerts first, as the host would interleave)."""
+        for _ in range(50):
+            moved = False
+            for queue, handle in ((names.QUEUE_ALERTS, deliver_message), (names.QUEUE_REMEDIATION, run_remediation)):
+                for m in self.bus.receive(queue, max_messages=10):
+                    handle(self.svc, m.body)
+                    self.bus.complete(m)
+                    self.handled.append((queue, m.body))
+                    moved = True
+            if not moved:
+                return
+        raise AssertionError("the queues did not drain")
+
+    def incident(self, alert: Alert) -> Incident:
+        found = incident_book(self.svc).find_incident_for_alert(TENANT, alert.alert_id)
+        assert found is not None
+        return found
+
+    def ledger(self) -> list[LedgerEntry]:
+        return TableRemediationLedger(self.svc.storage).list_entries(TENANT)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [p.json() for p in self.partner.effective_deliveries]
+
+
+@pytest.fixture
+def world(storage: StorageClients, clock: Clock) -> Iterator[World]:
+    with GraphEmulator(seed=3) as graph, PartnerEndpoint(schema=load_schema()) as partner:
+        graph.add_tenant(TENANT)
+        graph.add_user(TENANT, user_principal_name="megan@contoso.com", id=MEGAN)
+        bus = InProcessBus(default_queue_options(), clock=clock)
+        svc = Services(
+            settings=Settings(ITDR_PARTNER_ENDPOINT=partner.url),
+            storage=storage,
+            bus=bus,
+            clock=clock,
+            graph_factory=lambda t: SyncGraphClient.create(t, credential=graph.credential(t), base_url=graph.base_url),
+            extras={
+                "partner_allow_insecure": True,
+                "sleep": lambda s: None,
+                "rng": random.Random(5),
+                "remediation_policy": AUTO,
+            },
+        )
+        yield World(svc, bus, partner, graph, clock, [])
+
+
+def sign_in(make_alert: MakeAlert, severity: Severity = Severity.HIGH) -> Alert:
+    return make_alert(Category.UNWANTED_LOGIN, severity=severity)
+
+
+def test_a_succeeded_remediation_is_recorded_in_its_incident_and_sent_to_the_partner(
+    world: World, make_alert: MakeAlert
+) -> None:
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    world.drain()
+
+    (row,) = world.ledger()
+    assert row.state is RemediationState.SUCCEEDED
+    inc = world.incident(alert)
+    assert inc.revision == 2
+    assert inc.to_dict()["remediation"] == [
+        {
+            "idempotency_key": row.key,
+            "action": "isolate_identity",
+            "target": f"user {MEGAN}",
+            "state": "succeeded",
+            "updated_at": iso(world.clock()),
+            "reason": None,
+            "summary": "megan@contoso.com disabled and its sign-in sessions revoked",
+            "manual_steps": [],
+            "warnings": ["access tokens already issued stay valid until they expire (up to about an hour)"],
+            "undo_of": None,
+            "revision": 2,
+        }
+    ]
+    first, second = world.bodies()
+    validator = jsonschema.Draft202012Validator(load_schema())
+    for body in (first, second):
+        validator.validate(body)
+    assert [(b["idempotency_key"], b["remediation"]) for b in (first, second)] == [
+        (f"{inc.incident_id}-r1", []),
+        (
+            f"{inc.incident_id}-r2",
+            [
+                {
+                    "idempotency_key": row.key,
+                    "action": "isolate_identity",
+                    "target": f"user {MEGAN}",
+                    "state": "succeeded",
+                    "reason": None,
+                    "summary": "megan@contoso.com disabled and its sign-in sessions revoked",
+                    "manual_steps": [],
+                    "warnings": ["access tokens already issued stay valid until they expire (up to about an hour)"],
+                    "undo_of": None,
+                    "updated_at": iso(world.clock()),
+                }
+            ],
+        ),
+    ]
+    assert world.graph.state.effects() != []  # the account really was disabled through Graph
+
+
+@pytest.mark.parametrize("replay", ["remediation_message", "detect_batch", "hook", "all"])
+def test_a_replayed_notification_changes_nothing(world: World, make_alert: MakeAlert, replay: str) -> None:
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    world.drain()
+    before = world.incident(alert).to_dict()
+    posts = len(world.partner.requests)
+    (row,) = world.ledger()
+    remediation_bodies = [b for q, b in world.handled if q == names.QUEUE_REMEDIATION]
+
+    world.clock.advance(600)
+    if replay in ("remediation_message", "all"):
+        for body in remediation_bodies:
+            run_remediation(world.svc, body)
+    if replay in ("detect_batch", "all"):
+        world.detected([alert])
+    if replay in ("hook", "all"):
+        record_remediation(world.svc, row)
+        record_remediation(world.svc, row)
+    world.drain()
+
+    assert world.incident(alert).to_dict() == before
+    assert (len(world.partner.requests), [b["revision"] for b in world.bodies()]) == (posts, [1, 2])
+    assert [e.model_dump(exclude={"etag"}) for e in world.ledger()] == [row.model_dump(exclude={"etag"})]
+
+
+def test_a_crash_between_the_incident_and_the_message_is_repaired_by_the_redelivery(
+    world: World, make_alert: MakeAlert
+) -> None:
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    (ref,) = world.bus.receive(names.QUEUE_ALERTS, max_messages=10)  # revision 1, delivered first
+    deliver_message(world.svc, ref.body)
+    world.bus.complete(ref)
+    (msg,) = world.bus.receive(names.QUEUE_REMEDIATION, max_messages=10)
+    faults.install(faults.CrashInjector(seed=1, rate=1.0, points={"remediation.after_incident"}))
+    try:
+        with pytest.raises(faults.InjectedCrash):
+            run_remediation(world.svc, msg.body)
+    finally:
+        faults.install(None)
+    assert (world.incident(alert).revision, world.bus.receive(names.QUEUE_ALERTS, max_messages=10)) == (2, [])
+    world.bus.abandon(msg)  # the host abandons the message; Service Bus redelivers it
+    world.drain()
+    assert [(b["revision"], [r["state"] for r in b["remediation"]]) for b in world.bodies()] == [
+        (1, []),
+        (2, ["succeeded"]),
+    ]
+    assert world.incident(alert).revision == 2
+
+
+def test_needs_manual_carries_the_manual_step_to_the_incident_and_both_formats(
+    world: World, make_alert: MakeAlert
+) -> None:
+    rule = make_alert(
+        Category.SHADOW_WORKFLOW,
+        severity=Severity.HIGH,
+        context={"mailbox": "megan@contoso.com", "destinations": ["megan.finance@gmail.example"]},
+    )
+    world.detected([rule])
+    world.drain()
+
+    (row,) = world.ledger()
+    step = forwarding_cmdlet("megan@contoso.com")
+    inc = world.incident(rule)
+    assert (inc.revision, inc.remediation) == (
+        2,
+        [
+            RemediationEntry(
+                idempotency_key=row.key,
+                action="clear_mailbox_forwarding",
+                target="mailbox megan@contoso.com",
+                state="needs_manual",
+                updated_at=world.clock(),
+                reason="graph_cannot_clear_forwarding",
+                summary="clear the mailbox forwarding of megan@contoso.com (to megan.finance@gmail.example) in "
+                "Exchange Online",
+                manual_steps=(step,),
+            )
+        ],
+    )
+    last = world.bodies()[-1]
+    assert (last["revision"], [(r["state"], r["manual_steps"]) for r in last["remediation"]]) == (
+        2,
+        [("needs_manual", [step])],
+    )
+    ocsf = incident_to_ocsf(inc)
+    assert ocsf["unmapped"]["remediation"] == last["remediation"]
+    assert ocsf["remediation"] == {
+        "desc": "clear_mailbox_forwarding mailbox megan@contoso.com: needs_manual (graph_cannot_clear_forwarding) - "
+        "clear the mailbox forwarding of megan@contoso.com (to megan.finance@gmail.example) in Exchange Online\n"
+        f"  manual step: {step}"
+    }
+
+
+def test_awaiting_approval_then_rejected_are_both_published_once(world: World, make_alert: MakeAlert) -> None:
+    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    world.drain()
+    (row,) = world.ledger()
+    inc = world.incident(alert)
+    assert [(r.state, r.revision) for r in inc.remediation] == [("pending_approval", 2)]
+    assert inc.remediation[0].summary == (
+        f"awaiting approval: itdr remediate approve (or reject) --tenant {TENANT} {row.key} --by NAME"
+    )
+
+    world.clock.advance(60)
+    for _ in range(2):  # a repeated rejection records nothing new
+        rejected = reject_remediation(world.svc, TENANT, row.key, by="soc-lead", reason="travelling")
+        world.drain()
+    assert rejected.state is RemediationState.REJECTED
+    inc = world.incident(alert)
+    assert [(r.state, r.reason, r.summary, r.revision) for r in inc.remediation] == [
+        ("rejected", "rejected", "rejected by soc-lead", 3)
+    ]
+    assert [(b["revision"], [r["state"] for r in b["remediation"]]) for b in world.bodies()] == [
+        (2, ["pending_approval"]),
+        (3, ["rejected"]),
+    ]
+
+
+def test_an_unpublished_incident_records_the_outcome_without_posting(world: World, make_alert: MakeAlert) -> None:
+    world.svc.extras["remediation_policy"] = {**AUTO, "auto_min_severity": "low"}
+    alert = sign_in(make_alert, Severity.MEDIUM)  # medium incidents wait for an analyst
+    world.detected([alert])
+    world.drain()
+    inc = world.incident(alert)
+    assert ([r.state for r in inc.remediation], inc.revision, world.partner.requests) == (["succeeded"], 2, [])
+
+
+def test_a_remediation_of_an_unknown_incident_is_ignored(world: World, make_alert: MakeAlert) -> None:
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    world.drain()
+    (row,) = world.ledger()
+    stray = row.model_copy(update={"incident_id": "inc-000000000000000000000000"})
+    assert record_remediation(world.svc, stray) is None
+    with pytest.raises(NotFoundError):
+        incident_book(world.svc).get_incident(TENANT, stray.incident_id)
+
+
+def test_a_remediation_is_delivered_in_ocsf_too(world: World, make_alert: MakeAlert) -> None:
+    alert = sign_in(make_alert)
+    world.detected([alert])
+    world.drain()
+    inc = world.incident(alert)
+    with httpx.Client() as http, PartnerEndpoint() as ocsf_partner:
+        client = PartnerDeliveryClient(
+            ocsf_partner.url,
+            http=http,
+            ledger=InMemoryDeliveryLedger(),
+            format=DeliveryFormat.OCSF,
+            allowed_hosts=("127.0.0.1",),
+            allow_insecure=True,
+        )
+        assert client.deliver(inc).outcome == "delivered"
+        (post,) = ocsf_partner.requests
+    body = post.json()
+    assert (body["unmapped"]["revision"], [r["state"] for r in body["unmapped"]["remediation"]]) == (2, ["succeeded"])
+    assert body["remediation"]["desc"].startswith(f"isolate_identity user {MEGAN}: succeeded - ")
+
+
+# --------------------------------------------------------------------------- the book, both twins
+
+
+def _entry(state: str, at: float, *, summary: str = "", key: str = "rm-" + "a" * 40) -> RemediationEntry:
+    return RemediationEntry(
+        idempotency_key=key,
+        action="isolate_identity",
+        target=f"user {MEGAN}",
+        state=state,
+        updated_at=at,
+        summary=summary,
+    )
+
+
+@pytest.fixture(params=["memory", "table"])
+def book(request: pytest.FixtureRequest, storage: StorageClients, clock: Clock) -> Any:
+    if request.param == "memory":
+        return InMemoryIncidentBook(now=clock)
+    return TableIncidentBook.from_storage(storage, now=clock)
+
+
+T = 1_764_003_600.0
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        pytest.param([("pending_approval", T)], ([True], ["pending_approval"], 2), id="first-entry"),
+        pytest.param(
+            [("pending_approval", T), ("pending_approval", T)],
+            ([True, False], ["pending_approval"], 2),
+            id="same-twice",
+        ),
+        pytest.param(
+            [("pending_approval", T), ("succeeded", T + 5)], ([True, True], ["succeeded"], 3), id="outcome-replaces"
+        ),
+        pytest.param(
+            [("succeeded", T + 5), ("pending_approval", T)], ([True, False], ["succeeded"], 2), id="older-is-ignored"
+        ),
+        pytest.param(
+            [("pending_approval", T), ("succeeded", T)], ([True, True], ["succeeded"], 3), id="final-wins-a-tie"
+        ),
+        pytest.param(
+            [("succeeded", T), ("pending_approval", T)], ([True, False], ["succeeded"], 2), id="open-loses-a-tie"
+        ),
+    ],
+)
+def test_record_remediation_raises_the_revision_once_per_state(
+    book: Any, make_alert: MakeAlert, steps: list[tuple[str, float]], expected: tuple[list[bool], list[str], int]
+) -> None:
+    (inc,) = book.add_alerts([make_alert(Category.UNWANTED_LOGIN)])
+    changed = [book.record_remediation(TENANT, inc.incident_id, _entry(s, at))[1] for s, at in steps]
+    stored = book.get_incident(TENANT, inc.incident_id)
+    assert (changed, [r.state for r in stored.remediation], stored.revision) == expected
+
+
+def test_remediation_survives_later_alerts_and_status_changes(book: Any, make_alert: MakeAlert) -> None:
+    (inc,) = book.add_alerts([make_alert(Category.UNWANTED_LOGIN)])
+    book.record_remediation(TENANT, inc.incident_id, _entry("succeeded", T, summary="disabled"))
+    book.record_remediation(TENANT, inc.incident_id, _entry("needs_manual", T, key="rm-" + "b" * 40))
+    (later,) = book.add_alerts([make_alert(Category.SHADOW_WORKFLOW, at=inc.first_seen + 600)])
+    book.set_status(TENANT, inc.incident_id, "acknowledged", by="ana")
+    stored = book.get_incident(TENANT, inc.incident_id)
+    assert ([(r.idempotency_key[:4], r.state, r.revision) for r in stored.remediation], stored.revision) == (
+        [("rm-a", "succeeded", 2), ("rm-b", "needs_manual", 3)],
+        5,
+    )
+    assert later.remediation == stored.remediation
+
+
+def test_record_remediation_bounds_what_it_stores(book: Any, make_alert: MakeAlert) -> None:
+    (inc,) = book.add_alerts([make_alert(Category.UNWANTED_LOGIN)])
+    huge = RemediationEntry(
+        idempotency_key="rm-" + "c" * 40,
+        action="remove_inbox_rule",
+        target="mailbox megan@contoso.com rule " + "x" * 5000,
+        state="needs_manual",
+        updated_at=T,
+        summary="s" * 5000,
+        manual_steps=tuple(f"step {i}" for i in range(30)),
+    )
+    for i in range(60):
+        book.record_remediation(
+            TENANT, inc.incident_id, RemediationEntry(f"rm-{i:040d}", "isolate_identity", "u", "skipped", T)
+        )
+    book.record_remediation(TENANT, inc.incident_id, huge)
+    stored = book.get_incident(TENANT, inc.incident_id).remediation
+    assert (len(stored), stored[0].idempotency_key, len(stored[-1].summary), len(stored[-1].manual_steps)) == (
+        50,
+        f"rm-{11:040d}",
+        2000,
+        20,
+    )
+
+
+def test_record_remediation_of_a_missing_incident_is_not_found(book: Any) -> None:
+    with pytest.raises(NotFoundError):
+        book.record_remediation(TENANT, "inc-000000000000000000000000", _entry("succeeded", T))
