@@ -47,6 +47,7 @@ CRASH_POINTS = (
     "detect.after_incidents",
     "detect.before_state",
     "remediation.after_graph",
+    "remediation.after_incident",
     "delivery.after_post",
 )
 SECRET_MARKERS = ("emulator-token", "fake-token:")

@@ -118,14 +118,18 @@ def cmd_approve(
     by: str,
     clock: Callable[[], datetime] = utc_now,
     out: IO[str] | None = None,
+    on_change: Callable[[Any], None] | None = None,
 ) -> int:
-    """Approve a pending_approval action (its message is sent). 0 when it is now queued, 1 otherwise."""
+    """Approve a pending_approval action (its message is sent). 0 when it is now queued, 1 otherwise.
+
+    ``on_change`` records the decision in the action's incident (the partner sees it).
+    """
     from shared.remediation.runner import approve_action
 
     stream = out or sys.stdout
     ledger = _ledger(storage)
     full = resolve_key(ledger, tenant_id, key)
-    entry = approve_action(ledger, bus, tenant_id, full, by=by, clock=clock)
+    entry = approve_action(ledger, bus, tenant_id, full, by=by, clock=clock, on_change=on_change)
     if entry.state is RemediationState.PENDING:
         stream.write(f"approved {entry.key}: {entry.action.value} queued\n")
         return 0
@@ -142,6 +146,7 @@ def cmd_reject(
     reason: str = "",
     clock: Callable[[], datetime] = utc_now,
     out: IO[str] | None = None,
+    on_change: Callable[[Any], None] | None = None,
 ) -> int:
     """Reject a pending_approval action. 0 when rejected, 1 when the row is in another state."""
     from shared.remediation.runner import reject_action
@@ -149,7 +154,7 @@ def cmd_reject(
     stream = out or sys.stdout
     ledger = _ledger(storage)
     full = resolve_key(ledger, tenant_id, key)
-    entry = reject_action(ledger, tenant_id, full, by=by, clock=clock, reason=reason)
+    entry = reject_action(ledger, tenant_id, full, by=by, clock=clock, reason=reason, on_change=on_change)
     if entry.state is RemediationState.REJECTED:
         stream.write(f"rejected {entry.key}: {entry.action.value}\n")
         return 0
@@ -196,12 +201,17 @@ def run(args: argparse.Namespace) -> int:
     op = args.remediate_command
     if op == "list":
         return cmd_list(storage, tenant_id=args.tenant, states=args.state, incident_id=args.incident, as_json=args.json)
-    if op == "reject":
-        return cmd_reject(storage, tenant_id=args.tenant, key=args.key, by=args.by, reason=args.reason or "")
     bus = _bus_from_settings()
+    from shared.app import Services
+    from shared.pipeline.incident_actions import remediation_hook
+
+    hook = remediation_hook(Services(settings=Settings.from_env(), storage=storage, bus=bus))
     try:
+        if op == "reject":
+            reason = args.reason or ""
+            return cmd_reject(storage, tenant_id=args.tenant, key=args.key, by=args.by, reason=reason, on_change=hook)
         if op == "approve":
-            return cmd_approve(storage, bus, tenant_id=args.tenant, key=args.key, by=args.by)
+            return cmd_approve(storage, bus, tenant_id=args.tenant, key=args.key, by=args.by, on_change=hook)
         return cmd_undo(storage, bus, tenant_id=args.tenant, key=args.key, by=args.by)
     finally:
         bus.close()

@@ -229,10 +229,13 @@ def print_report(r: dict[str, Any], wl: Workload) -> None:
             print(f"      {line}")
     print("\nWhat the partner received (Logic App trigger, one delivery per incident revision):")
     for d in r["deliveries"]:
+        rev = f" r{d['revision']}" if d.get("kind") == "incident" else ""
         print(
-            f"  {d.get('kind', '?'):14} {names.get(d.get('tenant_id', ''), d.get('tenant_id', ''))}: "
+            f"  {d.get('kind', '?'):16} {names.get(d.get('tenant_id', ''), d.get('tenant_id', ''))}{rev}: "
             f"{d.get('severity', '')} {d.get('title', d.get('summary', ''))}"
         )
+        for a in d.get("remediation", []):
+            print(f"      {a['action']} {a['target']}: {a['state']}" + (f" ({a['reason']})" if a.get("reason") else ""))
     print(f"  ({r['posts']} POSTs in all, retries included)")
     print("\nRemediation (through Microsoft Graph, recorded in the ledger):")
     for e in r["remediations"]:
