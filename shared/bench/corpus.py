@@ -24,6 +24,17 @@ TENANTS = 10
 USERS = 1000
 BLOB_RECORDS = 3000
 """Records per content blob: busy tenants get ~2,900 (performance notes, section 1: 1,000-5,000)."""
+_HOME_PREFIXES = (
+    "73.15.22.",
+    "73.162.40.",
+    "98.207.11.",
+    "24.5.77.",
+    "86.134.20.",
+    "81.2.69.",
+    "79.192.10.",
+    "91.64.3.",
+)
+"""Residential (ISP) /24s, so benign users sign in from eyeball networks as real users do."""
 _HOSTING_IPS = tuple(f"146.70.{a}.{b}" for a in (133, 160) for b in (10, 20, 30)) + tuple(
     f"159.89.{a}.{b}" for a in (10, 80) for b in (5, 6)
 )
@@ -49,7 +60,7 @@ def _users(rng: random.Random) -> list[tuple[str, R.User, str]]:
         domain = f"tenant{t}.example.com"
         for u in range(USERS // TENANTS):
             upn = f"user{u}@{domain}"
-            home = f"{rng.randint(24, 99)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            home = rng.choice(_HOME_PREFIXES) + str(rng.randint(1, 254))
             out.append(
                 (
                     tid,
@@ -71,13 +82,14 @@ def _users(rng: random.Random) -> list[tuple[str, R.User, str]]:
 
 def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str) -> tuple[str, dict[str, Any]]:
     roll = rng.random()
-    ip = user.home_ip if rng.random() > 0.02 else rng.choice(_HOSTING_IPS)
+    # attacks are rare in real tenants: about 1 record in 5,000 comes from a hosting or VPN address
+    ip = user.home_ip if rng.random() > 0.0002 else rng.choice(_HOSTING_IPS)
     if roll < 0.25:
         return "Audit.AzureActiveDirectory", R.signin(rng, t, tid, user, ip=ip)
     if roll < 0.30:
-        return "Audit.AzureActiveDirectory", R.signin(
-            rng, t, tid, user, ip=ip, error=rng.choice((50126, 50074, 500121))
-        )
+        # wrong passwords and MFA prompts are everyday; a denied MFA after a right password is rare
+        error = 500121 if rng.random() < 0.005 else rng.choice((50126, 50126, 50074))
+        return "Audit.AzureActiveDirectory", R.signin(rng, t, tid, user, ip=ip, error=error)
     if roll < 0.55:
         return "Audit.Exchange", R.mail_access(rng, t, tid, user, ip=ip, items=rng.randint(1, 3))
     if roll < 0.85:
@@ -89,10 +101,11 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
         rec["RecordType"] = 2
         return "Audit.Exchange", rec
     sub = rng.random()
+    bad = rng.random() < 0.01  # one admin operation in a hundred looks like an attacker's
     if sub < 0.3:
-        forward = rng.choice((f"team@{domain}", "someone@gmail.com"))
+        forward = "someone@gmail.com" if bad else f"team@{domain}"
         params = [
-            {"Name": "Name", "Value": rng.choice(("Newsletters", ".", "Receipts"))},
+            {"Name": "Name", "Value": "." if bad else rng.choice(("Newsletters", "Receipts"))},
             {"Name": "ForwardTo", "Value": forward},
         ]
         return "Audit.Exchange", R.inbox_rule(rng, t, tid, user, ip=ip, parameters=params)
@@ -104,7 +117,7 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
             user,
             app_id=_guid("app", rng.randint(0, 20)),
             app_name="Some App",
-            scopes=rng.choice(("User.Read", "Mail.Read offline_access")),
+            scopes="Mail.Read offline_access" if bad else "User.Read",
             sp_id=_guid("sp", rng.randint(0, 20)),
         )
     rec = R.signin(rng, t, tid, user, ip=ip)
@@ -137,7 +150,7 @@ def generate(records: int, *, seed: int = 42) -> Iterator[tuple[str, str, list[d
 
 def ensure_corpus(root: Path, records: int, *, seed: int = 42) -> CorpusInfo:
     """Write the corpus once under ``root/<records>-<seed>/`` (reused on later runs)."""
-    path = root / f"{records}-{seed}-{BLOB_RECORDS}"
+    path = root / f"{records}-{seed}-{BLOB_RECORDS}-v5"
     done = path / "DONE"
     if not done.exists():
         path.mkdir(parents=True, exist_ok=True)
