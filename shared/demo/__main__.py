@@ -257,6 +257,34 @@ def print_report(r: dict[str, Any], wl: Workload) -> None:
     )
 
 
+def _signins_of_attacked_users(wl: Workload) -> list[dict[str, Any]]:
+    """Sign-ins of the users in incidents, located with the embedded IP data, for the report's map."""
+    from shared.enrich.factory import build_ip_intel
+
+    intel = build_ip_intel(IntelFeeds())
+    users = {(a.tenant_id, a.user) for a in wl.attacks}
+    out: list[dict[str, Any]] = []
+    for blob in wl.blobs:
+        for rec in blob.records:
+            if rec.get("Operation") != "UserLoggedIn" or (blob.tenant_id, rec.get("UserId")) not in users:
+                continue
+            info = intel.lookup(rec.get("ClientIP"))
+            if info is None or info.latitude is None:
+                continue
+            out.append(
+                {
+                    "tenant_id": blob.tenant_id,
+                    "user": rec["UserId"],
+                    "time": rec["CreationTime"] + "Z",
+                    "ip": rec["ClientIP"],
+                    "lat": info.latitude,
+                    "lon": info.longitude,
+                    "country": info.country,
+                }
+            )
+    return out
+
+
 def write_html(out_dir: Path, wl: Workload, r: dict[str, Any]) -> None:
     from shared.reports.html import render_report
 
@@ -266,7 +294,7 @@ def write_html(out_dir: Path, wl: Workload, r: dict[str, Any]) -> None:
         f"{iso(wl.start.timestamp())[:10]} + 5 days",
         incidents=r["incidents"],
         alerts=[a.to_dict() for a in r["alerts"]],
-        signins=[],
+        signins=_signins_of_attacked_users(wl),
         remediations=[e.model_dump(mode="json") for e in r["remediations"]],
     )
     path = out_dir / "demo-report.html"
