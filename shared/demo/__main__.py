@@ -197,8 +197,10 @@ def collect(world: LocalWorld, wl: Workload) -> dict[str, Any]:
 
     svc = world.svc
     ledger = TableRemediationLedger(svc.storage)
+    stored = [s for t in wl.tenants for s in alert_store(svc).list_alerts(t.tenant_id)]
     return {
-        "alerts": [s.alert for t in wl.tenants for s in alert_store(svc).list_alerts(t.tenant_id)],
+        "stored": stored,
+        "alerts": [s.alert for s in stored],
         "incidents": [i for t in wl.tenants for i in incident_book(svc).list_incidents(t.tenant_id)],
         "remediations": [e for t in wl.tenants for e in ledger.list_entries(t.tenant_id)],
         "deliveries": [p.json() for p in world.partner.effective_deliveries],
@@ -293,9 +295,18 @@ def write_html(out_dir: Path, wl: Workload, r: dict[str, Any]) -> None:
         ", ".join(t.name for t in wl.tenants),
         f"{iso(wl.start.timestamp())[:10]} + 5 days",
         incidents=r["incidents"],
-        alerts=[a.to_dict() for a in r["alerts"]],
+        alerts=[s.to_dict() for s in r["stored"]],
         signins=_signins_of_attacked_users(wl),
-        remediations=[e.model_dump(mode="json") for e in r["remediations"]],
+        remediations=[
+            {
+                "action": e.request().action,
+                "target": ", ".join(f"{k}={v}" for k, v in e.request().target.items()),
+                "state": str(e.state),
+                "summary": (e.result or {}).get("summary", "") if isinstance(e.result, dict) else "",
+                "manual_steps": (e.result or {}).get("manual_steps", []) if isinstance(e.result, dict) else [],
+            }
+            for e in r["remediations"]
+        ],
     )
     path = out_dir / "demo-report.html"
     path.write_text(html)
