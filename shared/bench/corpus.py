@@ -8,7 +8,6 @@ the same builders as the demo, so their shape and size (about 1.5 KB) are the AP
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,15 +47,10 @@ class CorpusInfo:
     bytes: int
 
 
-def _guid(*parts: object) -> str:
-    h = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
-
-
 def _users(rng: random.Random) -> list[tuple[str, R.User, str]]:
     out: list[tuple[str, R.User, str]] = []
     for t in range(TENANTS):
-        tid = _guid("bench-tenant", t)
+        tid = R.stable_guid("bench-tenant", t)
         domain = f"tenant{t}.example.com"
         for u in range(USERS // TENANTS):
             upn = f"user{u}@{domain}"
@@ -66,7 +60,7 @@ def _users(rng: random.Random) -> list[tuple[str, R.User, str]]:
                     tid,
                     R.User(
                         upn=upn,
-                        object_id=_guid("bench-user", t, u),
+                        object_id=R.stable_guid("bench-user", t, u),
                         puid=f"1003{rng.getrandbits(48):012X}",
                         display_name=f"User {u}",
                         home_ip=home,
@@ -115,10 +109,10 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
             t,
             tid,
             user,
-            app_id=_guid("app", rng.randint(0, 20)),
+            app_id=R.stable_guid("app", rng.randint(0, 20)),
             app_name="Some App",
             scopes="Mail.Read offline_access" if bad else "User.Read",
-            sp_id=_guid("sp", rng.randint(0, 20)),
+            sp_id=R.stable_guid("sp", rng.randint(0, 20)),
         )
     rec = R.signin(rng, t, tid, user, ip=ip)
     rec.update({"Operation": rng.choice(("Update user.", "Add member to group.", "Set-Mailbox")), "RecordType": 8})
@@ -150,7 +144,7 @@ def generate(records: int, *, seed: int = 42) -> Iterator[tuple[str, str, list[d
 
 def ensure_corpus(root: Path, records: int, *, seed: int = 42) -> CorpusInfo:
     """Write the corpus once under ``root/<records>-<seed>/`` (reused on later runs)."""
-    path = root / f"{records}-{seed}-{BLOB_RECORDS}-v5"
+    path = root / f"{records}-{seed}-{BLOB_RECORDS}-v6"
     done = path / "DONE"
     if not done.exists():
         path.mkdir(parents=True, exist_ok=True)

@@ -205,17 +205,17 @@ def _drive(w: LocalWorld, wl: Workload, out: RunResult, rng: random.Random, *, f
             out.spoofs_sent += 4
             out.spoofs_refused += _spoof(w, wl)
         _tick(w, "poll_content")
-        _drain(w)
+        w.drain()
         if h % 6 == 0:
             _tick(w, "feed_health")
-            _drain(w)
+            w.drain()
         _record_checkpoints(w, out)
     for _ in range(3):  # let retries, repairs and redeliveries settle
         w.clock.sleep(3600)
         _tick(w, "poll_content")
-        _drain(w)
+        w.drain()
         _tick(w, "feed_health")
-        _drain(w)
+        w.drain()
         _record_checkpoints(w, out)
 
 
@@ -224,10 +224,6 @@ def _tick(w: LocalWorld, name: str) -> None:
         w.tick(name)
     except Exception:  # an injected crash in a timer: the next tick runs again
         logging.getLogger("itdr.chaos").info("timer %s failed", name)
-
-
-def _drain(w: LocalWorld) -> None:
-    w.drain()
 
 
 def _spoof(w: LocalWorld, wl: Workload) -> int:

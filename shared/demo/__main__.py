@@ -175,10 +175,9 @@ def run(seed: int, out_dir: Path) -> int:
 
 
 def _status_line(status: Any) -> str:
-    feeds = getattr(status, "feeds", None) or getattr(status, "content_types", None) or {}
-    if isinstance(feeds, dict):
-        return ", ".join(f"{k.split('.')[-1]}: {getattr(v, 'status', v)}" for k, v in feeds.items())
-    return str(getattr(status, "status", status))
+    """``active; AzureActiveDirectory enabled, Exchange enabled, ...`` from the onboarding result."""
+    feeds = ", ".join(f"{f.content_type.split('.')[-1]} {f.subscription}" for f in status.feeds)
+    return f"{status.status}; {feeds}" if feeds else str(status.status)
 
 
 def _set_policies(world: LocalWorld, tenant_id: str) -> None:

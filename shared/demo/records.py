@@ -6,6 +6,7 @@ random choice comes from the ``random.Random`` passed in.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class User:
     os: str
     browser: str
     user_agent: str
+
+
+def stable_guid(*parts: object) -> str:
+    """A GUID derived from ``parts``: the same inputs give the same ID in every run."""
+    return str(uuid.UUID(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]))
 
 
 def rid(rng: random.Random) -> str:

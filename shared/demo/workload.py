@@ -6,9 +6,7 @@ and `make chaos` (which checks that every attack is alerted).
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,20 +83,16 @@ _FIRST = ("megan", "alex", "diego", "adele", "lynne", "nestor", "patti", "isaiah
 _LAST = ("bowen", "wilber", "siciliani", "vance", "robbins", "wilke", "fernandez", "langer", "lauer", "gu", "archie")
 
 
-def _guid(*parts: object) -> str:
-    return str(uuid.UUID(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]))
-
-
 def sp_id_for(wl: Workload, tenant_id: str) -> str:
     """The object ID of the rogue app's service principal in a tenant."""
-    return _guid("sp", wl.seed, tenant_id, ROGUE_APP_ID)
+    return R.stable_guid("sp", wl.seed, tenant_id, ROGUE_APP_ID)
 
 
 def build_tenants(seed: int, *, users_per_tenant: int) -> list[DemoTenant]:
     rng = random.Random(seed)
     out: list[DemoTenant] = []
     for name, domain, country, prefixes, ua in _TENANTS:
-        tid = _guid("tenant", seed, name)
+        tid = R.stable_guid("tenant", seed, name)
         users: list[R.User] = []
         for i in range(users_per_tenant):
             first, last = _FIRST[i % len(_FIRST)], _LAST[(i * 7 + 3) % len(_LAST)]
@@ -107,7 +101,7 @@ def build_tenants(seed: int, *, users_per_tenant: int) -> list[DemoTenant]:
             users.append(
                 R.User(
                     upn=upn,
-                    object_id=_guid("user", seed, upn),
+                    object_id=R.stable_guid("user", seed, upn),
                     puid=f"1003{rng.getrandbits(48):012X}",
                     display_name=f"{first.title()} {last.title()}",
                     home_ip=prefixes[i % len(prefixes)] + str(10 + (i * 13) % 200),

@@ -126,12 +126,18 @@ def triage_policy(svc: Services, tenant_id: str) -> Any:
     return TriagePolicy.model_validate({**(rec.triage if rec is not None else {}), "tenant_id": tenant_id})
 
 
-def decide_incident(svc: Services, incident: Any) -> Any:
-    """The triage decision for an incident: the tenant's policy and active suppressions, now."""
+def decide_incident(svc: Services, incident: Any, *, policy: Any = None, active: Any = None) -> Any:
+    """The triage decision for an incident: the tenant's policy and active suppressions, now.
+
+    Callers deciding many incidents of one tenant pass ``policy`` and ``active`` loaded once.
+    """
     from shared.alerts.triage import decide
 
-    active = suppression_store(svc).list_suppressions(incident.tenant_id)
-    return decide(incident, triage_policy(svc, incident.tenant_id), active, now=svc.clock())
+    if active is None:
+        active = suppression_store(svc).list_suppressions(incident.tenant_id)
+    if policy is None:
+        policy = triage_policy(svc, incident.tenant_id)
+    return decide(incident, policy, active, now=svc.clock())
 
 
 def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None:
@@ -144,8 +150,10 @@ def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None
     incidents = book.add_alerts(alerts, include_unchanged=True)
     crash_point("detect.after_incidents")
     out: list[OutboundMessage] = []
+    policy = triage_policy(svc, tenant_id)
+    active = suppression_store(svc).list_suppressions(tenant_id)
     for inc in incidents:
-        if not decide_incident(svc, inc).publish:
+        if not decide_incident(svc, inc, policy=policy, active=active).publish:
             continue
         ref = IncidentRef(tenant_id=tenant_id, incident_id=inc.incident_id, revision=inc.revision)
         out.append(OutboundMessage(ref.encode(), message_id=f"incident:{inc.incident_id}:{inc.revision}"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -155,7 +154,3 @@ class LocalRuntime:
                 return total
             advance(nxt)
         return total
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

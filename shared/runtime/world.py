@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
 from datetime import UTC
 from types import TracebackType
 from typing import Any
@@ -162,6 +161,3 @@ class LocalWorld:
 
     def tick(self, timer: str = "poll_content") -> None:
         self.runtime.tick(timer)
-
-    def on_each(self, fn: Callable[[], None]) -> None:
-        fn()
