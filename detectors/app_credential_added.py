@@ -70,9 +70,7 @@ class AppCredentialAdded(Detector):
             return ()
         target = app_target(event)
         user_type = as_int(event.record.UserType)
-        by_app = user_type in (5, 6) or any(
-            (a.ID or "").lower().startswith("serviceprincipal") for a in event.record.Actor or []
-        )
+        by_app = user_type in (5, 6) or any((a.ID or "").lower().startswith("serviceprincipal") for a in event.actors)
         risk = risk_of(ctx, event)
         severity = Severity.HIGH if by_app else Severity.MEDIUM
         severity = raise_for_risk(severity, risk)

@@ -112,7 +112,7 @@ def _update_user_changes(ev: Event) -> tuple[str, list[str]] | None:
 
 
 def _target_user(ev: Event) -> str:
-    for t in ev.record.Target or []:
+    for t in ev.targets:
         ident = (t.ID or "").strip()
         if "@" in ident:
             return ident.lower()

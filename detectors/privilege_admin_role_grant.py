@@ -116,18 +116,14 @@ class PrivilegeAdminRoleGrant(Detector):
             severity = Severity.HIGH
         else:
             return ()
-        member = next((t.ID for t in event.record.Target or [] if t.ID and "@" in t.ID), None)
+        member = next((t.ID for t in event.targets if t.ID and "@" in t.ID), None)
         if member is None:
             member = event.record.ObjectId or next(
-                (
-                    t.ID
-                    for t in event.record.Target or []
-                    if t.ID and not t.ID.lower().startswith(("user", "serviceprincipal"))
-                ),
+                (t.ID for t in event.targets if t.ID and not t.ID.lower().startswith(("user", "serviceprincipal"))),
                 "unknown member",
             )
         by_app = as_int(event.record.UserType) in (5, 6) or any(
-            (a.ID or "").lower().startswith("serviceprincipal") for a in event.record.Actor or []
+            (a.ID or "").lower().startswith("serviceprincipal") for a in event.actors
         )
         risk = risk_of(ctx, event)
         if risk is not None or by_app:

@@ -129,7 +129,7 @@ def app_target(ev: Event) -> AppTarget:
     app_id: str | None = None
     sp_id: str | None = None
     other_guids: list[str] = []
-    for t in ev.record.Target or []:
+    for t in ev.targets:
         ident = (t.ID or "").strip()
         typ = str(t.Type) if t.Type is not None else ""
         if not ident:

@@ -401,9 +401,6 @@ def _classify(
     )
 
 
-_EXT_KEYS: Final = frozenset(
-    {"clientappused", "client", "authenticationprotocol", "originaltransfermethod", "requesttype", "useragent"}
-)
 _DEV_KEYS: Final = frozenset({"os", "browsertype"})
 _NAME_KEYS: dict[str, str] = {}
 """Lower-cased Name of the Name/Value pairs seen (a few dozen distinct names)."""
@@ -432,11 +429,10 @@ def _pick(pairs: list[NameValue], wanted: frozenset[str]) -> dict[str, str]:
 def classify_access(event: Event) -> AccessMethod:
     """The access method of one event (cached on the strings that decide it)."""
     rec = event.record
-    raw_ext = rec.ExtendedProperties
     raw_dev = rec.DeviceProperties
-    ext: Mapping[str, str] = _pick(raw_ext, _EXT_KEYS) if type(raw_ext) is list else event.extended_properties
+    ext = event.extended_properties
     dev: Mapping[str, str] = _pick(raw_dev, _DEV_KEYS) if type(raw_dev) is list else event.device_properties
-    client_used = ext.get("clientappused") or ext.get("client") or (getattr(rec, "Client", None) or "")
+    client_used = ext.get("clientappused") or ext.get("client") or (rec.Client or "")
     auth_protocol = ext.get("authenticationprotocol") or ext.get("originaltransfermethod") or ""
     name_hint = rec.AppAccessContext.ClientAppName if rec.AppAccessContext is not None else None
     access = _classify(

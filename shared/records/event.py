@@ -23,13 +23,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 import orjson
 
 from shared.records.ip import normalize_ip
-from shared.records.model import AuditRecord, NameValue, convert_record, decode_record, split_blob
+from shared.records.model import (
+    AuditRecord,
+    IdentityRef,
+    NameValue,
+    convert_record,
+    decode_identities,
+    decode_modified_properties,
+    decode_name_values,
+    decode_record,
+    split_blob,
+)
 
 NOT_AVAILABLE = frozenset({"", "not available", "notavailable", "unknown", "null", "none"})
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -212,7 +223,7 @@ class Event:
     _app: Any
     _dev: dict[str, str] | None
     _errno: Any
-    _ext: dict[str, str] | None
+    _ext: Mapping[str, str] | None
     _ok: bool | None
     _opp: dict[str, str] | None
     _par: dict[str, str] | None
@@ -262,14 +273,15 @@ class Event:
         """Exchange cmdlet ``Parameters`` (keys lower-cased)."""
         got = self._par
         if got is None:
-            got = self._par = name_values(self.record.Parameters)
+            got = self._par = name_values(decode_name_values(self.record.Parameters))
         return got
 
     @property
     def extended_properties(self) -> Mapping[str, str]:
+        """Entra ``ExtendedProperties`` (keys lower-cased; read-only, shared by records with the same pairs)."""
         got = self._ext
         if got is None:
-            got = self._ext = name_values(self.record.ExtendedProperties)
+            got = self._ext = _extended_properties(bytes(self.record.ExtendedProperties))
         return got
 
     @property
@@ -289,7 +301,7 @@ class Event:
     @property
     def modified_properties(self) -> dict[str, tuple[str, str]]:
         """Entra ``ModifiedProperties`` as lower-cased name -> (old, new) text."""
-        mp = self.record.ModifiedProperties
+        mp = decode_modified_properties(self.record.ModifiedProperties)
         out: dict[str, tuple[str, str]] = {}
         if isinstance(mp, str):
             try:
@@ -304,6 +316,16 @@ class Event:
                 if m.Name:
                     out[m.Name.lower()] = (_text(m.OldValue), _text(m.NewValue))
         return out
+
+    @property
+    def actors(self) -> list[IdentityRef]:
+        """Entra ``Actor``: who acted (object IDs, UPNs, service principals), empty when absent."""
+        return decode_identities(self.record.Actor) or []
+
+    @property
+    def targets(self) -> list[IdentityRef]:
+        """Entra ``Target``: what was acted on, empty when absent."""
+        return decode_identities(self.record.Target) or []
 
     # Convenience ---------------------------------------------------------------------
     @property
@@ -408,6 +430,11 @@ _GUID_CACHE: dict[str, bool] = {}
 _UID_CACHE: dict[str, str | None] = {}
 _ACTOR_CACHE: dict[str, tuple[bool, bool, str]] = {}
 _OWNER_CACHE: dict[str, str] = {}
+_JSON_CACHE_MAX = 16384
+"""Entries per cache keyed by a field's JSON text (a few hundred bytes each)."""
+_ACTOR_IDS: dict[bytes, tuple[str | None, str | None]] = {}
+_EXT_CACHE: dict[bytes, Mapping[str, str]] = {}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 def _is_guid_cached(value: str) -> bool:
@@ -446,14 +473,14 @@ def _actor(raw_id: str) -> tuple[bool, bool, str]:
     return got
 
 
-def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
-    """(object id, upn) from whatever the record carries."""
-    uid = rec.UserId
-    upn = _upn_of_user_id(uid) if uid else None
-    oid: str | None = None
-    actors = rec.Actor
-    if actors:
-        for a in actors:
+def _actor_identity(actor_json: bytes) -> tuple[str | None, str | None]:
+    """(object id, upn) an ``Actor`` list names: the first user or service principal GUID (IdentityType 0 or
+    2), the first UPN (IdentityType 5); cached per distinct JSON text (a user's records repeat it)."""
+    got = _ACTOR_IDS.get(actor_json)
+    if got is None:
+        oid: str | None = None
+        upn: str | None = None
+        for a in decode_identities(msgspec.Raw(actor_json)) or ():
             raw_id = a.ID
             if not raw_id or not raw_id.strip():
                 continue
@@ -465,6 +492,33 @@ def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
                 oid = low
             elif upn is None and at and typ == 5:
                 upn = low
+        if len(_ACTOR_IDS) >= _JSON_CACHE_MAX:
+            _ACTOR_IDS.clear()
+        got = _ACTOR_IDS[actor_json] = (oid, upn)
+    return got
+
+
+def _extended_properties(pairs_json: bytes) -> Mapping[str, str]:
+    """`name_values` of an ``ExtendedProperties`` JSON text, read-only, cached per distinct text (a user's
+    sign-ins from one browser repeat it)."""
+    got = _EXT_CACHE.get(pairs_json)
+    if got is None:
+        got = MappingProxyType(name_values(decode_name_values(msgspec.Raw(pairs_json)))) if pairs_json else _EMPTY
+        if len(_EXT_CACHE) >= _JSON_CACHE_MAX:
+            _EXT_CACHE.clear()
+        _EXT_CACHE[pairs_json] = got
+    return got
+
+
+def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
+    """(object id, upn) from whatever the record carries."""
+    uid = rec.UserId
+    upn = _upn_of_user_id(uid) if uid else None
+    oid: str | None = None
+    if rec.Actor:
+        oid, actor_upn = _actor_identity(bytes(rec.Actor))
+        if upn is None:
+            upn = actor_upn
     if oid is None:
         rt = rec.RecordType
         if rt is not None and type(rt) is not int:

@@ -7,6 +7,12 @@ faster than a plain ``orjson.loads``. Fields that real records send in several s
 (``Parameters`` as a list or a JSON string, numbers as strings, booleans as "True") are
 typed as unions and normalised by the accessors in :mod:`shared.records.event`.
 
+Nested lists that only some detectors read (``Actor``, ``Target``, ``ExtendedProperties``,
+``ModifiedProperties``, ``Parameters``) are kept as :class:`msgspec.Raw` (the JSON text,
+not copied) and decoded on first use by the ``decode_*`` functions here, into the same
+types: a typed view validated lazily. A value of the wrong shape decodes to ``None``, as a
+mistyped field is dropped from an eagerly decoded record.
+
 Unknown workloads and fields are kept: every parsed record carries its raw JSON bytes.
 """
 
@@ -38,25 +44,21 @@ class IdentityRef(msgspec.Struct, gc=False):
 
 
 class FolderItem(msgspec.Struct, gc=False):
-    InternetMessageId: str | None = None
-    SizeInBytes: int | str | None = None
+    """One message of a ``MailItemsAccessed`` folder: only counted, so none of its fields is decoded."""
 
 
 class Folder(msgspec.Struct, gc=False):
-    Path: str | None = None
     FolderItems: list[FolderItem] | None = None
 
 
 class AppAccessContext(msgspec.Struct, gc=False):
-    AADSessionId: str | None = None
-    APIId: str | None = None
     ClientAppId: str | None = None
     ClientAppName: str | None = None
-    CorrelationId: str | None = None
-    UniqueTokenId: str | None = None
 
 
 NameValues = list[NameValue] | str | None
+NO_VALUE = msgspec.Raw()
+"""The value of a lazily decoded field the record does not have."""
 
 
 class AuditRecord(msgspec.Struct, gc=False):
@@ -70,7 +72,6 @@ class AuditRecord(msgspec.Struct, gc=False):
     OrganizationId: str | None = None
     UserType: int | str | None = None
     UserKey: str | None = None
-    Workload: str | None = None
     ResultStatus: str | None = None
     ObjectId: str | None = None
     UserId: str | None = None
@@ -81,41 +82,34 @@ class AuditRecord(msgspec.Struct, gc=False):
     ActorIpAddress: str | None = None
     ApplicationId: str | None = None
     Client: str | None = None
-    ExtendedProperties: NameValues = None
+    ExtendedProperties: msgspec.Raw = NO_VALUE
+    """``NameValues``: see `decode_name_values`."""
     DeviceProperties: NameValues = None
-    ModifiedProperties: list[ModifiedProperty] | str | None = None
+    ModifiedProperties: msgspec.Raw = NO_VALUE
+    """``list[ModifiedProperty] | str | None``: see `decode_modified_properties`."""
     ErrorNumber: int | str | None = None
     ErrorCode: int | str | None = None
     LogonError: str | None = None
-    Actor: list[IdentityRef] | None = None
-    Target: list[IdentityRef] | None = None
-    ActorContextId: str | None = None
-    AzureActiveDirectoryEventType: int | str | None = None
+    Actor: msgspec.Raw = NO_VALUE
+    """``list[IdentityRef] | None``: see `decode_identities`."""
+    Target: msgspec.Raw = NO_VALUE
+    """``list[IdentityRef] | None``: see `decode_identities`."""
 
     # Exchange admin cmdlets and mailbox audit
-    Parameters: NameValues = None
+    Parameters: msgspec.Raw = NO_VALUE
+    """``NameValues``: see `decode_name_values`."""
     OperationProperties: NameValues = None
-    ExternalAccess: bool | str | None = None
     AppId: str | None = None
     ClientAppId: str | None = None
     ClientInfoString: str | None = None
     ClientIPAddress: str | None = None
     MailboxOwnerUPN: str | None = None
-    MailboxGuid: str | None = None
-    LogonType: int | str | None = None
-    OperationCount: int | str | None = None
     Folders: list[Folder] | None = None
     SessionId: str | None = None
-    TokenObjectId: str | None = None
-    TokenTenantId: str | None = None
 
     # SharePoint / OneDrive file operations
     SiteUrl: str | None = None
-    SourceFileName: str | None = None
-    SourceRelativeUrl: str | None = None
     UserAgent: str | None = None
-    EventSource: str | None = None
-    ItemType: str | None = None
 
 
 _RECORD_DECODER = msgspec.json.Decoder(AuditRecord, strict=False)
@@ -133,5 +127,45 @@ def split_blob(data: bytes) -> list[msgspec.Raw]:
 
 
 def convert_record(obj: dict[str, Any]) -> AuditRecord:
-    """Convert an already-decoded mapping (CSV exports, lenient re-parse) into a record."""
-    return msgspec.convert(obj, AuditRecord, strict=False)
+    """Convert an already-decoded mapping (CSV exports, lenient re-parse) into a record.
+
+    Through JSON text, so the lazily decoded fields hold their JSON as from the API.
+    """
+    return _RECORD_DECODER.decode(msgspec.json.encode(obj))
+
+
+_IDENTITIES = msgspec.json.Decoder(list[IdentityRef] | None, strict=False)
+_NAME_VALUES: msgspec.json.Decoder[NameValues] = msgspec.json.Decoder(NameValues, strict=False)
+_MODIFIED: msgspec.json.Decoder[list[ModifiedProperty] | str | None] = msgspec.json.Decoder(
+    list[ModifiedProperty] | str | None, strict=False
+)
+
+
+def decode_identities(raw: msgspec.Raw) -> list[IdentityRef] | None:
+    """``Actor`` / ``Target``: None when absent, null or not a list of identity objects."""
+    if not raw:
+        return None
+    try:
+        return _IDENTITIES.decode(raw)
+    except msgspec.ValidationError:
+        return None
+
+
+def decode_name_values(raw: msgspec.Raw) -> NameValues:
+    """``Parameters`` / ``ExtendedProperties``: the pairs, the JSON string they were sent as, or None."""
+    if not raw:
+        return None
+    try:
+        return _NAME_VALUES.decode(raw)
+    except msgspec.ValidationError:
+        return None
+
+
+def decode_modified_properties(raw: msgspec.Raw) -> list[ModifiedProperty] | str | None:
+    """``ModifiedProperties``: the entries, the JSON string they were sent as, or None."""
+    if not raw:
+        return None
+    try:
+        return _MODIFIED.decode(raw)
+    except msgspec.ValidationError:
+        return None
