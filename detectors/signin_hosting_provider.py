@@ -81,7 +81,7 @@ class SigninHostingProvider(Detector):
         user_count = prior.count if prior is not None else 0
         if user_count >= USER_NORMAL_SIGNINS:
             return ()
-        prevalence = TenantPrevalence(ctx)
+        prevalence = TenantPrevalence.of(ctx)
         shared_asn = asn is not None and prevalence.is_shared("a", asn, now=event.time, excluding=event.user_key)
         shared_net = prevalence.is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key)
         if shared_asn or shared_net:

@@ -175,7 +175,9 @@ class SigninImpossibleTravel(Detector):
         point, unreliable = _place_of(info)
         if point is None or ctx.tenant.is_trusted_ip(event.ip) or unreliable is not None:
             return ()
-        if TenantPrevalence(ctx).is_shared("n", cached_network_key(event.ip), now=event.time, excluding=event.user_key):
+        if TenantPrevalence.of(ctx).is_shared(
+            "n", cached_network_key(event.ip), now=event.time, excluding=event.user_key
+        ):
             return ()
         sec = ctx.state(event, self.meta.id)
         now = event.time

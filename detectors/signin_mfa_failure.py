@@ -180,7 +180,7 @@ def _risk_reasons(event: Event, ctx: DetectionContext) -> list[str]:
     if (
         kind is None
         and is_hosting(info)
-        and not TenantPrevalence(ctx).is_shared("a", asn, now=event.time, excluding=event.user_key)
+        and not TenantPrevalence.of(ctx).is_shared("a", asn, now=event.time, excluding=event.user_key)
     ):
         reasons.append("hosting")
     home = home_country(ctx.tenant, event)

@@ -72,7 +72,7 @@ class SigninNewLocation(Detector):
             return ()
         kind = anonymizer_kind(info)
         hosting = is_hosting(info)
-        prevalence = TenantPrevalence(ctx)
+        prevalence = TenantPrevalence.of(ctx)
         country = view.attributes.get("country")
         home = home_country(ctx.tenant, event)
         if view.new_country(home):

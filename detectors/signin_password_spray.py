@@ -76,7 +76,7 @@ def source_keys(event: Event, ctx: DetectionContext) -> list[str]:
         asn
         and (is_hosting(info) or anonymizer_kind(info) is not None)
         and not ctx.tenant.is_trusted_ip(ip)
-        and not TenantPrevalence(ctx).is_shared("a", str(asn), now=event.time)
+        and not TenantPrevalence.of(ctx).is_shared("a", str(asn), now=event.time)
     ):
         keys.append(f"asn:{asn}")
     return keys
@@ -258,7 +258,7 @@ class SigninPasswordSpray(Detector):
 def _egress(event: Event, ctx: DetectionContext) -> tuple[bool, bool]:
     """(trusted range, tenant-shared network) of the event's address."""
     trusted = ctx.tenant.is_trusted_ip(event.ip)
-    shared = TenantPrevalence(ctx).is_shared(
+    shared = TenantPrevalence.of(ctx).is_shared(
         "n", cached_network_key(event.ip), now=event.time, excluding=event.user_key
     )
     return trusted, shared

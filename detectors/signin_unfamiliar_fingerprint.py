@@ -85,7 +85,7 @@ class SigninUnfamiliarFingerprint(Detector):
         network_known = (
             ctx.tenant.is_trusted_ip(event.ip)
             or (info is not None and bool(info.is_icloud_relay))
-            or TenantPrevalence(ctx).is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key)
+            or TenantPrevalence.of(ctx).is_shared("n", network_key(event.ip), now=event.time, excluding=event.user_key)
         )
         new: list[str] = []
         score = 0

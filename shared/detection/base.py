@@ -34,6 +34,9 @@ class DetectionContext:
         self.tenant = tenant
         self._states = states
         self.rogue_apps: Mapping[str, Any] = rogue_apps or {}
+        self.memo: dict[str, Any] = {}
+        """Values derived once per batch and shared by detectors (the sign-in view being handled, the tenant's
+        prevalence view); never persisted."""
 
     def state(self, event: Event, detector_id: str) -> dict[str, Any]:
         """The detector's mutable state section for the event's user (tenant-wide when no user)."""

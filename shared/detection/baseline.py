@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -435,9 +433,9 @@ def _snapshot_priors(view: SigninView) -> dict[str, list[int]]:
     return {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None}
 
 
-_LAST_VIEW = threading.local()
-"""The view of the sign-in being handled, per thread and detection context (held weakly): the other
-detectors of the same record reuse it, and a duplicate of the record in the batch is not counted twice."""
+_LAST_VIEW = "signin_view"
+"""``ctx.memo`` key of (record ID, view) of the sign-in being handled: the other detectors of the same record
+reuse it, and a duplicate of the record in the batch is not counted twice."""
 
 
 def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
@@ -448,9 +446,10 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
     further calls for the same record (the other detectors of the same event) return the same view. A
     record that is not a successful sign-in, or that has no user, is only viewed, never recorded.
     """
-    cached = getattr(_LAST_VIEW, "v", None)
-    if cached is not None and cached[1] == event.record_id and cached[0]() is ctx:
-        view: SigninView = cached[2]
+    memo = ctx.memo
+    cached = memo.get(_LAST_VIEW)
+    if cached is not None and cached[0] == event.record_id:
+        view: SigninView = cached[1]
         return view
     attrs = signin_attributes(event)
     if event.user_key is None or not is_successful_signin(event):
@@ -460,10 +459,10 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
     if isinstance(snap, dict) and snap.get("rid") == event.record_id:
         got = _from_snapshot(event.record_id, snap, attrs)
         if got is not None:
-            _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, got)
+            memo[_LAST_VIEW] = (event.record_id, got)
             return got
     view, priors = _view_and_observe(event.record_id, sec, attrs, event.time)
-    TenantPrevalence(ctx).observe_signin(event)
+    TenantPrevalence.of(ctx).observe_signin(event)
     sec["last"] = {
         "rid": event.record_id,
         "l": view.learned,
@@ -471,7 +470,7 @@ def observe_signin(ctx: DetectionContext, event: Event) -> SigninView:
         "fs": None if view.first_seen is None else int(view.first_seen),
         "p": priors,
     }
-    _LAST_VIEW.v = (weakref.ref(ctx), event.record_id, view)
+    memo[_LAST_VIEW] = (event.record_id, view)
     return view
 
 
@@ -554,7 +553,7 @@ PREVALENCE_CAPS: dict[str, int] = {"c": 12, "a": 12, "n": 12}
 
 
 class _PruneTracker:
-    """What the last full prune of one context's prevalence tables established (never persisted).
+    """What the last full prune of the prevalence tables established (never persisted).
 
     After `_prune` ran over a table, every entry is valid and none has expired; from then on only
     `TenantPrevalence.observe` writes that table (within one detection context), and it writes valid
@@ -562,31 +561,31 @@ class _PruneTracker:
     within the TTL of it and the table is within its cap, a prune would remove nothing, so it is skipped.
     """
 
-    __slots__ = ("ctx", "oldest", "sec", "tables")
+    __slots__ = ("oldest", "tables")
 
-    def __init__(self, ctx: DetectionContext, sec: dict[str, Any]) -> None:
-        self.ctx: weakref.ref[DetectionContext] = weakref.ref(ctx)
-        self.sec = sec
+    def __init__(self) -> None:
         self.tables: dict[str, dict[str, Any]] = {}
         self.oldest: dict[str, float] = {}
-
-
-_PRUNED = threading.local()
 
 
 class TenantPrevalence:
     """Distinct users per country, ASN and network in one tenant (tenant-wide state, bounded)."""
 
     def __init__(self, ctx: DetectionContext) -> None:
-        self._ctx = ctx
         self._sec = ctx.tenant_state(PREVALENCE_SECTION)
+        self._tr = _PruneTracker()
+
+    @classmethod
+    def of(cls, ctx: DetectionContext) -> TenantPrevalence:
+        """The batch's prevalence view, made once per detection context and shared by its detectors."""
+        got = ctx.memo.get(PREVALENCE_SECTION)
+        if got is None:
+            got = ctx.memo[PREVALENCE_SECTION] = cls(ctx)
+        prevalence: TenantPrevalence = got
+        return prevalence
 
     def _tracker(self) -> _PruneTracker:
-        tr: _PruneTracker | None = getattr(_PRUNED, "v", None)
-        if tr is None or tr.sec is not self._sec or tr.ctx() is not self._ctx:
-            tr = _PruneTracker(self._ctx, self._sec)
-            _PRUNED.v = tr
-        return tr
+        return self._tr
 
     def observe(self, kind: str, key: str | None, user_key: str | None, now: float) -> None:
         """Count ``user_key`` for ``key`` (idempotent per user: a set, not a counter)."""

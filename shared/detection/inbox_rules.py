@@ -63,6 +63,8 @@ WATCHED_WORDS = (
     "ach",
     "remittance",
 )
+_WATCHED_PATTERNS = tuple((w, re.compile(rf"(?<![a-z]){re.escape(w)}(?![a-z])")) for w in WATCHED_WORDS)
+"""Each watched word as a whole word (not inside a longer word), compiled once."""
 ALERT_SCORE = 3
 
 
@@ -169,8 +171,12 @@ def score_rule(
         score += 1
         reasons.append("stops processing further rules")
     words = " ".join(rule.words).lower()
-    hits = [w for w in WATCHED_WORDS if re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", words)]
-    own = [n for n in victim_names if n and re.search(rf"(?<![a-z]){re.escape(n.lower())}(?![a-z])", words)]
+    hits = [w for w, pattern in _WATCHED_PATTERNS if pattern.search(words)] if words else []
+    own = (
+        [n for n in victim_names if n and re.search(rf"(?<![a-z]){re.escape(n.lower())}(?![a-z])", words)]
+        if words
+        else []
+    )
     if hits:
         score += 1
         reasons.append("conditions on watched words: " + ", ".join(sorted(set(hits))))
