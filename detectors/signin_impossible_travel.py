@@ -92,6 +92,8 @@ def _load(v: Any) -> list[Any] | None:
 
 
 _NUMBER = (int, float)
+_NORMALISED = "signin_impossible_travel:normalised"
+"""``ctx.memo`` key: the users whose stored points this batch has normalised."""
 _PLACES: dict[int, tuple[IpInfo, GeoPoint | None, str | None]] = {}
 _PLACES_MAX = 65536
 
@@ -184,8 +186,13 @@ class SigninImpossibleTravel(Detector):
         rid = event.record_id
         kept: list[list[Any]] = []
         worst: _Violation | None = None
+        # Points loaded from the store are normalised once per batch; the points kept after that are
+        # `_load` results or rows written here, which `_load` would return unchanged.
+        normalised: set[str] = ctx.memo.setdefault(_NORMALISED, set())
+        load = event.user_key not in normalised
+        normalised.add(event.user_key)
         for v in sec.get("pts") or []:
-            row = _load(v)
+            row = _load(v) if load else v
             if row is None or not 0 <= now - float(v[0]) <= MEMORY_S or row[7] == rid:
                 continue
             kept.append(row)

@@ -168,7 +168,7 @@ class SigninPasswordSpray(Detector):
                 if not out:
                     # one spray, one alert: an address and its hosting ASN often cross together
                     out.append(self._spray_finding(event, key, entry, len(users), trusted=trusted, shared=shared))
-        _prune_sources(sources, event.time)
+        _prune_sources_when_due(ctx, sources, event.time)
         while len(flagged) > MAX_FLAGGED:
             flagged.pop(min(flagged, key=lambda k: float(flagged[k][0])))
         return out
@@ -274,6 +274,28 @@ def _recent_user(u: Any, now: float) -> bool:
 def _prune_flagged(flagged: dict[str, Any], now: float) -> None:
     for k in [k for k, v in flagged.items() if not isinstance(v, list) or not v or now - float(v[0]) > SOURCE_MEMORY_S]:
         flagged.pop(k)
+
+
+_PRUNED = "signin_password_spray:pruned"
+"""``ctx.memo`` key: (sources, time of the last full prune, the earliest time an entry can go stale)."""
+
+
+def _prune_sources_when_due(ctx: DetectionContext, sources: dict[str, Any], now: float) -> None:
+    """`_prune_sources`, skipped while it cannot remove anything.
+
+    After a prune at ``t0`` every entry has a user seen within the window; until the first of them can age out
+    (``due``), later events of the batch (never earlier than ``t0``: the engine handles them in time order)
+    only add users at their own time, so no entry goes stale and, within `MAX_SOURCES`, none is evicted.
+    """
+    last = ctx.memo.get(_PRUNED)
+    if last is not None and last[0] is sources and last[1] <= now <= last[2] and len(sources) <= MAX_SOURCES:
+        return
+    _prune_sources(sources, now)
+    due = min(
+        (max(float(u[1]) for u in e.get("u") or [] if _recent_user(u, now)) + WINDOW_S for e in sources.values()),
+        default=float("inf"),
+    )
+    ctx.memo[_PRUNED] = (sources, now, due)
 
 
 def _prune_sources(sources: dict[str, Any], now: float) -> None:

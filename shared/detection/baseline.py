@@ -574,6 +574,8 @@ class TenantPrevalence:
     def __init__(self, ctx: DetectionContext) -> None:
         self._sec = ctx.tenant_state(PREVALENCE_SECTION)
         self._tr = _PruneTracker()
+        self._shared: dict[tuple[str, str | None, float, str | None], bool] = {}
+        """`is_shared` answers since the last write."""
 
     @classmethod
     def of(cls, ctx: DetectionContext) -> TenantPrevalence:
@@ -598,6 +600,7 @@ class TenantPrevalence:
 
     def _count(self, tr: _PruneTracker, kind: str, key: str, h: str, now: float, t: int) -> None:
         """`observe` for a known kind, a key and the user's hash; ``t`` is ``int(now)``."""
+        self._shared.clear()
         sec = self._sec
         table = sec.get(kind)
         if not isinstance(table, dict):
@@ -666,7 +669,20 @@ class TenantPrevalence:
         return sum(1 for u in users if u != skip)
 
     def is_shared(self, kind: str, key: str | None, *, now: float, excluding: str | None = None) -> bool:
-        """Used by at least SHARED_MIN_USERS other users, and first used at least a day before ``now``."""
+        """Used by at least SHARED_MIN_USERS other users, and first used at least a day before ``now``.
+
+        Answers are kept until the next write (the sign-in detectors of one event ask the same questions).
+        """
+        memo = self._shared
+        asked = (kind, key, now, excluding)
+        got = memo.get(asked)
+        if got is None:
+            if len(memo) >= 256:
+                memo.clear()
+            got = memo[asked] = self._is_shared(kind, key, now=now, excluding=excluding)
+        return got
+
+    def _is_shared(self, kind: str, key: str | None, *, now: float, excluding: str | None) -> bool:
         table = self._sec.get(kind)
         entry = table.get(key) if isinstance(table, dict) and key is not None else None
         if not _valid_entry(entry):
