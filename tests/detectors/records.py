@@ -423,7 +423,7 @@ def file_record(
 
 def ip_info(ip: str, **values: Any) -> IpInfo:
     """An ``IpInfo`` with every field unknown (None) except ``values`` (geo provider "dbip" by default)."""
-    fields: dict[str, Any] = {name: None for name in IpInfo.__dataclass_fields__}
+    fields: dict[str, Any] = {name: None for name in IpInfo.__struct_fields__}
     fields.update(ip=ip, version=6 if ":" in ip else 4, tags=(), sources=())
     if values.get("latitude") is not None or values.get("country") is not None:
         fields["geo_provider"] = "dbip"

@@ -97,7 +97,7 @@ def shipped(build: tuple[Path, list[str]]) -> Path:
 
 def info(ip: str, **values: Any) -> IpInfo:
     """An IpInfo with every field unknown except ``values``."""
-    base: dict[str, Any] = dict.fromkeys(IpInfo.__dataclass_fields__)
+    base: dict[str, Any] = dict.fromkeys(IpInfo.__struct_fields__)
     base.update(ip=ip, version=6 if ":" in ip else 4, tags=(), sources=())
     base.update(values)
     return IpInfo(**base)

@@ -32,7 +32,6 @@ from shared.enrich.ipintel import (
     IpInfo,
     IpIntelClient,
     StaticIpProvider,
-    _build_info,
     measure_lookups,
 )
 from shared.platform.errors import (
@@ -106,7 +105,7 @@ def client_of(*providers: Any, hosting_feeds: tuple[Path, ...] = ()) -> IpIntelC
 
 def info(ip: str, **values: Any) -> IpInfo:
     """An IpInfo with every field unknown except ``values``."""
-    base: dict[str, Any] = dict.fromkeys(IpInfo.__dataclass_fields__)
+    base: dict[str, Any] = dict.fromkeys(IpInfo.__struct_fields__)
     base.update(ip=ip, version=6 if ":" in ip else 4, tags=(), sources=())
     base.update(values)
     return IpInfo(**base)
@@ -163,13 +162,14 @@ def test_to_dict_is_json_ready_and_source_of_maps_fields_to_groups() -> None:
     assert [got.source_of(f) for f in ("latitude", "geo", "is_tor", "asn")] == ["dbip", "dbip", "feeds", None]
 
 
-def test_fast_builder_builds_the_same_object_as_the_constructor() -> None:
+def test_info_is_a_frozen_value() -> None:
     f = facts("dbip", tags=("x",), country="DE", latitude=1.0, asn=3320, is_vpn=False)
-    fast = _build_info("198.51.100.1", 4, f)
-    assert fast == IpInfo("198.51.100.1", 4, *f)
-    assert hash(fast) == hash(IpInfo("198.51.100.1", 4, *f))
+    info = IpInfo("198.51.100.1", 4, *f)
+    assert info == IpInfo("198.51.100.1", 4, *f) != IpInfo("198.51.100.2", 4, *f)
+    assert hash(info) == hash(IpInfo("198.51.100.1", 4, *f))
+    assert (info.country, info.asn, info.tags) == ("DE", 3320, ("x",))
     with pytest.raises(AttributeError):
-        fast.country = "FR"  # type: ignore[misc]
+        info.country = "FR"  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------------
@@ -846,7 +846,7 @@ def test_spur_feed_plain_gzip_and_malformed(tmp_path: Path) -> None:
     gz = write_ndjson(tmp_path / "b.ndjson.gz", [{"ip": "2001:DB8::7", "infrastructure": "MOBILE"}], gz=True)
     provider = SpurFeedProvider([plain, gz, tmp_path / "missing.ndjson.gz"])
     client = client_of(provider)
-    assert client.lookup("198.51.100.50") == _build_info("198.51.100.50", 4, spur_facts(SPUR_VPN))
+    assert client.lookup("198.51.100.50") == IpInfo("198.51.100.50", 4, *spur_facts(SPUR_VPN))
     assert client.lookup("2001:db8::7").is_mobile is True  # type: ignore[union-attr]
     assert client.lookup("198.51.100.51").sources == ()  # type: ignore[union-attr]
     assert provider.reports == (
@@ -889,7 +889,7 @@ def test_spur_api_maps_200_and_caches(spur_server: SpurServer) -> None:
     now = [0.0]
     api = SpurContextClient(token="s3cret", http_client=spur_server.client(), cache_ttl=60, clock=lambda: now[0])
     client = client_of(SpurApiProvider(api))
-    assert client.lookup("198.51.100.50") == _build_info("198.51.100.50", 4, spur_facts(SPUR_VPN))
+    assert client.lookup("198.51.100.50") == IpInfo("198.51.100.50", 4, *spur_facts(SPUR_VPN))
     assert [(r.method, str(r.url)) for r in spur_server.requests] == [
         ("GET", "https://api.spur.us/v2/context/198.51.100.50")
     ]
