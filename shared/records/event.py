@@ -170,7 +170,7 @@ class _Unset:
 _UNSET: Any = _Unset()
 
 
-class Event:
+class Event(msgspec.Struct, gc=False, eq=False):
     """A parsed, normalised audit record: what detectors read.
 
     ``raw`` is the record's JSON when it was parsed on its own (empty on the blob fast path:
@@ -180,32 +180,10 @@ class Event:
     Enrichment fills ``ip_info``, ``access`` and may refine ``user_key``/``upn``.
 
     The record is treated as immutable: derived values (error number, name/value collections, user
-    agent, client application) are kept once computed.
+    agent, client application) are kept once computed. A msgspec struct (never encoded): built in one
+    call per record, compared by identity, and not tracked by the garbage collector (nothing it holds
+    refers back to it).
     """
-
-    __slots__ = (
-        "_app",
-        "_dev",
-        "_errno",
-        "_ext",
-        "_ok",
-        "_opp",
-        "_par",
-        "_ua",
-        "access",
-        "batch_id",
-        "ip",
-        "ip_info",
-        "object_id",
-        "op",
-        "raw",
-        "record",
-        "record_id",
-        "tenant_id",
-        "time",
-        "upn",
-        "user_key",
-    )
 
     record: AuditRecord
     raw: bytes
@@ -217,55 +195,17 @@ class Event:
     upn: str | None
     user_key: str | None
     ip: str | None
-    ip_info: Any
-    access: Any
-    batch_id: str | None
-    _app: Any
-    _dev: dict[str, str] | None
-    _errno: Any
-    _ext: Mapping[str, str] | None
-    _ok: bool | None
-    _opp: dict[str, str] | None
-    _par: dict[str, str] | None
-    _ua: str | None
-
-    def __init__(
-        self,
-        record: AuditRecord,
-        raw: bytes,
-        *,
-        record_id: str,
-        tenant_id: str,
-        time: float,
-        op: str,
-        object_id: str | None,
-        upn: str | None,
-        ip: str | None,
-    ) -> None:
-        self.record = record
-        self.raw = raw
-        self.record_id = record_id
-        self.tenant_id = tenant_id
-        self.time = time
-        self.op = op
-        self.object_id = object_id
-        self.upn = upn
-        self.user_key = object_id or upn
-        self.ip = ip
-        self.ip_info = None
-        self.access = None
-        self.batch_id = None
-        self._reset_derived()
-
-    def _reset_derived(self) -> None:
-        self._app = _UNSET
-        self._dev = None
-        self._errno = _UNSET
-        self._ext = None
-        self._ok = None
-        self._opp = None
-        self._par = None
-        self._ua = None
+    ip_info: Any = None
+    access: Any = None
+    batch_id: str | None = None
+    _app: Any = _UNSET
+    _dev: dict[str, str] | None = None
+    _errno: Any = _UNSET
+    _ext: Mapping[str, str] | None = None
+    _ok: bool | None = None
+    _opp: dict[str, str] | None = None
+    _par: dict[str, str] | None = None
+    _ua: str | None = None
 
     # Name/value collections, parsed once on first use -------------------------------
     @property
@@ -597,6 +537,7 @@ def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) ->
         op=_op_key(rec.Operation or ""),
         object_id=oid,
         upn=upn,
+        user_key=oid or upn,
         ip=ip,
     )
 
@@ -656,11 +597,10 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
     events: list[Event] = []
     bad: list[Quarantined] = []
     add = events.append
-    new = object.__new__
+    ip_of = normalize_ip
     tenants = _TENANT_CACHE
     times = _TIME_CACHE
     ops = _OP_CACHE
-    unset = _UNSET
     for rec in records:
         rid = rec.Id
         org = rec.OrganizationId
@@ -695,28 +635,19 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
         op = ops.get(operation)
         if op is None:
             op = _op_key(operation)
-        ev: Event = new(Event)
-        ev.record = rec
-        ev.raw = b""
-        ev.record_id = rid
-        ev.tenant_id = tenant
-        ev.time = ts
-        ev.op = op
-        ev.ip_info = None
-        ev.access = None
-        ev.batch_id = None
         oid, upn = _identity(rec)
-        ev.object_id = oid
-        ev.upn = upn
-        ev.user_key = oid or upn
-        ev.ip = normalize_ip(rec.ClientIP or rec.ClientIPAddress or rec.ActorIpAddress)
-        ev._app = unset
-        ev._dev = None
-        ev._errno = unset
-        ev._ext = None
-        ev._ok = None
-        ev._opp = None
-        ev._par = None
-        ev._ua = None
-        add(ev)
+        add(
+            Event(
+                rec,
+                b"",
+                rid,
+                tenant,
+                ts,
+                op,
+                oid,
+                upn,
+                oid or upn,
+                ip_of(rec.ClientIP or rec.ClientIPAddress or rec.ActorIpAddress),
+            )
+        )
     return ParseResult(events, bad)
