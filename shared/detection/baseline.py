@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeGuard
+
+import msgspec
 
 from shared.detection.base import DetectionContext
 from shared.detection.config import TenantConfig
@@ -151,8 +152,7 @@ def signin_attributes(event: Event) -> dict[str, str | None]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class ValueSeen:
+class ValueSeen(msgspec.Struct, frozen=True, gc=False):
     """One remembered value of one attribute."""
 
     first_seen: float
@@ -250,30 +250,11 @@ def _value_seen(entry: Any) -> ValueSeen | None:
     if type(entry) is list and len(entry) == 3:
         a, b, c = entry
         if isinstance(a, _NUMBER) and isinstance(b, _NUMBER) and isinstance(c, _NUMBER):
-            return _make_value_seen(float(a), float(b), int(c))
+            return ValueSeen(float(a), float(b), int(c))
     return None
 
 
-def _value_seen_builder() -> Any:
-    """``ValueSeen(a, b, c)`` without the frozen ``__init__``'s ``object.__setattr__`` calls (same object)."""
-    set_first, set_last, set_count = (getattr(ValueSeen, f).__set__ for f in ("first_seen", "last_seen", "count"))
-    new = object.__new__
-
-    def build(first_seen: float, last_seen: float, count: int) -> ValueSeen:
-        o: ValueSeen = new(ValueSeen)
-        set_first(o, first_seen)
-        set_last(o, last_seen)
-        set_count(o, count)
-        return o
-
-    return build
-
-
-_make_value_seen: Callable[[float, float, int], ValueSeen] = _value_seen_builder()
-
-
-@dataclass(frozen=True, slots=True)
-class SigninView:
+class SigninView(msgspec.Struct, frozen=True, gc=False):
     """The user's baseline as it was just *before* one successful sign-in."""
 
     record_id: str
@@ -283,7 +264,7 @@ class SigninView:
     attributes: Mapping[str, str | None]
     new: frozenset[str]
     """Attributes whose (known) value this user had not used before."""
-    prior: Mapping[str, ValueSeen | None] = field(default_factory=dict)
+    prior: Mapping[str, ValueSeen | None] = msgspec.field(default_factory=dict)
     """What the baseline remembered about each attribute's current value before this sign-in."""
 
     def is_new(self, attr: str) -> bool:
@@ -295,49 +276,6 @@ class SigninView:
         if country is None or country == home or not self.is_new("country"):
             return False
         return self.learned or home is not None
-
-
-def _signin_view_builder() -> Any:
-    """``SigninView(...)`` without the frozen ``__init__``'s ``object.__setattr__`` calls (same object)."""
-    setters = [getattr(SigninView, f).__set__ for f in SigninView.__slots__]
-    assert tuple(SigninView.__slots__) == (
-        "record_id",
-        "learned",
-        "signins_before",
-        "first_seen",
-        "attributes",
-        "new",
-        "prior",
-    )
-    s_rid, s_learned, s_before, s_first, s_attrs, s_new, s_prior = setters
-    new = object.__new__
-
-    def build(
-        record_id: str,
-        learned: bool,
-        signins_before: int,
-        first_seen: float | None,
-        attributes: Mapping[str, str | None],
-        new_attrs: frozenset[str],
-        prior: Mapping[str, ValueSeen | None],
-    ) -> SigninView:
-        o: SigninView = new(SigninView)
-        s_rid(o, record_id)
-        s_learned(o, learned)
-        s_before(o, signins_before)
-        s_first(o, first_seen)
-        s_attrs(o, attributes)
-        s_new(o, new_attrs)
-        s_prior(o, prior)
-        return o
-
-    return build
-
-
-_make_signin_view: Callable[
-    [str, bool, int, float | None, Mapping[str, str | None], frozenset[str], Mapping[str, ValueSeen | None]],
-    SigninView,
-] = _signin_view_builder()
 
 
 def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: float) -> SigninView:
@@ -355,9 +293,6 @@ def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: 
 
 
 _CAP_ATTRS = tuple(VALUE_CAPS)
-_VS_SET_FIRST, _VS_SET_LAST, _VS_SET_COUNT = (
-    getattr(ValueSeen, f).__set__ for f in ("first_seen", "last_seen", "count")
-)
 
 
 def _view_and_observe(
@@ -395,7 +330,6 @@ def _view_and_observe(
     prior: dict[str, ValueSeen | None] = {}
     snap: dict[str, list[int]] = {}
     new_attrs: list[str] = []
-    new = object.__new__
     number = _NUMBER
     for attr, cap in VALUE_CAPS.items():
         value = attrs[attr]
@@ -410,10 +344,7 @@ def _view_and_observe(
                 a, b, c = entry
                 if isinstance(a, number) and isinstance(b, number) and isinstance(c, number):
                     first, last, count = float(a), float(b), int(c)
-                    seen = new(ValueSeen)
-                    _VS_SET_FIRST(seen, first)
-                    _VS_SET_LAST(seen, last)
-                    _VS_SET_COUNT(seen, count)
+                    seen = ValueSeen(first, last, count)
                     table[value] = [int(t if t < first else first), int(t if t > last else last), count + 1]
                     snap[attr] = [int(first), int(last), count]
         if value is not None and seen is None:
@@ -424,7 +355,7 @@ def _view_and_observe(
             _prune_values(table, cap, time)
         if not table:
             vals.pop(attr)
-    view = _make_signin_view(record_id, learned, signins, first_seen, dict(attrs), frozenset(new_attrs), prior)
+    view = SigninView(record_id, learned, signins, first_seen, dict(attrs), frozenset(new_attrs), prior)
     return view, snap
 
 
