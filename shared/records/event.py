@@ -203,7 +203,7 @@ class Event(msgspec.Struct, gc=False, eq=False):
     _errno: Any = _UNSET
     _ext: Mapping[str, str] | None = None
     _ok: bool | None = None
-    _opp: dict[str, str] | None = None
+    _opp: Mapping[str, str] | None = None
     _par: dict[str, str] | None = None
     _ua: str | None = None
 
@@ -221,7 +221,7 @@ class Event(msgspec.Struct, gc=False, eq=False):
         """Entra ``ExtendedProperties`` (keys lower-cased; read-only, shared by records with the same pairs)."""
         got = self._ext
         if got is None:
-            got = self._ext = _extended_properties(bytes(self.record.ExtendedProperties))
+            got = self._ext = _pairs(bytes(self.record.ExtendedProperties))
         return got
 
     @property
@@ -235,7 +235,7 @@ class Event(msgspec.Struct, gc=False, eq=False):
     def operation_properties(self) -> Mapping[str, str]:
         got = self._opp
         if got is None:
-            got = self._opp = name_values(self.record.OperationProperties)
+            got = self._opp = _pairs(bytes(self.record.OperationProperties))
         return got
 
     @property
@@ -373,7 +373,7 @@ _OWNER_CACHE: dict[str, str] = {}
 _JSON_CACHE_MAX = 16384
 """Entries per cache keyed by a field's JSON text (a few hundred bytes each)."""
 _ACTOR_IDS: dict[bytes, tuple[str | None, str | None]] = {}
-_EXT_CACHE: dict[bytes, Mapping[str, str]] = {}
+_PAIRS_CACHE: dict[bytes, Mapping[str, str]] = {}
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -438,15 +438,15 @@ def _actor_identity(actor_json: bytes) -> tuple[str | None, str | None]:
     return got
 
 
-def _extended_properties(pairs_json: bytes) -> Mapping[str, str]:
-    """`name_values` of an ``ExtendedProperties`` JSON text, read-only, cached per distinct text (a user's
-    sign-ins from one browser repeat it)."""
-    got = _EXT_CACHE.get(pairs_json)
+def _pairs(pairs_json: bytes) -> Mapping[str, str]:
+    """`name_values` of a Name/Value list's JSON text, read-only, cached per distinct text (a user's sign-ins
+    from one browser repeat their ``ExtendedProperties``; mailbox reads repeat their ``OperationProperties``)."""
+    got = _PAIRS_CACHE.get(pairs_json)
     if got is None:
         got = MappingProxyType(name_values(decode_name_values(msgspec.Raw(pairs_json)))) if pairs_json else _EMPTY
-        if len(_EXT_CACHE) >= _JSON_CACHE_MAX:
-            _EXT_CACHE.clear()
-        _EXT_CACHE[pairs_json] = got
+        if len(_PAIRS_CACHE) >= _JSON_CACHE_MAX:
+            _PAIRS_CACHE.clear()
+        _PAIRS_CACHE[pairs_json] = got
     return got
 
 

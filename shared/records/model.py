@@ -8,7 +8,7 @@ faster than a plain ``orjson.loads``. Fields that real records send in several s
 typed as unions and normalised by the accessors in :mod:`shared.records.event`.
 
 Nested lists that only some detectors read (``Actor``, ``Target``, ``ExtendedProperties``,
-``ModifiedProperties``, ``Parameters``) are kept as :class:`msgspec.Raw` (the JSON text,
+``OperationProperties``, ``ModifiedProperties``, ``Parameters``) are kept as :class:`msgspec.Raw` (the JSON text,
 not copied) and decoded on first use by the ``decode_*`` functions here, into the same
 types: a typed view validated lazily. A value of the wrong shape decodes to ``None``, as a
 mistyped field is dropped from an eagerly decoded record.
@@ -98,7 +98,8 @@ class AuditRecord(msgspec.Struct, gc=False):
     # Exchange admin cmdlets and mailbox audit
     Parameters: msgspec.Raw = NO_VALUE
     """``NameValues``: see `decode_name_values`."""
-    OperationProperties: NameValues = None
+    OperationProperties: msgspec.Raw = NO_VALUE
+    """``NameValues``: see `decode_name_values`."""
     AppId: str | None = None
     ClientAppId: str | None = None
     ClientInfoString: str | None = None
@@ -152,7 +153,8 @@ def decode_identities(raw: msgspec.Raw) -> list[IdentityRef] | None:
 
 
 def decode_name_values(raw: msgspec.Raw) -> NameValues:
-    """``Parameters`` / ``ExtendedProperties``: the pairs, the JSON string they were sent as, or None."""
+    """``Parameters`` / ``ExtendedProperties`` / ``OperationProperties``: the pairs, the JSON string they were
+    sent as, or None."""
     if not raw:
         return None
     try:
