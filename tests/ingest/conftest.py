@@ -1,7 +1,9 @@
 """Fixtures for the Management Activity API client and emulator tests.
 
 A fake clock shared by the client and the emulator, a stub credential that counts token requests,
-a recording ``sleep``, a started emulator, and a tiny webhook listener on 127.0.0.1.
+a recording ``sleep``, a started emulator, a tiny webhook listener on 127.0.0.1, and ``make_services``:
+``shared.app.Services`` on Azurite, an in-process bus and a Management API emulator (real clients, one cached per
+tenant; optional Graph emulator and scripted HTTP transport) that closes every client it built after the test.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from azure.core.credentials import AccessToken
 
+from shared.app import Services
+from shared.detection.engine import InMemoryAlertSink
+from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
+from shared.graph.client import SyncGraphClient
 from shared.ingest.client import ManagementActivityClient
+from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
@@ -118,6 +128,70 @@ def make_client(
         return client
 
     yield make
+    for client in built:
+        client.close()
+
+
+ServicesFactory = Callable[..., Services]
+
+
+@pytest.fixture
+def make_services(
+    storage: StorageClients, clock: FakeClock, credential: StubCredential, sleeps: RecordingSleep
+) -> Iterator[ServicesFactory]:
+    """Build Services on Azurite, an in-process bus and ``emulator``; every client built is closed after the test.
+
+    ``build(emulator, *, http=None, graph=None, **settings)``: Management Activity clients (one per tenant, on
+    ``http`` if given) share the fake clock, the stub credential and the recording sleep; with ``graph``, Graph
+    clients come from that Graph emulator; ``settings`` add to (or override) ``publisher_id`` and
+    ``management_api_base_url``. The bus and ``Services.clock`` run on the fake clock; the alert sink is in memory.
+    """
+    built: list[ManagementActivityClient | SyncGraphClient] = []
+
+    def epoch() -> float:
+        return float(clock().timestamp())
+
+    def build(
+        emulator: ManagementApiEmulator,
+        *,
+        http: httpx.Client | None = None,
+        graph: GraphEmulator | None = None,
+        **settings: Any,
+    ) -> Services:
+        cache: dict[str, ManagementActivityClient] = {}
+
+        def management_factory(tenant_id: str) -> ManagementActivityClient:
+            if tenant_id not in cache:
+                cache[tenant_id] = ManagementActivityClient(
+                    tenant_id,
+                    cloud="commercial",
+                    publisher_id=PUBLISHER,
+                    credential=credential,
+                    base_url=emulator.base_url,
+                    sleep=sleeps,
+                    clock=clock,
+                    http_client=http,
+                )
+                built.append(cache[tenant_id])
+            return cache[tenant_id]
+
+        def graph_factory(tenant_id: str) -> SyncGraphClient:
+            assert graph is not None
+            client = SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
+            built.append(client)
+            return client
+
+        return Services(
+            settings=Settings(**{"publisher_id": PUBLISHER, "management_api_base_url": emulator.base_url, **settings}),
+            storage=storage,
+            bus=InProcessBus(default_queue_options(), clock=epoch),
+            clock=epoch,
+            management_factory=management_factory,
+            graph_factory=graph_factory if graph is not None else None,
+            extras={"alert_sink": InMemoryAlertSink()},
+        )
+
+    yield build
     for client in built:
         client.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,19 +11,16 @@ import pytest
 
 from shared import handlers
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.content import ContentReport, process_content_message, raw_blob_name
 from shared.ingest.ledger import ContentLedger, RecordLedger, record_hash
 from shared.ingest.onboarding import onboard_tenant, tenant_directory
 from shared.pipeline.messages import ContentRef, RecordBatchRef
 from shared.pipeline.stages import load_batch
 from shared.platform import names
-from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
+from shared.platform.bus import InProcessBus, OutboundMessage
 from shared.platform.errors import BadInputError, ForbiddenTargetError, ServiceUnavailable
 from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
@@ -39,45 +36,11 @@ def settings(emulator: ManagementApiEmulator) -> dict[str, Any]:
 
 
 @pytest.fixture
-def svc(
-    storage: StorageClients,
-    emulator: ManagementApiEmulator,
-    clock: Any,
-    credential: Any,
-    sleeps: Any,
-    settings: dict[str, Any],
-) -> Iterator[Services]:
+def svc(make_services: Any, emulator: ManagementApiEmulator, settings: dict[str, Any]) -> Services:
     """Services on Azurite, an in-process bus and the emulator, with tenant A onboarded."""
-    clients: dict[str, ManagementActivityClient] = {}
-
-    def factory(tenant_id: str) -> ManagementActivityClient:
-        if tenant_id not in clients:
-            clients[tenant_id] = ManagementActivityClient(
-                tenant_id,
-                cloud="commercial",
-                publisher_id=PUBLISHER,
-                credential=credential,
-                base_url=emulator.base_url,
-                sleep=sleeps,
-                clock=clock,
-            )
-        return clients[tenant_id]
-
-    def epoch() -> float:
-        return float(clock().timestamp())
-
-    services = Services(
-        settings=Settings(**settings),
-        storage=storage,
-        bus=InProcessBus(default_queue_options(), clock=epoch),
-        clock=epoch,
-        management_factory=factory,
-        extras={"alert_sink": InMemoryAlertSink()},
-    )
+    services: Services = make_services(emulator, **settings)
     onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
-    yield services
-    for client in clients.values():
-        client.close()
+    return services
 
 
 def record(n: int, *, tenant: str = TENANT_A, user: str = "alice", **extra: Any) -> dict[str, Any]:

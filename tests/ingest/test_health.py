@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,18 +16,15 @@ from shared.detection.engine import InMemoryAlertSink
 from shared.detection.model import Category, Severity, alert_id_for
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.health import DETECTOR, check_feeds, emit_alerts, integration_alert
 from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.webhook import handle_webhook
 from shared.pipeline.messages import ContentRef
 from shared.platform import names
-from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.bus import InProcessBus
 from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
-PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
 WEBHOOK = "https://itdr.example/api/o365/webhook"
 AAD, EXO, SPO, GEN = FEED_CONTENT_TYPES
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
@@ -53,49 +50,15 @@ def router() -> Router:
 
 
 @pytest.fixture
-def make_svc(storage: StorageClients, clock: Any, credential: Any, sleeps: Any, router: Router) -> Iterator[Any]:
+def make_svc(make_services: Any, router: Router) -> Any:
     """Build Services for an emulator (optionally with a webhook, or a scripted HTTP transport); closes clients."""
-    built: list[ManagementActivityClient] = []
 
     def build(emulator: ManagementApiEmulator, *, webhook: bool = False, http: httpx.Client | None = None) -> Services:
-        cache: dict[str, ManagementActivityClient] = {}
-
-        def factory(tenant_id: str) -> ManagementActivityClient:
-            if tenant_id not in cache:
-                cache[tenant_id] = ManagementActivityClient(
-                    tenant_id,
-                    cloud="commercial",
-                    publisher_id=PUBLISHER,
-                    credential=credential,
-                    base_url=emulator.base_url,
-                    sleep=sleeps,
-                    clock=clock,
-                    http_client=http,
-                )
-                built.append(cache[tenant_id])
-            return cache[tenant_id]
-
-        def epoch() -> float:
-            return float(clock().timestamp())
-
-        svc = Services(
-            settings=Settings(
-                publisher_id=PUBLISHER,
-                management_api_base_url=emulator.base_url,
-                webhook_url=WEBHOOK if webhook else None,
-            ),
-            storage=storage,
-            bus=InProcessBus(default_queue_options(), clock=epoch),
-            clock=epoch,
-            management_factory=factory,
-            extras={"alert_sink": InMemoryAlertSink()},
-        )
+        svc: Services = make_services(emulator, http=http, webhook_url=WEBHOOK if webhook else None)
         router.svc = svc
         return svc
 
-    yield build
-    for client in built:
-        client.close()
+    return build
 
 
 @pytest.fixture

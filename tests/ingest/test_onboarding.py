@@ -11,12 +11,9 @@ import orjson
 import pytest
 
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.graph.client import SyncGraphClient
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.onboarding import (
     START_SPACING,
     handle_admin_request,
@@ -25,10 +22,8 @@ from shared.ingest.onboarding import (
     tenant_status,
 )
 from shared.platform import names
-from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.errors import ConfigurationError
 from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
 from shared.tenants import hash_secret
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
@@ -39,54 +34,16 @@ AAD = "Audit.AzureActiveDirectory"
 
 
 @pytest.fixture
-def make_svc(storage: StorageClients, clock: Any, credential: Any, sleeps: Any) -> Iterator[Any]:
+def make_svc(make_services: Any) -> Any:
     """Build Services on Azurite, the bus and a Management API emulator; optional Graph emulator and transport."""
-    clients: list[ManagementActivityClient] = []
 
     def build(
         emulator: ManagementApiEmulator, *, graph: GraphEmulator | None = None, http: httpx.Client | None = None
     ) -> Services:
-        cache: dict[str, ManagementActivityClient] = {}
+        svc: Services = make_services(emulator, graph=graph, http=http, admin_api_key_hash=hash_secret(ADMIN_KEY))
+        return svc
 
-        def factory(tenant_id: str) -> ManagementActivityClient:
-            if tenant_id not in cache:
-                cache[tenant_id] = ManagementActivityClient(
-                    tenant_id,
-                    cloud="commercial",
-                    publisher_id=PUBLISHER,
-                    credential=credential,
-                    base_url=emulator.base_url,
-                    sleep=sleeps,
-                    clock=clock,
-                    http_client=http,
-                )
-                clients.append(cache[tenant_id])
-            return cache[tenant_id]
-
-        def graph_factory(tenant_id: str) -> SyncGraphClient:
-            assert graph is not None
-            return SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
-
-        def epoch() -> float:
-            return float(clock().timestamp())
-
-        return Services(
-            settings=Settings(
-                publisher_id=PUBLISHER,
-                management_api_base_url=emulator.base_url,
-                admin_api_key_hash=hash_secret(ADMIN_KEY),
-            ),
-            storage=storage,
-            bus=InProcessBus(default_queue_options(), clock=epoch),
-            clock=epoch,
-            management_factory=factory,
-            graph_factory=graph_factory if graph is not None else None,
-            extras={"alert_sink": InMemoryAlertSink()},
-        )
-
-    yield build
-    for client in clients:
-        client.close()
+    return build
 
 
 @pytest.fixture

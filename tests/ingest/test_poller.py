@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,59 +10,26 @@ import orjson
 import pytest
 
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
 from shared.detection.model import alert_id_for
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.health import DETECTOR
 from shared.ingest.onboarding import onboard_tenant, tenant_directory
 from shared.ingest.poller import OVERLAP, poll_tenants
 from shared.platform import names
-from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
-from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
+from shared.platform.bus import InProcessBus, OutboundMessage
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
-PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
 AAD, EXO, SPO, GEN = FEED_CONTENT_TYPES
 H = timedelta(hours=1)
 
 
 @pytest.fixture
-def svc(
-    storage: StorageClients, emulator: ManagementApiEmulator, clock: Any, credential: Any, sleeps: Any
-) -> Iterator[Services]:
+def svc(make_services: Any, emulator: ManagementApiEmulator) -> Services:
     """Services on Azurite, an in-process bus and the emulator (one cached client per tenant)."""
-    clients: dict[str, ManagementActivityClient] = {}
-
-    def factory(tenant_id: str) -> ManagementActivityClient:
-        if tenant_id not in clients:
-            clients[tenant_id] = ManagementActivityClient(
-                tenant_id,
-                cloud="commercial",
-                publisher_id=PUBLISHER,
-                credential=credential,
-                base_url=emulator.base_url,
-                sleep=sleeps,
-                clock=clock,
-            )
-        return clients[tenant_id]
-
-    def epoch() -> float:
-        return float(clock().timestamp())
-
-    yield Services(
-        settings=Settings(publisher_id=PUBLISHER, management_api_base_url=emulator.base_url),
-        storage=storage,
-        bus=InProcessBus(default_queue_options(), clock=epoch),
-        clock=epoch,
-        management_factory=factory,
-        extras={"alert_sink": InMemoryAlertSink()},
-    )
-    for client in clients.values():
-        client.close()
+    services: Services = make_services(emulator)
+    return services
 
 
 def onboard(svc: Services, *tenants: str) -> None:

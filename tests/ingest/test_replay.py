@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,61 +14,27 @@ from shared import handlers
 from shared.app import Services, configure
 from shared.cli.main import main
 from shared.cli.scan import ScanConfig, scan, write_output
-from shared.detection.engine import InMemoryAlertSink
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.poller import poll_tenants
 from shared.ingest.replay import replay
 from shared.platform import names
-from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.bus import InProcessBus
 from shared.platform.errors import BadInputError
-from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
-PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
 EXO, AAD = "Audit.Exchange", "Audit.AzureActiveDirectory"
 SINCE, UNTIL = datetime(2025, 3, 9, 0, 0, tzinfo=UTC), datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def svc(
-    storage: StorageClients, emulator: ManagementApiEmulator, clock: Any, credential: Any, sleeps: Any
-) -> Iterator[Services]:
+def svc(make_services: Any, emulator: ManagementApiEmulator) -> Services:
     """Services on Azurite, the in-process bus and the emulator (page size 2), tenants A and B onboarded."""
-    clients: dict[str, ManagementActivityClient] = {}
-
-    def factory(tenant_id: str) -> ManagementActivityClient:
-        if tenant_id not in clients:
-            clients[tenant_id] = ManagementActivityClient(
-                tenant_id,
-                cloud="commercial",
-                publisher_id=PUBLISHER,
-                credential=credential,
-                base_url=emulator.base_url,
-                sleep=sleeps,
-                clock=clock,
-            )
-        return clients[tenant_id]
-
-    def epoch() -> float:
-        return float(clock().timestamp())
-
-    services = Services(
-        settings=Settings(publisher_id=PUBLISHER, management_api_base_url=emulator.base_url, records_per_batch=2),
-        storage=storage,
-        bus=InProcessBus(default_queue_options(), clock=epoch),
-        clock=epoch,
-        management_factory=factory,
-        extras={"alert_sink": InMemoryAlertSink()},
-    )
+    services: Services = make_services(emulator, records_per_batch=2)
     onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
     onboard_tenant(services, tenant_id=TENANT_B, name="Fabrikam")
-    yield services
-    for client in clients.values():
-        client.close()
+    return services
 
 
 def forwarding(n: int, when: str, *, tenant: str = TENANT_A) -> dict[str, Any]:

@@ -14,22 +14,17 @@ import orjson
 import pytest
 
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
-from shared.ingest.client import ManagementActivityClient
 from shared.ingest.onboarding import onboard_tenant, tenant_directory
 from shared.ingest.poller import poll_tenants
 from shared.ingest.webhook import MAX_BODY, handle_webhook, webhook_stats
 from shared.platform import names
-from shared.platform.bus import InProcessBus, default_queue_options
-from shared.platform.settings import Settings
-from shared.platform.storage import StorageClients
+from shared.platform.bus import InProcessBus
 from shared.tenants import hash_secret
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
-PUBLISHER = "46b472a7-c68e-4adf-8ade-3db49497518e"
 WEBHOOK = "https://itdr.example/api/o365/webhook"
 AAD = "Audit.AzureActiveDirectory"
 
@@ -62,41 +57,12 @@ def hooked(clock: Any, router: Router) -> Iterator[ManagementApiEmulator]:
 
 
 @pytest.fixture
-def svc(
-    storage: StorageClients, hooked: ManagementApiEmulator, clock: Any, credential: Any, sleeps: Any, router: Router
-) -> Iterator[Services]:
+def svc(make_services: Any, hooked: ManagementApiEmulator, router: Router) -> Services:
     """Services with ITDR_WEBHOOK_URL set; tenant A onboarded (its handshakes went through handle_webhook)."""
-    clients: dict[str, ManagementActivityClient] = {}
-
-    def factory(tenant_id: str) -> ManagementActivityClient:
-        if tenant_id not in clients:
-            clients[tenant_id] = ManagementActivityClient(
-                tenant_id,
-                cloud="commercial",
-                publisher_id=PUBLISHER,
-                credential=credential,
-                base_url=hooked.base_url,
-                sleep=sleeps,
-                clock=clock,
-            )
-        return clients[tenant_id]
-
-    def epoch() -> float:
-        return float(clock().timestamp())
-
-    services = Services(
-        settings=Settings(publisher_id=PUBLISHER, management_api_base_url=hooked.base_url, webhook_url=WEBHOOK),
-        storage=storage,
-        bus=InProcessBus(default_queue_options(), clock=epoch),
-        clock=epoch,
-        management_factory=factory,
-        extras={"alert_sink": InMemoryAlertSink()},
-    )
+    services: Services = make_services(hooked, webhook_url=WEBHOOK)
     router.svc = services
     onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
-    yield services
-    for client in clients.values():
-        client.close()
+    return services
 
 
 def queued(svc: Services) -> list[tuple[str, dict[str, Any]]]:
