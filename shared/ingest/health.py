@@ -16,8 +16,10 @@ says when a person must act (audit logging off, missing permission).
 
 :func:`integration_alert` builds the alerts (category ``integration_health``, detector
 :data:`DETECTOR`) with deterministic IDs: one alert per tenant, kind, content type and UTC day. The
-poller and the content function use it too; :func:`emit_alerts` writes them to the alert sink in
-``svc.extras["alert_sink"]``.
+poller and the content function use it too; :func:`emit_alerts` writes them to the alert sink
+(``svc.extras["alert_sink"]``, else the alert store) and sends the new ones to the detect function,
+which folds them into incidents in the tenant's session, so the partner hears of the coverage gap
+through the same triage and delivery as of an attack.
 """
 
 from __future__ import annotations
@@ -120,9 +122,9 @@ def integration_alert(
 def _default_sink(svc: Services) -> Any:
     """The deployed alert store (Table Storage), or None when storage is not configured."""
     try:
-        from shared.pipeline.respond import alert_store
+        from shared.pipeline.respond import alert_sink
 
-        return alert_store(svc)
+        return alert_sink(svc)
     except ConfigurationError:
         return None
 
@@ -140,6 +142,7 @@ def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
             log.warning("integration alert (no alert sink): tenant=%s %s", alert.tenant_id, alert.summary)
         return 0
     merged: list[Alert] = []
+    new: dict[str, list[Alert]] = {}
     for alert in unique.values():
         old: Alert | None = sink.get_alert(alert.tenant_id, alert.alert_id)
         if old is not None:
@@ -147,8 +150,17 @@ def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
             old.count += 1
             old.context.update(alert.context)
             alert = old
+        else:
+            new.setdefault(alert.tenant_id, []).append(alert)
         merged.append(alert)
     sink.upsert_alerts(merged)
+    if svc.bus is not None:
+        from shared.pipeline.respond import raise_alerts
+
+        # only new alerts: a problem that persists is counted on its alert, not re-sent to the partner
+        # every half hour (a new day is a new alert)
+        for tenant_id, fresh in new.items():
+            raise_alerts(svc, tenant_id, fresh, source="feed_health")
     return len(merged)
 
 

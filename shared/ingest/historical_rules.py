@@ -65,7 +65,7 @@ def _graph_json(rule: Any) -> dict[str, Any]:
 def scan_tenant_rules(svc: Services, tenant_id: str, *, now: float | None = None) -> RuleScan:
     """List every mailbox's inbox rules of a tenant and raise alerts for suspicious ones."""
     from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
-    from shared.pipeline.respond import after_alerts, alert_store, tenants
+    from shared.pipeline.respond import alert_store, raise_alerts, tenants
 
     meta = ExchangeSuspiciousInboxRule.meta
     out = RuleScan(tenant_id)
@@ -124,8 +124,8 @@ def scan_tenant_rules(svc: Services, tenant_id: str, *, now: float | None = None
         store = alert_store(svc)
         fresh = [a for a in out.alerts if store.get_alert(tenant_id, a.alert_id) is None]
         store.upsert_alerts(fresh)
-        if fresh:
-            after_alerts(svc, tenant_id, fresh)
+        if fresh:  # folded into incidents by the detect function, in the users' session
+            raise_alerts(svc, tenant_id, fresh, source="historical_rules")
     log.info(
         "historical rule scan: tenant=%s mailboxes=%d rules=%d alerts=%d",
         tenant_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.platform.errors import BadInputError
@@ -64,6 +65,29 @@ class EnrichedBatchRef(RecordBatchRef):
     """Object ID -> user principal name, for records that lacked a UPN."""
     unresolved: list[str] = Field(default_factory=list)
     """Object IDs Graph could not resolve now (resolved later; detection goes on)."""
+
+
+class RaisedAlertsRef(_Msg):
+    """Alerts raised outside detection (feed health, the inbox-rule scan), already in the alert store.
+
+    Sent to the detect queue in the session of their users' shard: the detect function folds them into
+    incidents in order with what detection raises for the same users (one consumer per session), so two
+    instances never open two incidents for one user at the same moment.
+    """
+
+    kind: Literal["raised_alerts"] = "raised_alerts"
+    tenant_id: str
+    alert_ids: list[str] = Field(min_length=1)
+    source: str
+
+
+def is_raised_alerts(body: bytes) -> bool:
+    """True for a `RaisedAlertsRef` body (the detect queue's other message is an `EnrichedBatchRef`)."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("kind") == "raised_alerts"
 
 
 class IncidentRef(_Msg):

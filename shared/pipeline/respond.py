@@ -15,10 +15,19 @@ from shared.detection.engine import DetectionEngine
 from shared.detection.model import Alert
 from shared.detection.table_state import TableStateStore
 from shared.enrich.identity import IdentityResolver
-from shared.pipeline.messages import EnrichedBatchRef, IncidentRef, RecordBatchRef
+from shared.pipeline.messages import (
+    EnrichedBatchRef,
+    IncidentRef,
+    RaisedAlertsRef,
+    RecordBatchRef,
+    is_raised_alerts,
+    session_for,
+    shard_of,
+)
 from shared.pipeline.stages import DetectResult, DetectStage, EnrichStage
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
+from shared.platform.errors import BadInputError
 from shared.platform.faults import crash_point
 from shared.platform.telemetry import telemetry
 from shared.tenants import TenantDirectory
@@ -169,7 +178,60 @@ def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None
     plan_and_submit(svc, tenant_id, incidents)
 
 
-def detect_message(svc: Services, body: bytes) -> DetectResult:
+def alert_sink(svc: Services) -> Any:
+    """Where alerts raised outside detection are kept: ``svc.extras["alert_sink"]`` when set, else the store."""
+    return svc.extras.get("alert_sink") or alert_store(svc)
+
+
+def raise_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert], *, source: str) -> int:
+    """Send stored alerts raised outside detection to the detect queue, one message per session; returns the count.
+
+    The message ID names the alerts, so raising the same ones again is one message (duplicate detection).
+    """
+    import hashlib
+
+    shards = svc.settings.tenant_shards
+    by_shard: dict[int, list[str]] = {}
+    for a in alerts:
+        by_shard.setdefault(shard_of(a.user_key, shards), []).append(a.alert_id)
+    for shard, ids in sorted(by_shard.items()):
+        ids = sorted(set(ids))
+        digest = hashlib.sha256("|".join(ids).encode()).hexdigest()[:24]
+        ref = RaisedAlertsRef(tenant_id=tenant_id, alert_ids=ids, source=source)
+        svc.bus.send(
+            names.QUEUE_DETECT,
+            [
+                OutboundMessage(
+                    ref.encode(),
+                    message_id=f"raised:{tenant_id}:{shard}:{digest}",
+                    session_id=session_for(tenant_id, shard, shards),
+                )
+            ],
+        )
+    return len(by_shard)
+
+
+def fold_raised_alerts(svc: Services, ref: RaisedAlertsRef) -> list[Alert]:
+    """The detect function's work for a `RaisedAlertsRef`: its alerts into incidents, triage, delivery, remediation."""
+    sink = alert_sink(svc)
+    found = {aid: sink.get_alert(ref.tenant_id, aid) for aid in ref.alert_ids}
+    missing = sorted(aid for aid, a in found.items() if a is None)
+    if missing:
+        raise BadInputError(
+            f"{len(missing)} raised alert(s) not in the alert store (first {missing[0]})",
+            reason="alerts_missing",
+            tenant=ref.tenant_id,
+        )
+    alerts = [a for a in found.values() if a is not None]
+    after_alerts(svc, ref.tenant_id, alerts)
+    return alerts
+
+
+def detect_message(svc: Services, body: bytes) -> DetectResult | list[Alert]:
+    if is_raised_alerts(body):
+        raised = RaisedAlertsRef.parse(body)
+        assert isinstance(raised, RaisedAlertsRef)
+        return fold_raised_alerts(svc, raised)
     ref = EnrichedBatchRef.parse(body)
     assert isinstance(ref, EnrichedBatchRef)
     stage = DetectStage(svc.storage, engine(svc), after_alerts=lambda t, a: after_alerts(svc, t, a))

@@ -20,6 +20,7 @@ from shared.ingest.health import DETECTOR, check_feeds, emit_alerts, integration
 from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.webhook import handle_webhook
 from shared.pipeline.messages import ContentRef
+from shared.pipeline.respond import incident_book
 from shared.platform import names
 from shared.platform.bus import InProcessBus
 from shared.platform.settings import Settings
@@ -212,6 +213,29 @@ def test_audit_logging_off_needs_a_human(make_svc, emulator) -> None:
     assert [(h.tenant_id, h.reason) for h in report.needs_human] == [(TENANT_A, "audit_log_disabled")]
     assert ("audit_log_disabled", "*") in kinds(report)
     assert [f.subscription for f in report.feeds] == ["unknown"] * 4
+
+
+def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(svc: Services, clock) -> None:
+    for ct in FEED_CONTENT_TYPES:
+        seen_content(svc, ct, clock() - timedelta(hours=1))
+    seen_content(svc, EXO, clock() - timedelta(hours=13))
+    (alert,) = check_feeds(svc).alerts
+    clock.advance(minutes=30)
+    assert kinds(check_feeds(svc)) == [("feed_silent", EXO)]  # still silent: the same alert, counted
+    assert isinstance(svc.bus, InProcessBus)
+    (msg,) = svc.bus.receive(names.QUEUE_DETECT, max_messages=10)  # one message for both checks
+    assert (msg.session_id, orjson.loads(msg.body)) == (
+        TENANT_A,
+        {"kind": "raised_alerts", "tenant_id": TENANT_A, "alert_ids": [alert.alert_id], "source": "feed_health"},
+    )
+    folded = handlers.detect_records(svc, handlers.Inbound(names.QUEUE_DETECT, msg.body, msg.message_id, TENANT_A))
+    svc.bus.complete(msg)
+    assert [(a.alert_id, a.count) for a in folded] == [(alert.alert_id, 2)]
+    (incident,) = incident_book(svc).list_incidents(TENANT_A)
+    assert (incident.alert_ids, [e.category for e in incident.entries]) == (
+        [alert.alert_id],
+        [Category.INTEGRATION_HEALTH],
+    )
 
 
 def test_integration_alerts_are_deterministic_per_day_and_merge() -> None:

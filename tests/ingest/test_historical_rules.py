@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 from shared.app import Services, configure
 from shared.emulators.graph import GraphEmulator
 from shared.graph.client import SyncGraphClient
 from shared.ingest.historical_rules import scan_tenant_rules
+from shared.ingest.replay import list_deadletters
+from shared.pipeline.messages import RaisedAlertsRef
 from shared.pipeline.respond import alert_store, incident_book
-from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform import names
+from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
+from shared.runtime.local import LocalRuntime
 from shared.tenants import TenantDirectory, TenantRecord
 
 TENANT = "aaaaaaaa-1111-4111-8111-000000000001"
@@ -67,4 +72,27 @@ def test_existing_rules_are_scored_and_rescans_do_not_double(svc: tuple[Services
     again = scan_tenant_rules(services, TENANT, now=1_800_600_000.0)
     assert [a.alert_id for a in again.alerts] == [alert.alert_id]
     assert [s.alert.alert_id for s in alert_store(services).list_alerts(TENANT)] == [alert.alert_id]
-    assert len(incident_book(services).list_incidents(TENANT)) == 1
+
+    # the incident is opened by the detect function, in the user's session: one message for both scans
+    bus = services.bus
+    assert isinstance(bus, InProcessBus)
+    (msg,) = bus.receive(names.QUEUE_DETECT, max_messages=10)
+    assert (msg.session_id, orjson.loads(msg.body)) == (
+        TENANT,
+        {"kind": "raised_alerts", "tenant_id": TENANT, "alert_ids": [alert.alert_id], "source": "historical_rules"},
+    )
+    assert incident_book(services).list_incidents(TENANT) == []
+    bus.abandon(msg)
+    LocalRuntime(bus).run_until_idle()
+    (incident,) = incident_book(services).list_incidents(TENANT)
+    assert (incident.user_key, incident.alert_ids) == (alert.user_key, [alert.alert_id])
+
+
+def test_raised_alerts_missing_from_the_store_are_parked_with_a_reason(svc: tuple[Services, GraphEmulator]) -> None:
+    services, _ = svc
+    body = RaisedAlertsRef(tenant_id=TENANT, alert_ids=["no-such-alert"], source="historical_rules").encode()
+    services.bus.send(names.QUEUE_DETECT, [OutboundMessage(body, message_id="raised:x", session_id=TENANT)])
+    LocalRuntime(services.bus).run_until_idle()  # type: ignore[arg-type]
+    (parked,) = list_deadletters(services)
+    assert (parked.queue, parked.reason, parked.tenant_id) == (names.QUEUE_DETECT, "alerts_missing", TENANT)
+    assert incident_book(services).list_incidents(TENANT) == []
