@@ -39,13 +39,18 @@ class Inbound:
     delivery_count: int = 1
 
 
-def _tenant_of(body: bytes) -> str:
+def _field_of(body: bytes, name: str) -> str | None:
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return "unknown"
-    tid = obj.get("tenant_id") if isinstance(obj, dict) else None
-    return str(tid).lower() if tid else "unknown"
+        return None
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return str(value) if value else None
+
+
+def _tenant_of(body: bytes) -> str:
+    tid = _field_of(body, "tenant_id")
+    return tid.lower() if tid else "unknown"
 
 
 def park(svc: Services, msg: Inbound, *, reason: str, description: str) -> None:
@@ -70,6 +75,13 @@ def park(svc: Services, msg: Inbound, *, reason: str, description: str) -> None:
     from shared.platform.telemetry import telemetry
 
     telemetry().metric("itdr.deadletters", 1, tenant_id=tenant, queue=msg.queue, reason=reason)
+    if msg.queue == names.QUEUE_REMEDIATION:
+        from shared.remediation.ledger import ActionKind
+        from shared.remediation.runner import count_remediation
+
+        action = _field_of(msg.body, "action")
+        known = action if action in {k.value for k in ActionKind} else None  # no free text in telemetry
+        count_remediation(tenant, known or "unknown", "dead_lettered")
     log.warning(
         "message parked",
         extra={"tenant_id": tenant, "queue": msg.queue, "message_id": msg.message_id, "reason": reason},

@@ -152,6 +152,16 @@ def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
             alert = old
         else:
             new.setdefault(alert.tenant_id, []).append(alert)
+            log.warning(
+                "integration health: %s",
+                alert.summary,
+                extra={
+                    "tenant_id": alert.tenant_id,
+                    "category": alert.category.value,
+                    "detector_id": alert.detector,
+                    "kind": alert.context.get("kind"),
+                },
+            )
         merged.append(alert)
     sink.upsert_alerts(merged)
     if svc.bus is not None:

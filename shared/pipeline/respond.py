@@ -224,7 +224,19 @@ def fold_raised_alerts(svc: Services, ref: RaisedAlertsRef) -> list[Alert]:
         )
     alerts = [a for a in found.values() if a is not None]
     after_alerts(svc, ref.tenant_id, alerts)
+    count_alerts(ref.tenant_id, alerts)
     return alerts
+
+
+def count_alerts(tenant_id: str, alerts: Sequence[Alert]) -> None:
+    """``itdr.alerts`` per detector, severity and category (what the operations monitors query)."""
+    from collections import Counter
+
+    tel = telemetry()
+    for (detector, severity, category), n in sorted(
+        Counter((a.detector, a.severity.value, a.category.value) for a in alerts).items()
+    ):
+        tel.metric("itdr.alerts", n, tenant_id=tenant_id, detector_id=detector, severity=severity, category=category)
 
 
 def detect_message(svc: Services, body: bytes) -> DetectResult | list[Alert]:
@@ -243,8 +255,7 @@ def detect_message(svc: Services, body: bytes) -> DetectResult | list[Alert]:
     tel.metric(
         "itdr.records.detected", result.outcome.processed, tenant_id=ref.tenant_id, content_type=ref.content_type
     )
-    if result.alerts:
-        tel.metric("itdr.alerts", len(result.alerts), tenant_id=ref.tenant_id)
+    count_alerts(ref.tenant_id, result.alerts)
     return result
 
 

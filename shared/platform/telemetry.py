@@ -7,18 +7,21 @@ dimensions are fixed strings and numbers, so tokens, passwords and mail content 
 
 Metric names (docs/operations.md has the KQL): ``itdr.records.ingested``, ``itdr.records.quarantined``,
 ``itdr.ingest.lag_seconds``, ``itdr.records.detected``, ``itdr.alerts``, ``itdr.remediations``,
-``itdr.deadletters``, ``itdr.deliveries``.
+``itdr.deadletters``.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 ALLOWED_DIMENSIONS = frozenset(
-    {"tenant_id", "content_type", "detector", "severity", "queue", "reason", "action", "status", "function"}
+    {"tenant_id", "content_type", "detector_id", "severity", "category", "queue", "reason", "action", "outcome"}
 )
+"""The dimensions docs/operations.md documents and infra/modules/monitoring.bicep queries."""
+RECENT_ITEMS = 2048
 
 
 class Telemetry:
@@ -30,6 +33,8 @@ class Telemetry:
         self._lock = threading.Lock()
         self.items = 0
         self.totals: dict[str, float] = {}
+        self.recent: deque[tuple[str, float, dict[str, str | int]]] = deque(maxlen=RECENT_ITEMS)
+        """The last items emitted, with their dimensions (tests and the local run read them)."""
 
     def metric(self, name: str, value: float, **dims: str | int) -> None:
         bad = set(dims) - ALLOWED_DIMENSIONS
@@ -38,6 +43,7 @@ class Telemetry:
         with self._lock:
             self.items += 1
             self.totals[name] = self.totals.get(name, 0.0) + value
+            self.recent.append((name, value, dims))
             if self._meter is None:
                 return
             inst = self._instruments.get(name)

@@ -115,6 +115,22 @@ class AlertSink(Protocol):
     def upsert_alerts(self, alerts: Sequence[Alert]) -> None: ...
 
 
+_OUTCOME = {"needs_manual": "manual"}
+"""``itdr.remediations`` outcome of a final ledger state (the others keep their name)."""
+
+
+def count_remediation(tenant_id: str, action: str, state: str) -> None:
+    """``itdr.remediations``: one per row written in its final state, or ``dead_lettered`` for a parked message."""
+    from shared.platform.telemetry import telemetry
+
+    outcome = _OUTCOME.get(state, state)
+    telemetry().metric("itdr.remediations", 1, tenant_id=tenant_id, action=action, outcome=outcome)
+
+
+def _count_final(entry: LedgerEntry) -> None:
+    count_remediation(entry.tenant_id, entry.action.value, entry.state.value)
+
+
 class HandleOutcome(StrEnum):
     """What one :meth:`RemediationRunner.handle` call did."""
 
@@ -249,6 +265,9 @@ class RemediationRunner:
                 if existing is None:
                     raise
                 entry = existing
+            else:
+                if entry.terminal:  # skipped by policy
+                    _count_final(entry)
             if entry.state is RemediationState.PENDING and entry.attempt == 0:
                 _send(self._bus, entry.request(attempt=1), message_id=f"{entry.key}:1")
             self._notify(entry)
@@ -305,6 +324,8 @@ class RemediationRunner:
         self._notify(entry)
         result = self._attempt(entry, policy)
         if result.outcome is not HandleOutcome.LOST_OWNERSHIP:
+            if result.entry.terminal:
+                _count_final(result.entry)
             self._notify(result.entry)
         return result
 
@@ -548,6 +569,8 @@ def _decide(
         entry.result = {"summary": f"rejected by {by}", **({"rejection": reason[:300]} if reason else {})}
         entry.transition(RemediationState.REJECTED, at=now, note=f"rejected by {by}")
     written = ledger.update_entry(entry)
+    if written.terminal:
+        _count_final(written)
     if on_change is not None:
         on_change(written)
     return written

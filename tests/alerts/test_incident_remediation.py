@@ -17,6 +17,7 @@ import httpx
 import jsonschema
 import pytest
 
+from shared import handlers
 from shared.alerts.delivery import DeliveryFormat, InMemoryDeliveryLedger, PartnerDeliveryClient
 from shared.alerts.incidents import (
     Incident,
@@ -39,6 +40,7 @@ from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.errors import NotFoundError
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
+from shared.platform.telemetry import telemetry
 from shared.records.event import iso
 from shared.remediation.actions import forwarding_cmdlet
 from shared.remediation.ledger import LedgerEntry, RemediationState, TableRemediationLedger
@@ -62,6 +64,13 @@ class World:
     graph: GraphEmulator
     clock: Clock
     handled: list[tuple[str, bytes]]
+    telemetry_mark: int = 0
+
+    def remediation_metrics(self) -> list[tuple[str, str, float]]:
+        """(action, outcome, value) of the ``itdr.remediations`` items this test emitted."""
+        tel = telemetry()
+        mine = list(tel.recent)[len(tel.recent) - (tel.items - self.telemetry_mark) :]
+        return [(str(d["action"]), str(d["outcome"]), v) for n, v, d in mine if n == "itdr.remediations"]
 
     def detected(self, alerts: list[Alert]) -> None:
         """What the detect function does with new alerts: store them, then incidents, triage, remediation."""
@@ -113,7 +122,7 @@ def world(storage: StorageClients, clock: Clock) -> Iterator[World]:
                 "remediation_policy": AUTO,
             },
         )
-        yield World(svc, bus, partner, graph, clock, [])
+        yield World(svc, bus, partner, graph, clock, [], telemetry().items)
 
 
 def sign_in(make_alert: MakeAlert, severity: Severity = Severity.HIGH) -> Alert:
@@ -171,6 +180,7 @@ def test_a_succeeded_remediation_is_recorded_in_its_incident_and_sent_to_the_par
         ),
     ]
     assert world.graph.state.effects() != []  # the account really was disabled through Graph
+    assert world.remediation_metrics() == [("isolate_identity", "succeeded", 1)]
 
 
 @pytest.mark.parametrize("replay", ["remediation_message", "detect_batch", "hook", "all"])
@@ -197,6 +207,7 @@ def test_a_replayed_notification_changes_nothing(world: World, make_alert: MakeA
     assert world.incident(alert).to_dict() == before
     assert (len(world.partner.requests), [b["revision"] for b in world.bodies()]) == (posts, [1, 2])
     assert [e.model_dump(exclude={"etag"}) for e in world.ledger()] == [row.model_dump(exclude={"etag"})]
+    assert world.remediation_metrics() == [("isolate_identity", "succeeded", 1)]  # replays count nothing more
 
 
 def test_a_crash_between_the_incident_and_the_message_is_repaired_by_the_redelivery(
@@ -259,6 +270,7 @@ def test_needs_manual_carries_the_manual_step_to_the_incident_and_both_formats(
         2,
         [("needs_manual", [step])],
     )
+    assert world.remediation_metrics() == [("clear_mailbox_forwarding", "manual", 1)]
     ocsf = incident_to_ocsf(inc)
     assert ocsf["unmapped"]["remediation"] == last["remediation"]
     assert ocsf["remediation"] == {
@@ -293,6 +305,7 @@ def test_awaiting_approval_then_rejected_are_both_published_once(world: World, m
         (2, ["pending_approval"]),
         (3, ["rejected"]),
     ]
+    assert world.remediation_metrics() == [("isolate_identity", "rejected", 1)]  # counted once
 
 
 def test_an_unpublished_incident_records_the_outcome_without_posting(world: World, make_alert: MakeAlert) -> None:
@@ -302,6 +315,15 @@ def test_an_unpublished_incident_records_the_outcome_without_posting(world: Worl
     world.drain()
     inc = world.incident(alert)
     assert ([r.state for r in inc.remediation], inc.revision, world.partner.requests) == (["succeeded"], 2, [])
+
+
+def test_a_parked_remediation_message_is_counted_as_dead_lettered(world: World) -> None:
+    body = b'{"tenant_id": "' + TENANT.encode() + b'", "action": "isolate_identity", "target": "not an object"}'
+    handlers.remediate(world.svc, handlers.Inbound(names.QUEUE_REMEDIATION, body, "bad-1"))
+    odd = b'{"tenant_id": "' + TENANT.encode() + b'", "action": "<script>", "target": {}}'
+    handlers.remediate(world.svc, handlers.Inbound(names.QUEUE_REMEDIATION, odd, "bad-2"))
+    assert world.remediation_metrics() == [("isolate_identity", "dead_lettered", 1), ("unknown", "dead_lettered", 1)]
+    assert world.ledger() == []
 
 
 def test_a_remediation_of_an_unknown_incident_is_ignored(world: World, make_alert: MakeAlert) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from shared.pipeline.respond import incident_book
 from shared.platform import names
 from shared.platform.bus import InProcessBus
 from shared.platform.settings import Settings
+from shared.platform.telemetry import telemetry
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 WEBHOOK = "https://itdr.example/api/o365/webhook"
@@ -215,11 +217,22 @@ def test_audit_logging_off_needs_a_human(make_svc, emulator) -> None:
     assert [f.subscription for f in report.feeds] == ["unknown"] * 4
 
 
-def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(svc: Services, clock) -> None:
+def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(
+    svc: Services, clock, caplog: pytest.LogCaptureFixture
+) -> None:
     for ct in FEED_CONTENT_TYPES:
         seen_content(svc, ct, clock() - timedelta(hours=1))
     seen_content(svc, EXO, clock() - timedelta(hours=13))
-    (alert,) = check_feeds(svc).alerts
+    with caplog.at_level(logging.WARNING, logger="shared.ingest.health"):
+        (alert,) = check_feeds(svc).alerts
+    # what the feed-health monitor of infra/modules/monitoring.bicep queries: a warning with the category
+    (warning,) = [r for r in caplog.records if r.getMessage().startswith("integration health")]
+    assert (warning.tenant_id, warning.category, warning.detector_id, warning.kind) == (  # type: ignore[attr-defined]
+        TENANT_A,
+        "integration_health",
+        DETECTOR,
+        "feed_silent",
+    )
     clock.advance(minutes=30)
     assert kinds(check_feeds(svc)) == [("feed_silent", EXO)]  # still silent: the same alert, counted
     assert isinstance(svc.bus, InProcessBus)
@@ -228,8 +241,22 @@ def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(svc: Servic
         TENANT_A,
         {"kind": "raised_alerts", "tenant_id": TENANT_A, "alert_ids": [alert.alert_id], "source": "feed_health"},
     )
+    mark = telemetry().items
     folded = handlers.detect_records(svc, handlers.Inbound(names.QUEUE_DETECT, msg.body, msg.message_id, TENANT_A))
     svc.bus.complete(msg)
+    emitted = list(telemetry().recent)[len(telemetry().recent) - (telemetry().items - mark) :]
+    assert [(n, v, d) for n, v, d in emitted if n == "itdr.alerts"] == [
+        (
+            "itdr.alerts",
+            1,
+            {
+                "tenant_id": TENANT_A,
+                "detector_id": DETECTOR,
+                "severity": alert.severity.value,
+                "category": "integration_health",
+            },
+        )
+    ]
     assert [(a.alert_id, a.count) for a in folded] == [(alert.alert_id, 2)]
     (incident,) = incident_book(svc).list_incidents(TENANT_A)
     assert (incident.alert_ids, [e.category for e in incident.entries]) == (
