@@ -144,9 +144,21 @@ def configure(services: Services | None) -> None:
 
 
 def services() -> Services:
-    """The services of this process, built from the environment on first use."""
+    """The services of this process, built from the environment on first use.
+
+    The first build also sets up telemetry, so the logs of every function reach Application Insights from
+    the first line on (not only after the first metric).
+    """
     global _services
     with _lock:
-        if _services is None:
-            _services = Services.from_settings(Settings.from_env())
-        return _services
+        built = _services
+        if built is None:
+            built = _services = Services.from_settings(Settings.from_env())
+            fresh = True
+        else:
+            fresh = False
+    if fresh:
+        from shared.platform.telemetry import telemetry
+
+        telemetry()
+    return built

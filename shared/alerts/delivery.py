@@ -367,7 +367,7 @@ class PartnerDeliveryClient:
             log.info(
                 "delivery skipped",
                 extra={
-                    "tenant": tenant,
+                    "tenant_id": tenant,
                     "incident": incident.incident_id,
                     "revision": incident.revision,
                     "outcome": outcome,
@@ -404,7 +404,7 @@ class PartnerDeliveryClient:
         log.info(
             "incident delivered",
             extra={
-                "tenant": tenant,
+                "tenant_id": tenant,
                 "incident": incident.incident_id,
                 "revision": incident.revision,
                 "attempts": attempts,
@@ -436,7 +436,7 @@ class PartnerDeliveryClient:
     def _deliver_once(self, body: Mapping[str, Any], *, what: str, record_failure: bool = False) -> DeliveryResult:
         tenant, item_id, key = str(body["tenant_id"]), str(body["incident_id"]), str(body["idempotency_key"])
         if self._ledger.delivered_revision(tenant, item_id) >= 1:
-            log.info("%s already delivered", what, extra={"tenant": tenant, "incident": item_id})
+            log.info("%s already delivered", what, extra={"tenant_id": tenant, "incident": item_id})
             return DeliveryResult("already_delivered", item_id, 1, key)
         headers = {
             "Content-Type": "application/json",
@@ -475,7 +475,7 @@ class PartnerDeliveryClient:
                 tenant, item_id, 1, STATUS_DELIVERED, self._now(), status, attempts, key, DeliveryFormat.ITDR.value
             )
         )
-        log.info("%s delivered", what, extra={"tenant": tenant, "incident": item_id, "attempts": attempts})
+        log.info("%s delivered", what, extra={"tenant_id": tenant, "incident": item_id, "attempts": attempts})
         return DeliveryResult("delivered", item_id, 1, key, attempts, status)
 
     def _post(
@@ -516,7 +516,7 @@ class PartnerDeliveryClient:
             last_error.__cause__ = cause
             log.warning(
                 "delivery attempt failed",
-                extra={"tenant": scope, "incident": incident_id, "attempt": attempt, "reason": last_error.reason},
+                extra={"tenant_id": scope, "incident": incident_id, "attempt": attempt, "reason": last_error.reason},
             )
             if retry_after is not None and retry_after > self._retry.max_retry_after:
                 raise last_error

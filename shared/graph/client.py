@@ -519,7 +519,7 @@ class GraphClient:
                 logging.WARNING if isinstance(mapped, PermissionError_) else logging.INFO,
                 "graph call failed",
                 extra={
-                    "tenant": self._tenant_id,
+                    "tenant_id": self._tenant_id,
                     "operation": operation,
                     "status": mapped.context.get("status"),
                     "graph_code": mapped.context.get("graph_code"),

@@ -129,7 +129,7 @@ def record_remediation(svc: Services, entry: LedgerEntry) -> IncidentRef | None:
     except NotFoundError:
         log.info(
             "remediation of an unknown incident not recorded",
-            extra={"tenant": entry.tenant_id, "incident": entry.incident_id, "key": entry.key},
+            extra={"tenant_id": entry.tenant_id, "incident": entry.incident_id, "key": entry.key},
         )
         return None
     crash_point("remediation.after_incident")
@@ -142,7 +142,7 @@ def record_remediation(svc: Services, entry: LedgerEntry) -> IncidentRef | None:
         log.info(
             "remediation recorded in incident",
             extra={
-                "tenant": entry.tenant_id,
+                "tenant_id": entry.tenant_id,
                 "incident": entry.incident_id,
                 "revision": incident.revision,
                 "action": entry.action.value,

@@ -48,6 +48,8 @@ def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[s
         log.warning("weekly reports stored but not delivered: no partner endpoint (ITDR_PARTNER_ENDPOINT)")
 
     for rec in tenants(svc).list():
+        if rec.status == "offboarded":
+            continue  # no scan of its mailboxes, no report: the customer left
         tid = rec.tenant_id
         summary: dict[str, Any] = {"tenant_id": tid}
         try:  # rules that predate onboarding, or were made where the audit log did not see them
@@ -74,7 +76,7 @@ def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[s
                 summary["delivery"] = f"failed:{exc.reason}"
                 log.warning(
                     "weekly report not delivered; it stays in the reports container",
-                    extra={"tenant": tid, "reason": exc.reason, "blob": base},
+                    extra={"tenant_id": tid, "reason": exc.reason, "blob": base},
                 )
         out.append(summary)
     return out

@@ -395,7 +395,7 @@ class RemediationRunner:
         except PermanentError as exc:
             return self._fail(holder["entry"], exc, ctx=ctx)
         except Exception as exc:  # a bug or an unmapped failure: retried within the bound, recorded
-            _log.exception("remediation action raised", extra={"tenant": entry.tenant_id, "key": entry.key})
+            _log.exception("remediation action raised", extra={"tenant_id": entry.tenant_id, "key": entry.key})
             return self._retry(holder["entry"], ctx, exc, policy.retry)
         return self._record(holder["entry"], ctx, result)
 
@@ -425,7 +425,9 @@ class RemediationRunner:
         if written is None:
             return self._lost(entry)
         _log.info(
-            "remediation %s", state.value, extra={"tenant": entry.tenant_id, "key": entry.key, "action": entry.action}
+            "remediation %s",
+            state.value,
+            extra={"tenant_id": entry.tenant_id, "key": entry.key, "action": entry.action},
         )
         return HandleResult(HandleOutcome(state.value), written)
 

@@ -305,3 +305,10 @@ def test_a_weekly_report_never_carries_another_tenants_incidents() -> None:
         build_weekly_report_payload(report, [theirs])
     assert weekly_report_id_for(CONTOSO, MONDAY) == weekly_report_id_for(CONTOSO, MONDAY + timedelta(days=6))
     assert weekly_report_id_for(CONTOSO, MONDAY) != weekly_report_id_for(FABRIKAM, MONDAY)
+
+
+def test_an_offboarded_tenant_gets_no_report_and_no_scan(rig: Rig) -> None:
+    seed(rig.svc)
+    tenants(rig.svc).upsert(TenantRecord(tenant_id=FABRIKAM, name="Fabrikam", status="offboarded"))
+    assert [s["tenant_id"] for s in weekly_reports(rig.svc, now=NOW)] == [CONTOSO]
+    assert {p.json()["tenant_id"] for p in rig.partner.effective_deliveries} == {CONTOSO}
