@@ -95,6 +95,12 @@ union
 | summarize events = count(), detail = take_any(detail) by tenant_id
 '''
 
+var parkedMessagesQuery = '''
+customMetrics
+| where name == "itdr.deadletters"
+| summarize parked = sum(valueSum) by tenant_id = tostring(customDimensions.tenant_id), queue = tostring(customDimensions.queue), reason = tostring(customDimensions.reason)
+'''
+
 var remediationFailuresQuery = '''
 customMetrics
 | where name == "itdr.remediations"
@@ -191,6 +197,67 @@ resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
         actionGroupId: actionGroup.id
       }
     ]
+  }
+}
+
+resource parkedMessagesAlert 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
+  name: '${alertNamePrefix}-parked-messages'
+  location: location
+  tags: tags
+  properties: {
+    displayName: '${alertNamePrefix}: parked messages'
+    description: 'The app parked a message it cannot process (bad input, a partner endpoint refusing, a missing setting): the work did not happen. Runbook: docs/operations.md#parked-messages'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: parkedMessagesQuery
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'parked'
+          dimensions: [
+            {
+              name: 'tenant_id'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'queue'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'reason'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
   }
 }
 

@@ -202,7 +202,8 @@ def test_operations_alerts(infra: list[BicepFile]) -> None:
         r.symbol: r.instances()[0]["properties"]["criteria"]["allOf"][0]["query"]
         for r in deployed(infra, "Microsoft.Insights/scheduledQueryRules")
     }
-    assert set(queries) == {"functionFailuresAlert", "feedHealthAlert", "remediationFailuresAlert"}
+    assert set(queries) == {"functionFailuresAlert", "feedHealthAlert", "remediationFailuresAlert", "parkedMessagesAlert"}
+    assert '"itdr.deadletters"' in queries["parkedMessagesAlert"]
     assert "requests" in queries["functionFailuresAlert"]
     assert "success == false" in queries["functionFailuresAlert"]
     assert "integration_health" in queries["feedHealthAlert"]
@@ -217,7 +218,7 @@ def test_alert_runbook_links_exist_in_operations_doc(infra: list[BicepFile]) -> 
         for line in (REPO / "docs" / "operations.md").read_text(encoding="utf-8").splitlines()
         if line.startswith("#")
     }
-    assert anchors == {"function-failures", "dead-letters", "feed-health", "remediation-failures"}
+    assert anchors == {"function-failures", "dead-letters", "parked-messages", "feed-health", "remediation-failures"}
     assert anchors - headings == set()
 
 
