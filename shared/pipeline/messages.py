@@ -97,6 +97,8 @@ class IncidentRef(_Msg):
     incident_id: str
     revision: int = 1
     partner_id: str | None = None
+    retry: int = Field(default=0, ge=0)
+    """How many times the delivery was put off because the partner endpoint was unavailable."""
 
 
 def session_for(tenant_id: str, shard: int, shards: int) -> str:

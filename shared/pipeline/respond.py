@@ -260,9 +260,9 @@ def detect_message(svc: Services, body: bytes) -> DetectResult | list[Alert]:
 
 
 def deliver_message(svc: Services, body: bytes) -> Any:
-    from shared.pipeline.delivery import deliver
+    from shared.pipeline.delivery import deliver_or_reschedule
 
-    return deliver(svc, body)
+    return deliver_or_reschedule(svc, body)
 
 
 def remediation_message(svc: Services, body: bytes) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import orjson
 import pytest
 
 from shared import handlers
@@ -32,6 +33,8 @@ from shared.detection.model import Alert, Category, Severity
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.partner import PartnerEndpoint
 from shared.graph.client import SyncGraphClient
+from shared.ingest.replay import list_deadletters
+from shared.pipeline.delivery import RETRY_DELAYS_S
 from shared.pipeline.incident_actions import record_remediation
 from shared.pipeline.remediation import reject_remediation, run_remediation
 from shared.pipeline.respond import after_alerts, alert_store, deliver_message, incident_book
@@ -456,3 +459,54 @@ def test_record_remediation_bounds_what_it_stores(book: Any, make_alert: MakeAle
 def test_record_remediation_of_a_missing_incident_is_not_found(book: Any) -> None:
     with pytest.raises(NotFoundError):
         book.record_remediation(TENANT, "inc-000000000000000000000000", _entry("succeeded", T))
+
+
+def _deliver_due(world: World) -> int:
+    """Run the registered delivery body on every alerts message due now; returns how many ran."""
+    n = 0
+    for m in world.bus.receive(names.QUEUE_ALERTS, max_messages=50):
+        handlers.deliver_alerts(world.svc, handlers.Inbound(names.QUEUE_ALERTS, m.body, m.message_id))
+        world.bus.complete(m)
+        n += 1
+    return n
+
+
+def test_an_unavailable_partner_endpoint_puts_the_delivery_off_and_nothing_is_lost(
+    world: World, make_alert: MakeAlert
+) -> None:
+    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    world.partner.set_down(status=503)
+    alert = sign_in(make_alert)
+    world.detected([alert])  # revision 1, then 2 (the action awaiting approval): only 2 is posted
+    assert _deliver_due(world) == 2  # the client's quick retries fail: revision 2 is put off
+    assert (world.bus.pending(names.QUEUE_ALERTS), world.bus.next_visible_at()) == (1, world.clock() + 60)
+    assert _deliver_due(world) == 0  # not before its time
+    world.partner.set_up()
+    world.clock.advance(60)
+    (later,) = world.bus.receive(names.QUEUE_ALERTS, max_messages=10)
+    inc = world.incident(alert)
+    assert orjson.loads(later.body) == {
+        "tenant_id": TENANT,
+        "incident_id": inc.incident_id,
+        "revision": 2,
+        "partner_id": None,
+        "retry": 1,
+    }
+    world.bus.abandon(later)
+    assert _deliver_due(world) == 1
+    assert [(b["incident_id"], b["revision"]) for b in world.bodies()] == [(inc.incident_id, 2)]
+    assert list_deadletters(world.svc) == []
+
+
+def test_a_partner_endpoint_down_for_good_is_parked_after_the_last_retry(world: World, make_alert: MakeAlert) -> None:
+    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    world.partner.set_down(status=503)
+    world.detected([sign_in(make_alert)])
+    ran = 0
+    for _ in range(len(RETRY_DELAYS_S) + 2):
+        ran += _deliver_due(world)
+        world.clock.advance(max(RETRY_DELAYS_S))
+    assert ran == 1 + 1 + len(RETRY_DELAYS_S)  # revision 1 (superseded), the first try of 2 and every retry
+    (parked,) = list_deadletters(world.svc)
+    assert (parked.queue, parked.reason, parked.tenant_id) == (names.QUEUE_ALERTS, "partner_unavailable", TENANT)
+    assert world.bodies() == []
