@@ -52,10 +52,16 @@ resource teamsConnection 'Microsoft.Web/connections@2016-06-01' = {
 }
 
 // Workflow Definition Language expressions (@...) are Logic Apps syntax, evaluated at run time.
-var alertTitle = '@{coalesce(triggerBody()?[\'title\'], triggerBody()?[\'finding_info\']?[\'title\'], \'ITDR alert\')}'
-var alertSeverity = '@{coalesce(triggerBody()?[\'severity\'], \'unknown\')}'
-var alertTenant = '@{coalesce(triggerBody()?[\'tenant_id\'], triggerBody()?[\'cloud\']?[\'account\']?[\'uid\'], \'\')}'
-var alertHtml = '<p><b>${alertTitle}</b></p><p>Severity: ${alertSeverity}<br/>Tenant: ${alertTenant}</p><pre>@{string(triggerBody())}</pre>'
+// Alert text comes from audit records an attacker can shape (rule names, app names, user agents): every
+// value put into the HTML body is escaped (&, <, >); the subject is plain text.
+var titleExpr = 'coalesce(triggerBody()?[\'title\'], triggerBody()?[\'finding_info\']?[\'title\'], \'ITDR alert\')'
+var severityExpr = 'string(coalesce(triggerBody()?[\'severity\'], \'unknown\'))'
+var tenantExpr = 'string(coalesce(triggerBody()?[\'tenant_id\'], triggerBody()?[\'cloud\']?[\'account\']?[\'uid\'], \'\'))'
+var alertTitle = '@{${titleExpr}}'
+var alertSeverity = '@{${severityExpr}}'
+var alertHtml = '<p><b>@{replace(replace(replace(string(${titleExpr}), \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</b></p><p>Severity: @{replace(replace(replace(${severityExpr}, \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}<br/>Tenant: @{replace(replace(replace(${tenantExpr}, \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</p><pre>@{replace(replace(replace(string(triggerBody()), \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</pre>'
+// notices (proof of life, the weekly report) are not alarms
+var importance = '@{if(or(equals(triggerBody()?[\'kind\'], \'proof_of_life\'), equals(triggerBody()?[\'kind\'], \'weekly_report\')), \'Normal\', \'High\')}'
 
 resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
   name: name
@@ -100,7 +106,7 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
               To: alertRecipients
               Subject: '[ITDR ${alertSeverity}] ${alertTitle}'
               Body: alertHtml
-              Importance: 'High'
+              Importance: importance
             }
           }
         }
