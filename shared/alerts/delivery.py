@@ -352,6 +352,10 @@ class PartnerDeliveryClient:
             return incident_to_ocsf(incident, decision=decision)
         return build_payload(incident, decision=decision, generated_at=self._now())
 
+    def delivered_revision(self, scope: str, incident_id: str) -> int:
+        """The highest revision of an incident delivered to the partner (0 when none)."""
+        return self._ledger.delivered_revision(scope, incident_id)
+
     def deliver(self, incident: Incident | PartnerIncident, *, decision: Decision | None = None) -> DeliveryResult:
         """Post one revision of an incident unless the ledger shows it (or a later revision) delivered."""
         if isinstance(incident, PartnerIncident):

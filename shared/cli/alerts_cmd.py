@@ -222,8 +222,14 @@ def cmd_alerts_set_status(
     fmt: str = "table",
     out: IO[str] | None = None,
     now: Callable[[], float] = time.time,
+    publish: Callable[[Any], None] | None = None,
 ) -> int:
-    """Acknowledge, confirm or dismiss an alert (dismiss may also add a suppression). Returns 0."""
+    """Acknowledge, confirm or dismiss an alert (dismiss may also add a suppression). Returns 0.
+
+    When the verdict changes the alert's incident, ``publish`` is given the incident (the ``itdr`` command
+    sends its new revision to the delivery function, which posts it if triage publishes it, and posts a
+    dismissal of an incident the partner already has, so its ticket can be closed).
+    """
     stream = out or sys.stdout
     stores = _stores(storage, now)
     created: Suppression | None = None
@@ -244,6 +250,8 @@ def cmd_alerts_set_status(
     record, incident = apply_alert_verdict(
         stores.alerts, stores.incidents, tenant_id, alert_id, status, by=by, reason=reason
     )
+    if incident is not None and publish is not None:
+        publish(incident)
     if fmt == "json":
         _json(
             {
@@ -256,7 +264,10 @@ def cmd_alerts_set_status(
         return 0
     stream.write(f"{record.alert.alert_id}: {record.status.value} (by {by})\n")
     if incident is not None:
-        stream.write(f"incident {incident.incident_id}: {incident.status.value}, revision {incident.revision}\n")
+        sent = "sent for delivery" if publish is not None else "not sent for delivery (no Service Bus configured)"
+        stream.write(
+            f"incident {incident.incident_id}: {incident.status.value}, revision {incident.revision}, {sent}\n"
+        )
     if created is not None:
         until = iso(created.expires_at) if created.expires_at is not None else "never"
         stream.write(f"suppression {created.suppression_id} added (expires {until})\n")
@@ -383,8 +394,10 @@ def dispatch(
     *,
     out: IO[str] | None = None,
     now: Callable[[], float] = time.time,
+    publish: Callable[[Any], None] | None = None,
 ) -> int:
-    """Run parsed ``alerts``/``suppressions`` arguments against explicit storage."""
+    """Run parsed ``alerts``/``suppressions`` arguments against explicit storage (``publish``: see
+    `cmd_alerts_set_status`)."""
     fmt = getattr(args, "format", "table")
     if args.command == "alerts":
         op = args.alerts_command
@@ -408,6 +421,7 @@ def dispatch(
             fmt=fmt,
             out=out,
             now=now,
+            publish=publish,
         )
     op = args.suppressions_command
     if op == "list":
@@ -439,7 +453,26 @@ def run(args: argparse.Namespace) -> int:
     """The argparse handler: storage from the settings."""
     from shared.platform.settings import Settings
 
-    return dispatch(args, StorageClients.from_settings(Settings.from_env()))
+    settings = Settings.from_env()
+    return dispatch(args, StorageClients.from_settings(settings), publish=incident_publisher(settings))
+
+
+def incident_publisher(settings: Any) -> Callable[[Any], None] | None:
+    """Send an incident's current revision to the alerts queue, as the detect function does (None without a
+    Service Bus namespace in the settings)."""
+    if not settings.servicebus_namespace:
+        return None
+    from shared.app import services
+    from shared.pipeline.messages import IncidentRef
+    from shared.platform import names
+    from shared.platform.bus import OutboundMessage
+
+    def publish(incident: Any) -> None:
+        ref = IncidentRef(tenant_id=incident.tenant_id, incident_id=incident.incident_id, revision=incident.revision)
+        message = OutboundMessage(ref.encode(), message_id=f"incident:{incident.incident_id}:{incident.revision}")
+        services().bus.send(names.QUEUE_ALERTS, [message])
+
+    return publish
 
 
 def register(subparsers: Any) -> None:

@@ -6,6 +6,7 @@ timer body in :mod:`shared.pipeline.reports`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -119,9 +120,16 @@ def deliver(svc: Services, body: bytes) -> Any:
     if incident.revision > ref.revision:
         return None  # a later revision has its own message
     decision = decide_incident(svc, incident)
+    client = delivery_client(svc)
     if not decision.publish:
-        return None  # dismissed or suppressed since it was queued
-    return delivery_client(svc).deliver(incident, decision=decision)
+        from shared.alerts.store import AlertStatus
+
+        closing = incident.status is AlertStatus.DISMISSED and client.delivered_revision(ref.tenant_id, ref.incident_id)
+        if not closing:
+            return None  # suppressed, waiting for an analyst, or dismissed before the partner saw it
+        # the partner has an earlier revision (a ticket): post the dismissal so it can be closed
+        decision = dataclasses.replace(decision, publish=True)
+    return client.deliver(incident, decision=decision)
 
 
 def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:

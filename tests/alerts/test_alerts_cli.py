@@ -72,7 +72,10 @@ def test_ack_confirm_dismiss_record_who_and_why_and_reach_the_incident(storage: 
     rc, text = run(storage, "alerts", "confirm", "--tenant", TENANT, b.alert_id, "--by", "ana", "--reason", "not hers")
     assert (rc, text.splitlines()) == (
         0,
-        [f"{b.alert_id}: confirmed (by ana)", f"incident {inc.incident_id}: confirmed, revision 3"],
+        [
+            f"{b.alert_id}: confirmed (by ana)",
+            f"incident {inc.incident_id}: confirmed, revision 3, not sent for delivery (no Service Bus configured)",
+        ],
     )
     rc, text = run(storage, "alerts", "show", "--tenant", TENANT, b.alert_id, "--format", "json")
     shown = orjson.loads(text)
@@ -186,3 +189,20 @@ def test_durations(text: str, expected: float | None) -> None:
 )
 def test_times(text: str, expected: float) -> None:
     assert parse_when(text, now=T0) == expected
+
+
+def test_a_verdict_that_changes_the_incident_sends_its_new_revision(storage: Any, seeded: Any) -> None:
+    (_, b), inc = seeded
+    sent: list[tuple[str, int, str]] = []
+    args = parser().parse_args(["alerts", "confirm", "--tenant", TENANT, b.alert_id, "--by", "ana", "--reason", "x"])
+    out = io.StringIO()
+
+    def publish(incident: Any) -> None:
+        sent.append((incident.incident_id, incident.revision, incident.status.value))
+
+    assert dispatch(args, storage, out=out, now=lambda: T0 + 2 * H, publish=publish) == 0
+    assert sent == [(inc.incident_id, 2, "confirmed")]
+    assert out.getvalue().splitlines()[-1] == f"incident {inc.incident_id}: confirmed, revision 2, sent for delivery"
+    again = parser().parse_args(["alerts", "confirm", "--tenant", TENANT, b.alert_id, "--by", "ana", "--reason", "x"])
+    assert dispatch(again, storage, out=io.StringIO(), now=lambda: T0 + 2 * H, publish=publish) == 0
+    assert sent == [(inc.incident_id, 2, "confirmed")]  # the incident did not change: nothing more to send

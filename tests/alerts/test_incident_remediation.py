@@ -36,10 +36,11 @@ from shared.graph.client import SyncGraphClient
 from shared.ingest.replay import list_deadletters
 from shared.pipeline.delivery import RETRY_DELAYS_S
 from shared.pipeline.incident_actions import record_remediation
+from shared.pipeline.messages import IncidentRef
 from shared.pipeline.remediation import reject_remediation, run_remediation
 from shared.pipeline.respond import after_alerts, alert_store, deliver_message, incident_book
 from shared.platform import faults, names
-from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
 from shared.platform.errors import NotFoundError
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
@@ -510,3 +511,31 @@ def test_a_partner_endpoint_down_for_good_is_parked_after_the_last_retry(world: 
     (parked,) = list_deadletters(world.svc)
     assert (parked.queue, parked.reason, parked.tenant_id) == (names.QUEUE_ALERTS, "partner_unavailable", TENANT)
     assert world.bodies() == []
+
+
+def _send_revision(world: World, inc: Incident) -> None:
+    """What `itdr alerts dismiss` sends after its verdict changed the incident."""
+    body = IncidentRef(tenant_id=TENANT, incident_id=inc.incident_id, revision=inc.revision).encode()
+    world.bus.send(names.QUEUE_ALERTS, [OutboundMessage(body, message_id=f"incident:{inc.incident_id}:{inc.revision}")])
+
+
+@pytest.mark.parametrize("severity", [Severity.HIGH, Severity.MEDIUM])
+def test_a_dismissal_is_posted_only_when_the_partner_has_the_incident(
+    world: World, make_alert: MakeAlert, severity: Severity
+) -> None:
+    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "off"}
+    alert = sign_in(make_alert, severity)  # high: published at once; medium: waits for an analyst
+    world.detected([alert])
+    world.drain()
+    delivered = [b["revision"] for b in world.bodies()]
+    dismissed = incident_book(world.svc).set_status(
+        TENANT, world.incident(alert).incident_id, "dismissed", by="ana", reason="travel"
+    )
+    _send_revision(world, dismissed)
+    world.drain()
+    if severity is Severity.HIGH:
+        assert delivered == [1]
+        assert [(b["revision"], b["status"]) for b in world.bodies()] == [(1, "new"), (2, "dismissed")]
+    else:
+        assert delivered == []
+        assert world.bodies() == []  # the partner never saw it: nothing to close
