@@ -22,16 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def profile(corpus_dir: Path) -> tuple[dict[str, float], dict[str, int], float, float, float, int]:
     """(seconds per part, calls per part, orjson s, parse s, engine s, records) of one pass."""
-    import orjson
-
     from detectors import default_registry
+    from shared.bench.timing import timed_pass
     from shared.detection.base import DetectionContext
     from shared.detection.config import TenantConfig
     from shared.detection.engine import DetectionEngine, InMemoryAlertSink
     from shared.detection.model import Finding
     from shared.detection.state import InMemoryStateStore
     from shared.enrich.factory import IntelFeeds, build_local_enricher
-    from shared.records.event import Event, parse_blob
+    from shared.records.event import Event
 
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
@@ -64,23 +63,8 @@ def profile(corpus_dir: Path) -> tuple[dict[str, float], dict[str, int], float, 
     engine = DetectionEngine(registry, store=InMemoryStateStore(), sink=InMemoryAlertSink(), enricher=TimedEnricher())
     gc.collect()
     gc.freeze()
-    ceiling = parse = total = 0.0
-    records = 0
-    for i, f in enumerate(sorted(corpus_dir.glob("*.json"))):
-        data = f.read_bytes()
-        t0 = clock()
-        orjson.loads(data)
-        t1 = clock()
-        parsed = parse_blob(data)
-        t2 = clock()
-        engine.process(parsed.events[0].tenant_id if parsed.events else "", parsed.events, batch_id=f"profile-{i}")
-        records += parsed.read
-        del parsed
-        t3 = clock()
-        ceiling += t1 - t0
-        parse += t2 - t1
-        total += t3 - t2
-    return dict(seconds), dict(calls), ceiling, parse, total, records
+    t = timed_pass(engine, sorted(corpus_dir.glob("*.json")), tag="profile")
+    return dict(seconds), dict(calls), t.ceiling_s, t.parse_s, t.engine_s, t.records
 
 
 def main(argv: list[str] | None = None) -> int:
