@@ -465,12 +465,9 @@ def incident_publisher(settings: Any) -> Callable[[Any], None] | None:
     from shared.app import services
     from shared.pipeline.messages import IncidentRef
     from shared.platform import names
-    from shared.platform.bus import OutboundMessage
 
     def publish(incident: Any) -> None:
-        ref = IncidentRef(tenant_id=incident.tenant_id, incident_id=incident.incident_id, revision=incident.revision)
-        message = OutboundMessage(ref.encode(), message_id=f"incident:{incident.incident_id}:{incident.revision}")
-        services().bus.send(names.QUEUE_ALERTS, [message])
+        services().bus.send(names.QUEUE_ALERTS, [IncidentRef.of(incident).message()])
 
     return publish
 

@@ -23,7 +23,6 @@ from shared.alerts.incidents import Incident, RemediationEntry
 from shared.app import Services
 from shared.pipeline.messages import IncidentRef
 from shared.platform import names
-from shared.platform.bus import OutboundMessage
 from shared.platform.errors import NotFoundError
 from shared.platform.faults import crash_point
 from shared.remediation.ledger import TERMINAL_STATES, LedgerEntry, RemediationState
@@ -107,9 +106,8 @@ def _publish(svc: Services, incident: Incident) -> IncidentRef | None:
 
     if not decide_incident(svc, incident).publish:
         return None
-    ref = IncidentRef(tenant_id=incident.tenant_id, incident_id=incident.incident_id, revision=incident.revision)
-    message_id = f"incident:{incident.incident_id}:{incident.revision}"
-    svc.bus.send(names.QUEUE_ALERTS, [OutboundMessage(ref.encode(), message_id=message_id)])
+    ref = IncidentRef.of(incident)
+    svc.bus.send(names.QUEUE_ALERTS, [ref.message()])
     return ref
 
 

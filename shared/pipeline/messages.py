@@ -7,11 +7,12 @@ archive (the claim-check pattern): Service Bus messages per record stay near 0.0
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.platform.bus import OutboundMessage
 from shared.platform.errors import BadInputError
 
 
@@ -99,6 +100,16 @@ class IncidentRef(_Msg):
     partner_id: str | None = None
     retry: int = Field(default=0, ge=0)
     """How many times the delivery was put off because the partner endpoint was unavailable."""
+
+    @classmethod
+    def of(cls, incident: Any) -> IncidentRef:
+        """The reference to an incident's current revision."""
+        return cls(tenant_id=incident.tenant_id, incident_id=incident.incident_id, revision=incident.revision)
+
+    def message(self) -> OutboundMessage:
+        """The alerts-queue message that publishes this revision (one message ID per revision)."""
+        kind = "incident" if self.partner_id is None else "partner-incident"
+        return OutboundMessage(self.encode(), message_id=f"{kind}:{self.incident_id}:{self.revision}")
 
 
 def session_for(tenant_id: str, shard: int, shards: int) -> str:

@@ -164,13 +164,12 @@ def after_alerts(svc: Services, tenant_id: str, alerts: Sequence[Alert]) -> None
     for inc in incidents:
         if not decide_incident(svc, inc, policy=policy, active=active).publish:
             continue
-        ref = IncidentRef(tenant_id=tenant_id, incident_id=inc.incident_id, revision=inc.revision)
-        out.append(OutboundMessage(ref.encode(), message_id=f"incident:{inc.incident_id}:{inc.revision}"))
+        out.append(IncidentRef.of(inc).message())
     for pinc in correlator(svc).add_alerts(alerts, include_unchanged=True):
         ref = IncidentRef(
             tenant_id=pinc.scope, incident_id=pinc.incident_id, revision=pinc.revision, partner_id=pinc.partner_id
         )
-        out.append(OutboundMessage(ref.encode(), message_id=f"partner-incident:{pinc.incident_id}:{pinc.revision}"))
+        out.append(ref.message())
     if out:
         svc.bus.send(names.QUEUE_ALERTS, out)
     from shared.pipeline.remediation import plan_and_submit

@@ -40,7 +40,7 @@ from shared.pipeline.messages import IncidentRef
 from shared.pipeline.remediation import reject_remediation, run_remediation
 from shared.pipeline.respond import after_alerts, alert_store, deliver_message, incident_book
 from shared.platform import faults, names
-from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
+from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.errors import NotFoundError
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
@@ -515,8 +515,7 @@ def test_a_partner_endpoint_down_for_good_is_parked_after_the_last_retry(world: 
 
 def _send_revision(world: World, inc: Incident) -> None:
     """What `itdr alerts dismiss` sends after its verdict changed the incident."""
-    body = IncidentRef(tenant_id=TENANT, incident_id=inc.incident_id, revision=inc.revision).encode()
-    world.bus.send(names.QUEUE_ALERTS, [OutboundMessage(body, message_id=f"incident:{inc.incident_id}:{inc.revision}")])
+    world.bus.send(names.QUEUE_ALERTS, [IncidentRef.of(inc).message()])
 
 
 @pytest.mark.parametrize("severity", [Severity.HIGH, Severity.MEDIUM])
