@@ -120,7 +120,7 @@ def integration_alert(
 
 
 def _default_sink(svc: Services) -> Any:
-    """The deployed alert store (Table Storage), or None when storage is not configured."""
+    """``svc.extras["alert_sink"]``, else the deployed alert store; None when storage is not configured."""
     try:
         from shared.pipeline.respond import alert_sink
 
@@ -136,7 +136,7 @@ def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
         unique.setdefault((alert.tenant_id, alert.alert_id), alert)
     if not unique:
         return 0
-    sink = svc.extras.get("alert_sink") or _default_sink(svc)
+    sink = _default_sink(svc)
     if sink is None:
         for alert in unique.values():
             log.warning("integration alert (no alert sink): tenant=%s %s", alert.tenant_id, alert.summary)

@@ -36,6 +36,12 @@ class Telemetry:
         self.recent: deque[tuple[str, float, dict[str, str | int]]] = deque(maxlen=RECENT_ITEMS)
         """The last items emitted, with their dimensions (tests and the local run read them)."""
 
+    def since(self, mark: int) -> list[tuple[str, float, dict[str, str | int]]]:
+        """The items emitted after ``items`` was ``mark`` (at most the last `RECENT_ITEMS`)."""
+        with self._lock:
+            count = min(self.items - mark, len(self.recent))
+            return list(self.recent)[len(self.recent) - count :] if count > 0 else []
+
     def metric(self, name: str, value: float, **dims: str | int) -> None:
         bad = set(dims) - ALLOWED_DIMENSIONS
         if bad:

@@ -18,7 +18,7 @@ Unknown workloads and fields are kept: every parsed record carries its raw JSON 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -135,39 +135,37 @@ def convert_record(obj: dict[str, Any]) -> AuditRecord:
     return _RECORD_DECODER.decode(msgspec.json.encode(obj))
 
 
-_IDENTITIES = msgspec.json.Decoder(list[IdentityRef] | None, strict=False)
+_T = TypeVar("_T")
+_IDENTITIES: msgspec.json.Decoder[list[IdentityRef] | None] = msgspec.json.Decoder(
+    list[IdentityRef] | None, strict=False
+)
 _NAME_VALUES: msgspec.json.Decoder[NameValues] = msgspec.json.Decoder(NameValues, strict=False)
 _MODIFIED: msgspec.json.Decoder[list[ModifiedProperty] | str | None] = msgspec.json.Decoder(
     list[ModifiedProperty] | str | None, strict=False
 )
 
 
-def decode_identities(raw: msgspec.Raw) -> list[IdentityRef] | None:
-    """``Actor`` / ``Target``: None when absent, null or not a list of identity objects."""
+def _lazy(decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw) -> _T | None:
+    """A lazily decoded field: None when absent, or of a shape its type does not allow (the field is dropped)."""
     if not raw:
         return None
     try:
-        return _IDENTITIES.decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError:
         return None
+
+
+def decode_identities(raw: msgspec.Raw) -> list[IdentityRef] | None:
+    """``Actor`` / ``Target``: None when absent, null or not a list of identity objects."""
+    return _lazy(_IDENTITIES, raw)
 
 
 def decode_name_values(raw: msgspec.Raw) -> NameValues:
     """``Parameters`` / ``ExtendedProperties`` / ``OperationProperties``: the pairs, the JSON string they were
     sent as, or None."""
-    if not raw:
-        return None
-    try:
-        return _NAME_VALUES.decode(raw)
-    except msgspec.ValidationError:
-        return None
+    return _lazy(_NAME_VALUES, raw)
 
 
 def decode_modified_properties(raw: msgspec.Raw) -> list[ModifiedProperty] | str | None:
     """``ModifiedProperties``: the entries, the JSON string they were sent as, or None."""
-    if not raw:
-        return None
-    try:
-        return _MODIFIED.decode(raw)
-    except msgspec.ValidationError:
-        return None
+    return _lazy(_MODIFIED, raw)

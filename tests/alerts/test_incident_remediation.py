@@ -72,8 +72,7 @@ class World:
 
     def remediation_metrics(self) -> list[tuple[str, str, float]]:
         """(action, outcome, value) of the ``itdr.remediations`` items this test emitted."""
-        tel = telemetry()
-        mine = list(tel.recent)[len(tel.recent) - (tel.items - self.telemetry_mark) :]
+        mine = telemetry().since(self.telemetry_mark)
         return [(str(d["action"]), str(d["outcome"]), v) for n, v, d in mine if n == "itdr.remediations"]
 
     def detected(self, alerts: list[Alert]) -> None:

@@ -244,7 +244,7 @@ def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(
     mark = telemetry().items
     folded = handlers.detect_records(svc, handlers.Inbound(names.QUEUE_DETECT, msg.body, msg.message_id, TENANT_A))
     svc.bus.complete(msg)
-    emitted = list(telemetry().recent)[len(telemetry().recent) - (telemetry().items - mark) :]
+    emitted = telemetry().since(mark)
     assert [(n, v, d) for n, v, d in emitted if n == "itdr.alerts"] == [
         (
             "itdr.alerts",
