@@ -35,6 +35,10 @@ DEMO_SILENCE = {
 }
 
 
+OUTAGE_S = 3 * 3600
+"""How long the partner's Logic App is down in the demo, from the attack on."""
+
+
 def progress(done: int, total: int, label: str) -> None:
     width = 36
     filled = int(width * done / max(total, 1))
@@ -146,6 +150,7 @@ def run(seed: int, out_dir: Path) -> int:
         hours = int((end - wl.start).total_seconds() // 3600) + 1
         pending = sorted(wl.blobs, key=lambda b: b.created)
         planted = False
+        outage = False
         print("\nFive days of audit log through the emulator, the poller and the content function:")
         for h in range(hours):
             world.clock.set(wl.start + timedelta(hours=h))
@@ -154,6 +159,10 @@ def run(seed: int, out_dir: Path) -> int:
                 planted = True
             while pending and pending[0].created <= world.clock.datetime():
                 b = pending.pop(0)
+                if not outage and any(ATTACKER_IP in str(r) for r in b.records):
+                    # the partner's Logic App goes down as the attack reaches the feed: deliveries wait, none is lost
+                    world.partner.set_down(until=world.clock() + OUTAGE_S)
+                    outage = True
                 world.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)
             world.tick("poll_content")
             world.drain()
@@ -204,6 +213,7 @@ def collect(world: LocalWorld, wl: Workload) -> dict[str, Any]:
         "remediations": [e for t in wl.tenants for e in ledger.list_entries(t.tenant_id)],
         "deliveries": [p.json() for p in world.partner.effective_deliveries],
         "posts": len(world.partner.requests),
+        "refused_posts": sum(1 for p in world.partner.requests if p.status >= 500),
         "bus": world.bus.stats,
         "invocations": dict(world.runtime.stats.invocations),
         "served": len(world.api.served_record_ids),
@@ -238,6 +248,10 @@ def print_report(r: dict[str, Any], wl: Workload) -> None:
         for a in d.get("remediation", []):
             print(f"      {a['action']} {a['target']}: {a['state']}" + (f" ({a['reason']})" if a.get("reason") else ""))
     print(f"  ({r['posts']} POSTs in all, retries included)")
+    print(
+        f"  the Logic App was down for {OUTAGE_S // 3600} hours as the attack came in: {r['refused_posts']} POSTs refused"
+        " with 503; the deliveries were put off, and the latest revision of each incident was posted once it was back"
+    )
     print("\nRemediation (through Microsoft Graph, recorded in the ledger):")
     for e in r["remediations"]:
         req = e.request()
