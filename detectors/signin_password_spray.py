@@ -288,7 +288,11 @@ def _prune_sources_when_due(ctx: DetectionContext, sources: dict[str, Any], now:
     only add users at their own time, so no entry goes stale and, within `MAX_SOURCES`, none is evicted.
     """
     last = ctx.memo.get(_PRUNED)
-    if last is not None and last[0] is sources and last[1] <= now <= last[2] and len(sources) <= MAX_SOURCES:
+    if last is not None and last[0] is sources and last[1] <= now <= last[2]:
+        # nothing can be stale yet: `_prune_sources` would only evict over the cap. The evictions only raise the
+        # earliest time an entry can go stale, so ``due`` stays a safe bound.
+        if len(sources) > MAX_SOURCES:
+            _evict_sources(sources)
         return
     _prune_sources(sources, now)
     due = min(
@@ -303,6 +307,11 @@ def _prune_sources(sources: dict[str, Any], now: float) -> None:
         entry = sources[k]
         if not isinstance(entry, dict) or not any(_recent_user(u, now) for u in entry.get("u") or []):
             sources.pop(k)
+    _evict_sources(sources)
+
+
+def _evict_sources(sources: dict[str, Any]) -> None:
+    """Keep the `MAX_SOURCES` entries with the most users (then the most recent start); every entry is valid."""
     if len(sources) > MAX_SOURCES:
         ranked = sorted(sources, key=lambda k: (len(sources[k].get("u") or []), sources[k].get("t0") or 0))
         for k in ranked[: len(sources) - MAX_SOURCES]:

@@ -110,6 +110,25 @@ def test_extended_properties_and_error_number() -> None:
     assert dict(ev.extended_properties) == {"useragent": "Mozilla/5.0", "requesttype": "Login:login"}
 
 
+DEVICE = [{"Name": "OS", "Value": "Windows10"}, {"Name": "BrowserType", "Value": "Edge 120.0"}]
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        pytest.param(DEVICE, {"os": "Windows10", "browsertype": "Edge 120.0"}, id="list"),
+        pytest.param(orjson.dumps(DEVICE).decode(), {"os": "Windows10", "browsertype": "Edge 120.0"}, id="json-string"),
+        pytest.param([{"Name": "IsCompliant", "Value": True}], {"iscompliant": "True"}, id="boolean-value"),
+        pytest.param(None, {}, id="null"),
+        pytest.param(42, {}, id="wrong-type-dropped"),
+    ],
+)
+def test_device_properties_in_every_shape(device: object, expected: dict[str, str]) -> None:
+    ev = parse_one(signin(DeviceProperties=device))
+    assert dict(ev.device_properties) == expected
+    assert parse_one(signin()).device_properties == {}
+
+
 def test_operation_with_trailing_period_is_normalised() -> None:
     ev = parse_one(signin(Operation="Consent to application.", RecordType=8))
     assert ev.op == "consent to application"
