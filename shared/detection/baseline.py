@@ -292,9 +292,6 @@ def _view(record_id: str, base: Baseline, attrs: Mapping[str, str | None], now: 
     )
 
 
-_CAP_ATTRS = tuple(VALUE_CAPS)
-
-
 def _view_and_observe(
     record_id: str, sec: dict[str, Any], attrs: dict[str, str | None], time: float
 ) -> tuple[SigninView, dict[str, list[int]]]:
@@ -304,12 +301,9 @@ def _view_and_observe(
     value up twice: the pre-event entry of each attribute's value is both the view's ``prior`` and the
     base of its update. Each attribute has its own table, so reading one attribute's entry after the
     previous attribute was written reads what the separate view would have read.
-    Also returns the snapshot of the priors (``_snapshot_priors(view)``).
+    Also returns the snapshot of the priors (``_snapshot_priors(view)``). ``attrs`` is `signin_attributes`'s
+    fresh dict (its keys in `VALUE_CAPS` order): the view keeps it.
     """
-    if tuple(attrs) != _CAP_ATTRS:
-        view = _view(record_id, Baseline(sec), attrs, time)
-        Baseline(sec).observe(time, attrs)
-        return view, _snapshot_priors(view)
     fs_raw = sec.get("fs")
     first_seen = float(fs_raw) if isinstance(fs_raw, _NUMBER) else None
     n_raw = sec.get("n")
@@ -342,7 +336,12 @@ def _view_and_observe(
             entry = table.get(value)
             if type(entry) is list and len(entry) == 3:
                 a, b, c = entry
-                if isinstance(a, number) and isinstance(b, number) and isinstance(c, number):
+                if type(a) is int and type(b) is int and type(c) is int:
+                    # as written (integers): the replaced entry is the snapshot, unchanged
+                    seen = ValueSeen(float(a), float(b), c)
+                    table[value] = [t if t < a else a, t if t > b else b, c + 1]
+                    snap[attr] = entry
+                elif isinstance(a, number) and isinstance(b, number) and isinstance(c, number):
                     first, last, count = float(a), float(b), int(c)
                     seen = ValueSeen(first, last, count)
                     table[value] = [int(t if t < first else first), int(t if t > last else last), count + 1]
@@ -355,7 +354,7 @@ def _view_and_observe(
             _prune_values(table, cap, time)
         if not table:
             vals.pop(attr)
-    view = SigninView(record_id, learned, signins, first_seen, dict(attrs), frozenset(new_attrs), prior)
+    view = SigninView(record_id, learned, signins, first_seen, attrs, frozenset(new_attrs), prior)
     return view, snap
 
 
