@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Final
 
 from shared.records.event import Event, name_values
-from shared.records.model import NameValue, decode_name_values
+from shared.records.model import NameValue
 
 CLIENT_KINDS: Final = frozenset(
     {
@@ -429,7 +429,7 @@ def _pick(pairs: list[NameValue], wanted: frozenset[str]) -> dict[str, str]:
 def classify_access(event: Event) -> AccessMethod:
     """The access method of one event (cached on the strings that decide it)."""
     rec = event.record
-    raw_dev = decode_name_values(rec.DeviceProperties)  # unique per sign-in (SessionId): not worth a cache
+    raw_dev = rec.DeviceProperties
     ext = event.extended_properties
     dev: Mapping[str, str] = _pick(raw_dev, _DEV_KEYS) if type(raw_dev) is list else event.device_properties
     client_used = ext.get("clientappused") or ext.get("client") or (rec.Client or "")

@@ -226,10 +226,9 @@ class Event(msgspec.Struct, gc=False, eq=False):
 
     @property
     def device_properties(self) -> Mapping[str, str]:
-        """Entra ``DeviceProperties`` (keys lower-cased)."""
         got = self._dev
         if got is None:
-            got = self._dev = name_values(decode_name_values(self.record.DeviceProperties))
+            got = self._dev = name_values(self.record.DeviceProperties)
         return got
 
     @property

@@ -7,7 +7,7 @@ faster than a plain ``orjson.loads``. Fields that real records send in several s
 (``Parameters`` as a list or a JSON string, numbers as strings, booleans as "True") are
 typed as unions and normalised by the accessors in :mod:`shared.records.event`.
 
-Nested lists that only some detectors read (``Actor``, ``Target``, ``ExtendedProperties``, ``DeviceProperties``,
+Nested lists that only some detectors read (``Actor``, ``Target``, ``ExtendedProperties``,
 ``OperationProperties``, ``ModifiedProperties``, ``Parameters``) are kept as :class:`msgspec.Raw` (the JSON text,
 not copied) and decoded on first use by the ``decode_*`` functions here, into the same
 types: a typed view validated lazily. A value of the wrong shape decodes to ``None``, as a
@@ -84,8 +84,7 @@ class AuditRecord(msgspec.Struct, gc=False):
     Client: str | None = None
     ExtendedProperties: msgspec.Raw = NO_VALUE
     """``NameValues``: see `decode_name_values`."""
-    DeviceProperties: msgspec.Raw = NO_VALUE
-    """``NameValues``: see `decode_name_values`."""
+    DeviceProperties: NameValues = None
     ModifiedProperties: msgspec.Raw = NO_VALUE
     """``list[ModifiedProperty] | str | None``: see `decode_modified_properties`."""
     ErrorNumber: int | str | None = None
@@ -162,7 +161,7 @@ def decode_identities(raw: msgspec.Raw) -> list[IdentityRef] | None:
 
 
 def decode_name_values(raw: msgspec.Raw) -> NameValues:
-    """``Parameters`` / ``ExtendedProperties`` / ``DeviceProperties`` / ``OperationProperties``: the pairs, the JSON string they were
+    """``Parameters`` / ``ExtendedProperties`` / ``OperationProperties``: the pairs, the JSON string they were
     sent as, or None."""
     return _lazy(_NAME_VALUES, raw)
 
