@@ -281,11 +281,12 @@ _PRUNED = "signin_password_spray:pruned"
 
 
 def _prune_sources_when_due(ctx: DetectionContext, sources: dict[str, Any], now: float) -> None:
-    """`_prune_sources`, skipped while it cannot remove anything.
+    """`_prune_sources`, reduced to the cap's eviction while nothing can be stale.
 
     After a prune at ``t0`` every entry has a user seen within the window; until the first of them can age out
     (``due``), later events of the batch (never earlier than ``t0``: the engine handles them in time order)
-    only add users at their own time, so no entry goes stale and, within `MAX_SOURCES`, none is evicted.
+    only add users at their own time, so no entry goes stale: only the cap can evict, and does so without the
+    full prune.
     """
     last = ctx.memo.get(_PRUNED)
     if last is not None and last[0] is sources and last[1] <= now <= last[2]:

@@ -201,6 +201,9 @@ class Baseline:
     def observe(self, time: float, attrs: Mapping[str, str | None]) -> None:
         """Count one sign-in and remember its values (bounded, aged); the section must be mutable.
 
+        The readable form of the update: `observe_signin` runs the one-pass `_view_and_observe`, which
+        tests/detection/test_baseline.py holds to the same views and documents as this.
+
         Only the sign-in's own values are touched; values unseen for VALUE_TTL_S are dropped at most
         once a day, and an attribute over its cap loses its least recently seen values.
         """
@@ -359,7 +362,7 @@ def _view_and_observe(
 
 
 def _snapshot_priors(view: SigninView) -> dict[str, list[int]]:
-    """The priors of a view as the state snapshot keeps them."""
+    """The priors of a view as the state snapshot keeps them (what `_view_and_observe`'s snapshot is tested against)."""
     return {a: [int(s.first_seen), int(s.last_seen), s.count] for a, s in view.prior.items() if s is not None}
 
 

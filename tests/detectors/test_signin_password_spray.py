@@ -249,3 +249,29 @@ def test_batches_split_the_spray_and_the_result_is_the_same() -> None:
     split = run_detector(SigninPasswordSpray, fails, enricher=signin_enricher(EXTRA), batch_size=3)
     assert [a.to_dict() for a in split.alerts] == [a.to_dict() for a in one.alerts]
     assert len(one.alerts) == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_pruning_only_when_due_keeps_what_a_full_prune_keeps(seed: int) -> None:
+    """Failures from more sources than the cap, inside and across the window: the shortcut keeps the same sources."""
+    import random
+
+    from detectors.signin_password_spray import MAX_SOURCES, WINDOW_S, _prune_sources, _prune_sources_when_due
+    from shared.detection.base import DetectionContext
+
+    rng = random.Random(seed)
+    ctx = DetectionContext(TenantConfig(tenant_id=TEST_TENANT), {})
+    sources: dict[str, Any] = {}
+    reference: dict[str, Any] = {}
+    now = 1_000_000.0
+    for i in range(400):
+        now += rng.choice([1.0, 30.0, 120.0, WINDOW_S / 3, WINDOW_S + 1])
+        keys = rng.sample([f"ip:203.0.113.{n}" for n in range(3 * MAX_SOURCES)], rng.choice([1, 2]))
+        for table in (sources, reference):
+            for key in keys:  # what `_failure` does to an entry: a user at this time, the window's users kept
+                entry = table.setdefault(key, {"t0": int(now), "u": [], "s": [], "r": f"r{i}", "ok": []})
+                entry["u"] = [*entry["u"][-4:], [f"u{i % 7}", int(now)]]
+        _prune_sources_when_due(ctx, sources, now)
+        _prune_sources(reference, now)
+        assert sources == reference, i
+        assert len(sources) <= MAX_SOURCES
