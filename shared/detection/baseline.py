@@ -529,31 +529,29 @@ class TenantPrevalence:
     def _observe(self, tr: _PruneTracker, kind: str, key: str | None, user_key: str | None, now: float) -> None:
         if key is None or user_key is None or kind not in PREVALENCE_CAPS:
             return
+        self._shared.clear()
         self._count(tr, kind, key, user_hash(user_key), now, int(now))
 
     def _count(self, tr: _PruneTracker, kind: str, key: str, h: str, now: float, t: int) -> None:
-        """`observe` for a known kind, a key and the user's hash; ``t`` is ``int(now)``."""
-        self._shared.clear()
+        """`observe` for a known kind, a key and the user's hash; ``t`` is ``int(now)``. The caller clears
+        the `is_shared` answers."""
         sec = self._sec
         table = sec.get(kind)
         if not isinstance(table, dict):
             table = {}
             sec[kind] = table
         entry = table.get(key)
-        if not (
-            type(entry) is list
-            and len(entry) == 3
-            and isinstance(entry[0], _NUMBER)
-            and isinstance(entry[1], _NUMBER)
-            and isinstance(entry[2], list)
-        ) and not _valid_entry(entry):
-            entry = [t, t, []]
-            table[key] = entry
-        first = int(entry[0])
-        entry[0] = first if first < t else t
-        last = int(entry[1])
-        last = entry[1] = last if last > t else t
-        users: list[str] = entry[2]
+        if type(entry) is list and len(entry) == 3:
+            first, last, users = entry
+            if type(first) is int and type(last) is int and type(users) is list:  # as written
+                if t < first:
+                    entry[0] = t
+                if t > last:
+                    entry[1] = last = t
+            else:
+                entry, last, users = self._reset_entry(table, key, entry, t)
+        else:
+            entry, last, users = self._reset_entry(table, key, entry, t)
         if h not in users and len(users) <= SHARED_MIN_USERS:
             users.append(h)
         cap = PREVALENCE_CAPS[kind]
@@ -571,6 +569,20 @@ class TenantPrevalence:
         tr.tables[kind] = table
         tr.oldest[kind] = min((float(e[1]) for e in table.values()), default=math.inf)
 
+    @staticmethod
+    def _reset_entry(table: dict[str, Any], key: str, entry: Any, t: int) -> tuple[list[Any], int, list[str]]:
+        """An entry not as written: a valid one with numbers of another type is updated to integers, anything
+        else is replaced by a fresh entry."""
+        if not _valid_entry(entry):
+            entry = [t, t, []]
+            table[key] = entry
+        first = int(entry[0])
+        entry[0] = first if first < t else t
+        last = int(entry[1])
+        last = entry[1] = last if last > t else t
+        users: list[str] = entry[2]
+        return entry, last, users
+
     def observe_signin(self, event: Event) -> None:
         """Count the event's user for its country, ASN and network."""
         info: IpInfo | None = event.ip_info
@@ -581,6 +593,7 @@ class TenantPrevalence:
         t = int(now)
         h = user_hash(user_key)
         tr = self._tracker()
+        self._shared.clear()
         country = info.country
         if country:
             self._count(tr, "c", country.upper(), h, now, t)

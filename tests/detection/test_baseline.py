@@ -82,3 +82,37 @@ def test_one_pass_update_matches_view_then_observe(stored: str, seed: int) -> No
         assert got == expected, i
         assert snapshot == _snapshot_priors(expected), i
         assert fused == reference, i
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        pytest.param(None, [5000, 5000, ["h"]], id="new"),
+        pytest.param([4000, 4500, ["a", "b"]], [4000, 5000, ["a", "b", "h"]], id="as-written"),
+        pytest.param([6000, 7000, ["h"]], [5000, 7000, ["h"]], id="earlier-sign-in-arrives-late"),
+        pytest.param([4000.5, 4500.5, ["a"]], [4000, 5000, ["a", "h"]], id="floats-become-integers"),
+        pytest.param([True, 4500, []], [1, 5000, ["h"]], id="a-boolean-is-a-number"),
+        pytest.param([4000, 4500, "a,b"], [5000, 5000, ["h"]], id="users-not-a-list"),
+        pytest.param(["x", 4500, []], [5000, 5000, ["h"]], id="not-a-number"),
+        pytest.param([4000, 4500], [5000, 5000, ["h"]], id="too-short"),
+        pytest.param(
+            [4000, 4500, ["a", "b", "c", "d", "e", "f"]], [4000, 5000, ["a", "b", "c", "d", "e", "f"]], id="full"
+        ),
+    ],
+)
+def test_prevalence_entry_update_from_every_stored_shape(stored: Any, expected: list[Any]) -> None:
+    """A stored prevalence entry is updated as written (integers, at most SHARED_MIN_USERS + 1 users) or replaced."""
+    from shared.detection.base import DetectionContext
+    from shared.detection.baseline import TenantPrevalence, user_hash
+    from shared.detection.config import TenantConfig
+    from shared.detection.state import TENANT_KEY, UserState
+
+    h = user_hash("alice")
+    if stored is not None and len(stored) == 3 and isinstance(stored[2], list):
+        stored = [stored[0], stored[1], [h if u == "h" else u for u in stored[2]]]
+    table = {} if stored is None else {"FR": copy.deepcopy(stored)}
+    state = UserState({"_prevalence": {"c": table}})
+    ctx = DetectionContext(TenantConfig(tenant_id="t"), {TENANT_KEY: state})
+    TenantPrevalence(ctx).observe("c", "FR", "alice", 5000.5)
+    want = [expected[0], expected[1], [h if u == "h" else u for u in expected[2]]]
+    assert state.data["_prevalence"]["c"] == {"FR": want}
