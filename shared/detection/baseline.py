@@ -541,15 +541,18 @@ class TenantPrevalence:
             table = {}
             sec[kind] = table
         entry = table.get(key)
-        if type(entry) is list and len(entry) == 3:
+        if (
+            type(entry) is list
+            and len(entry) == 3
+            and type(entry[0]) is int
+            and type(entry[1]) is int
+            and type(entry[2]) is list
+        ):  # as written
             first, last, users = entry
-            if type(first) is int and type(last) is int and type(users) is list:  # as written
-                if t < first:
-                    entry[0] = t
-                if t > last:
-                    entry[1] = last = t
-            else:
-                entry, last, users = self._reset_entry(table, key, entry, t)
+            if t < first:
+                entry[0] = t
+            if t > last:
+                entry[1] = last = t
         else:
             entry, last, users = self._reset_entry(table, key, entry, t)
         if h not in users and len(users) <= SHARED_MIN_USERS:

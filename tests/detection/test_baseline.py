@@ -14,14 +14,19 @@ from typing import Any
 
 import pytest
 
+from shared.detection.base import DetectionContext
 from shared.detection.baseline import (
     DAY_S,
     VALUE_CAPS,
     Baseline,
+    TenantPrevalence,
     _snapshot_priors,
     _view,
     _view_and_observe,
+    user_hash,
 )
+from shared.detection.config import TenantConfig
+from shared.detection.state import TENANT_KEY, UserState
 
 STORED: dict[str, dict[str, Any]] = {
     "empty": {},
@@ -102,11 +107,6 @@ def test_one_pass_update_matches_view_then_observe(stored: str, seed: int) -> No
 )
 def test_prevalence_entry_update_from_every_stored_shape(stored: Any, expected: list[Any]) -> None:
     """A stored prevalence entry is updated as written (integers, at most SHARED_MIN_USERS + 1 users) or replaced."""
-    from shared.detection.base import DetectionContext
-    from shared.detection.baseline import TenantPrevalence, user_hash
-    from shared.detection.config import TenantConfig
-    from shared.detection.state import TENANT_KEY, UserState
-
     h = user_hash("alice")
     if stored is not None and len(stored) == 3 and isinstance(stored[2], list):
         stored = [stored[0], stored[1], [h if u == "h" else u for u in stored[2]]]

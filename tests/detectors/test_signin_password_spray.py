@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from detectors.signin_password_spray import SigninPasswordSpray
+from detectors.signin_password_spray import (
+    MAX_SOURCES,
+    WINDOW_S,
+    SigninPasswordSpray,
+    _prune_sources,
+    _prune_sources_when_due,
+)
+from shared.detection.base import DetectionContext
 from shared.detection.config import TenantConfig
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
@@ -254,11 +262,6 @@ def test_batches_split_the_spray_and_the_result_is_the_same() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_pruning_only_when_due_keeps_what_a_full_prune_keeps(seed: int) -> None:
     """Failures from more sources than the cap, inside and across the window: the shortcut keeps the same sources."""
-    import random
-
-    from detectors.signin_password_spray import MAX_SOURCES, WINDOW_S, _prune_sources, _prune_sources_when_due
-    from shared.detection.base import DetectionContext
-
     rng = random.Random(seed)
     ctx = DetectionContext(TenantConfig(tenant_id=TEST_TENANT), {})
     sources: dict[str, Any] = {}
