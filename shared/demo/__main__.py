@@ -12,6 +12,7 @@ days take seconds.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -37,6 +38,27 @@ DEMO_SILENCE = {
 
 OUTAGE_S = 3 * 3600
 """How long the partner's Logic App is down in the demo, from the attack on."""
+
+
+class WarningTally(logging.Handler):
+    """The app's warnings and errors (Application Insights traces when deployed), counted for the report.
+
+    Without a handler, Python prints them bare to stderr, in the middle of the progress bar.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[(record.levelname, record.getMessage())] += 1
+
+    def __enter__(self) -> WarningTally:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
 
 
 def progress(done: int, total: int, label: str) -> None:
@@ -133,6 +155,7 @@ def run(seed: int, out_dir: Path) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="itdr-demo-") as tmp,
         LocalWorld(wl.start, seed=seed, namespace="demo") as world,
+        WarningTally() as logged,
     ):
         svc = world.svc
         svc.extras["intel_feeds"] = write_feeds(Path(tmp))
@@ -171,6 +194,7 @@ def run(seed: int, out_dir: Path) -> int:
             progress(h + 1, hours, "simulated hours")
         world.drain()
         report = collect(world, wl)
+        report["logged"] = logged.counts
     print_report(report, wl)
     write_html(out_dir, wl, report)
     print(f"\n  finished in {time.perf_counter() - started:.1f} s")
@@ -267,6 +291,8 @@ def print_report(r: dict[str, Any], wl: Workload) -> None:
     print(f"  attacks in the workload: {len(wl.attacks)}; alerts on benign users: {len(benign)}")
     print(f"  bus: {r['bus'].sent} messages, {r['bus'].dead_lettered} dead-lettered {r['dead_letters'] or ''}")
     print(f"  function invocations: {r['invocations']}")
+    logged = ", ".join(f"{n} x {level.lower()} '{msg}'" for (level, msg), n in sorted(r["logged"].items()))
+    print(f"  logged for operations (Application Insights traces when deployed): {logged or 'no warnings'}")
     print(
         f"  attacker address {ATTACKER_IP}: seen in {len({a.tenant_id for a in r['alerts'] if a.ip == ATTACKER_IP})} tenants"
     )
