@@ -46,3 +46,33 @@ def timed_pass(engine: Any, files: Iterable[Path], *, tag: str, into: PassTimes 
         out.engine_s += t3 - t2
         out.records += n
     return out
+
+
+def routes_only(registry: Any) -> Any:
+    """A registry routing the same operations as ``registry`` to one detector that finds nothing.
+
+    The engine over it does everything but detect: routing, sorting, enrichment of every routed event,
+    loading and saving the same users' state, freeing the batch. Its time is the floor the detectors
+    sit on: the ratio the path would reach if all of them cost nothing.
+    """
+    from shared.detection.base import DetectionContext, Detector, Registry
+    from shared.detection.model import Category, DetectorMeta, Finding, Severity
+    from shared.records.event import Event
+
+    class BenchNoDetection(Detector):
+        meta = DetectorMeta(
+            id="bench_no_detection",
+            title="Benchmark: no detection",
+            description="Routes the registry's operations and finds nothing (the benchmark's floor).",
+            category=Category.INTEGRATION_HEALTH,
+            severity=Severity.LOW,
+            mitre=("T1078",),
+            operations=frozenset(registry.operations),
+            runbook="Not a detector: the benchmark measures the engine around the detectors with it.",
+            reference="https://learn.microsoft.com/en-us/office/office-365-management-api/",
+        )
+
+        def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+            return ()
+
+    return Registry([BenchNoDetection])
