@@ -62,10 +62,15 @@ class WarningTally(logging.Handler):
 
 
 def progress(done: int, total: int, label: str) -> None:
+    """A bar redrawn in place on a terminal; into a log or a pipe (CI), only the finished bar."""
+    interactive = sys.stdout.isatty()
+    if done < total and not interactive:
+        return
     width = 36
     filled = int(width * done / max(total, 1))
+    start = "\r" if interactive else ""
     end = "\n" if done >= total else ""
-    sys.stdout.write(f"\r  {label:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{end}")
+    sys.stdout.write(f"{start}  {label:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{end}")
     sys.stdout.flush()
 
 
