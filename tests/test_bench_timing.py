@@ -1,4 +1,4 @@
-"""The benchmark's floor: the engine with the detectors taken out does all the rest of the same work."""
+"""The benchmark's floor (the engine with the detectors taken out does all the rest of the same work) and its results."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from detectors import default_registry
+from shared.bench.__main__ import REQUIRED_KEYS, missing_figures
 from shared.bench.corpus import ensure_corpus
 from shared.bench.timing import routes_only
 from shared.detection.config import TenantConfig
@@ -64,3 +65,11 @@ def test_routes_only_keeps_routing_enrichment_and_state_and_finds_nothing(tmp_pa
     assert bare_enricher.events == full_enricher.events == sum(o.routed for o in full)
     assert all(not o.findings and not o.alerts for o in bare)
     assert bare_store.saved == full_store.saved  # the same users' state read and written, batch by batch
+
+
+def test_results_must_carry_every_required_figure_as_a_finite_number() -> None:
+    complete: dict[str, object] = {k: 1.0 for k in REQUIRED_KEYS} | {"records": 20000}
+    assert missing_figures(complete) == []
+    assert missing_figures({k: v for k, v in complete.items() if k != "cold_import_s"}) == ["cold_import_s"]
+    for bad in (float("nan"), float("inf"), None, "0.5", True):
+        assert missing_figures(complete | {"peak_rss_mb": bad}) == ["peak_rss_mb"], bad

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import resource
 import subprocess
@@ -43,6 +44,25 @@ PRICES = {
 TELEMETRY_ITEM_KB = 0.5
 EXECUTION_GB_S = 2.048 * 1.0  # a 2 GB Flex instance, billed at least 1 s per execution
 RECORDS_PER_1000_USERS_MONTH = 1000 * 1500 * 30.4
+
+REQUIRED_KEYS = (
+    "records",
+    "throughput_ratio_vs_orjson",
+    "detection_records_per_second",
+    "orjson_records_per_second",
+    "servicebus_messages_per_record",
+    "table_transactions_per_record",
+    "graph_calls_per_record",
+    "function_invocations_per_record",
+    "telemetry_items_per_record",
+    "cost_usd_per_million_records",
+    "cost_usd_per_1000_users_month",
+    "ip_lookups_per_second",
+    "ip_data_memory_mb",
+    "peak_rss_mb",
+    "cold_import_s",
+)
+"""The figures ``bench/results.json`` must carry (the checks that read it rely on them): each a finite number."""
 
 TARGETS = {
     "throughput_ratio_vs_orjson": (">=", 1.0),
@@ -287,12 +307,25 @@ def main(argv: list[str] | None = None) -> int:
     results["cold_import_s"] = cold_import()
     results["remote_ops_sample"] = ops
     results["duration_s"] = round(time.perf_counter() - started, 1)
+    unfit = missing_figures(results)
+    if unfit:
+        print(f"bench: results lack figures {unfit}", file=sys.stderr)
+        return 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
     print(f"wrote {out}")
     return 0
+
+
+def missing_figures(results: dict[str, Any]) -> list[str]:
+    """The `REQUIRED_KEYS` that ``results`` lacks or holds as anything but a finite number."""
+    return [
+        k
+        for k in REQUIRED_KEYS
+        if not isinstance(results.get(k), int | float) or isinstance(results[k], bool) or not math.isfinite(results[k])
+    ]
 
 
 def print_table(results: dict[str, Any]) -> None:
