@@ -2,7 +2,9 @@
 
 Mix (by record count): about 30 % sign-ins (a sixth of them failures), 25 % MailItemsAccessed,
 30 % SharePoint file operations, 10 % other mailbox operations, 5 % admin and directory
-operations (inbox rules, Set-Mailbox, consent, user and role changes). Records are built with
+operations (inbox rules, Set-Mailbox, consent, user and role changes; a fifth of the directory changes
+logged with ``UserId`` "Not Available" and only the actor's object ID, so identities are resolved through
+Graph as in a real tenant). Records are built with
 the same builders as the demo, so their shape and size (about 1.5 KB) are the API's.
 """
 
@@ -116,7 +118,15 @@ def _record(rng: random.Random, t: datetime, tid: str, user: R.User, domain: str
         )
     rec = R.signin(rng, t, tid, user, ip=ip)
     rec.update({"Operation": rng.choice(("Update user.", "Add member to group.", "Set-Mailbox")), "RecordType": 8})
+    if rng.random() < 0.2:
+        # as Entra logs some directory changes: no UPN, the actor's object ID only (resolved through Graph)
+        rec.update({"UserId": "Not Available", "Actor": [{"ID": user.object_id, "Type": 0}]})
     return "Audit.AzureActiveDirectory", rec
+
+
+def corpus_users(*, seed: int = 42) -> list[tuple[str, R.User]]:
+    """(tenant, user) of the corpus `generate` writes with ``seed``: what Graph knows of its tenants."""
+    return [(tid, user) for tid, user, _ in _users(random.Random(seed))]
 
 
 def generate(records: int, *, seed: int = 42) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
@@ -144,7 +154,7 @@ def generate(records: int, *, seed: int = 42) -> Iterator[tuple[str, str, list[d
 
 def ensure_corpus(root: Path, records: int, *, seed: int = 42) -> CorpusInfo:
     """Write the corpus once under ``root/<records>-<seed>/`` (reused on later runs)."""
-    path = root / f"{records}-{seed}-{BLOB_RECORDS}-v6"
+    path = root / f"{records}-{seed}-{BLOB_RECORDS}-v7"
     done = path / "DONE"
     if not done.exists():
         path.mkdir(parents=True, exist_ok=True)

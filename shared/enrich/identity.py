@@ -2,9 +2,10 @@
 
 Microsoft often logs ``UserId`` as "Not Available" or a GUID. The enrichment function asks
 Graph (``GET /users/{id}?$select=id,userPrincipalName``) once per unknown object ID, caches
-the answer in the identities table with an expiry, and caches misses too (negative caching)
-so a deleted user does not cost a Graph call per record. When Graph fails, resolution is
-marked unresolved and detection goes on; a later batch resolves it.
+the answer in the identities table with an expiry (read once per tenant per process, written in
+batches), and caches misses too (negative caching) so a deleted user does not cost a Graph call
+per record. When Graph fails, resolution is marked unresolved and detection goes on; a later batch
+resolves it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.platform import names
 from shared.platform.errors import NotFoundError, PermanentError, TransientError
-from shared.platform.storage import StorageClients, encode_key
+from shared.platform.storage import StorageClients, decode_key, encode_key
 
 POSITIVE_TTL_S = 7 * 86400.0
 NEGATIVE_TTL_S = 86400.0
@@ -37,7 +36,16 @@ class Resolution:
 
 
 class IdentityResolver:
-    """Resolves object IDs of one tenant; ``graph_for(tenant)`` gives a Graph client with get_user."""
+    """Resolves object IDs of one tenant; ``graph_for(tenant)`` gives a Graph client with get_user.
+
+    Table Storage costs what the detection state costs (see the benchmark): a tenant's cached answers are
+    read once per process, a partition query of up to 1,000 rows a page, and the answers one `resolve` call
+    learns are written in transactions of up to 100 entities. An answer another instance wrote after this
+    process read the partition is asked of Graph once more (the sessions keep a tenant on one consumer at a
+    time, so that is rare); the last write wins, and both writers hold the same answer.
+    """
+
+    BATCH = 100
 
     def __init__(
         self,
@@ -50,35 +58,46 @@ class IdentityResolver:
         self._graph_for = graph_for
         self._clock = clock
         self._memory: dict[tuple[str, str], tuple[str | None, float]] = {}
+        self._loaded: set[str] = set()
+
+    def _load_partition(self, tenant_id: str) -> None:
+        """The tenant's stored answers into memory, once per process."""
+        if self._table is None or tenant_id in self._loaded:
+            return
+        pages = self._table.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": tenant_id},
+            select=["RowKey", "upn", "expires"],
+            results_per_page=1000,
+        ).by_page()
+        for page in pages:
+            for ent in page:
+                key = (tenant_id, decode_key(ent["RowKey"]))
+                if key not in self._memory:  # an answer this process learned itself is at least as new
+                    self._memory[key] = (ent.get("upn") or None, float(ent.get("expires", 0)))
+        self._loaded.add(tenant_id)
 
     def _cached(self, tenant_id: str, oid: str) -> tuple[bool, str | None]:
-        now = self._clock()
+        self._load_partition(tenant_id)
         hit = self._memory.get((tenant_id, oid))
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > self._clock():
             return True, hit[0]
-        if self._table is None:
-            return False, None
-        try:
-            ent = self._table.get_entity(tenant_id, encode_key(oid))
-        except ResourceNotFoundError:
-            return False, None
-        expires = float(ent.get("expires", 0))
-        if expires <= now:
-            return False, None
-        upn = ent.get("upn") or None
-        self._memory[(tenant_id, oid)] = (upn, expires)
-        return True, upn
+        return False, None
 
-    def _store(self, tenant_id: str, oid: str, upn: str | None) -> None:
+    def _store(self, tenant_id: str, oid: str, upn: str | None, into: list[dict[str, Any]]) -> None:
         expires = self._clock() + (POSITIVE_TTL_S if upn else NEGATIVE_TTL_S)
         self._memory[(tenant_id, oid)] = (upn, expires)
-        if self._table is not None:
-            self._table.upsert_entity(
-                {"PartitionKey": tenant_id, "RowKey": encode_key(oid), "upn": upn or "", "expires": expires}
-            )
+        into.append({"PartitionKey": tenant_id, "RowKey": encode_key(oid), "upn": upn or "", "expires": expires})
+
+    def _write(self, learned: list[dict[str, Any]]) -> None:
+        if self._table is None:
+            return
+        for i in range(0, len(learned), self.BATCH):
+            self._table.submit_transaction([("upsert", e) for e in learned[i : i + self.BATCH]])
 
     def resolve(self, tenant_id: str, object_ids: Iterable[str]) -> Resolution:
         out = Resolution({}, [])
+        learned: list[dict[str, Any]] = []
         graph: UserLookup | None = None
         graph_down = False
         for oid in sorted(set(object_ids)):
@@ -101,7 +120,7 @@ class IdentityResolver:
             try:
                 user = graph.get_user(oid)
             except NotFoundError:
-                self._store(tenant_id, oid, None)
+                self._store(tenant_id, oid, None, learned)
                 continue
             except (TransientError, PermanentError):
                 graph_down = True
@@ -109,7 +128,8 @@ class IdentityResolver:
                 continue
             upn = getattr(user, "user_principal_name", None)
             upn = upn.lower() if isinstance(upn, str) and upn else None
-            self._store(tenant_id, oid, upn)
+            self._store(tenant_id, oid, upn, learned)
             if upn:
                 out.resolved[oid] = upn
+        self._write(learned)
         return out

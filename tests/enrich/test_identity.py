@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from shared.emulators.graph import Fault, GraphEmulator
 from shared.enrich.identity import IdentityResolver
 from shared.graph.client import SyncGraphClient
-from shared.platform.storage import StorageClients
+from shared.platform.azurite import Azurite
+from shared.platform.storage import OperationCounter, StorageClients
 
 TENANT_A = "aaaaaaaa-1111-4111-8111-000000000001"
 TENANT_B = "bbbbbbbb-2222-4222-8222-000000000002"
@@ -83,4 +85,35 @@ def test_tenants_do_not_share_answers(graph: GraphEmulator, storage: StorageClie
     other = resolver.resolve(TENANT_B, [ALICE])
     assert (other.resolved, other.cache_hits) == ({}, 0)
     for c in clients.values():
+        c.close()
+
+
+def test_table_cost_is_one_partition_read_per_process_and_one_transaction_per_hundred_answers(
+    graph: GraphEmulator, azurite: Azurite
+) -> None:
+    known = [f"0a0a0a0a-0000-4000-8000-{i:012d}" for i in range(120)]
+    for i, oid in enumerate(known):
+        graph.add_user(TENANT_A, user_principal_name=f"user{i}@contoso.com", id=oid)
+    asked = [*known, GONE]
+    counter = OperationCounter()
+    storage = StorageClients.from_connection_string(
+        azurite.connection_string, namespace="t" + uuid.uuid4().hex[:10], counter=counter
+    )
+    clock = Clock()
+    resolver, clients = make(graph, storage, clock)
+    storage.ensure_all()
+    before = counter.counts["table"]
+
+    first = resolver.resolve(TENANT_A, asked)
+    # one partition query (empty), then the 121 answers in two transactions (100 + 21)
+    assert (len(first.resolved), first.graph_calls, counter.counts["table"] - before) == (120, 121, 3)
+    before = counter.counts["table"]
+    assert resolver.resolve(TENANT_A, asked).graph_calls == 0
+    assert counter.counts["table"] == before  # the process remembers: no request at all
+
+    again, more = make(graph, storage, clock)  # a second process reads the partition once
+    second = again.resolve(TENANT_A, asked)
+    assert (second.resolved, second.graph_calls, second.cache_hits) == (first.resolved, 0, 121)
+    assert counter.counts["table"] - before == 1
+    for c in [*clients.values(), *more.values()]:
         c.close()
