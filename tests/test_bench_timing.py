@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from detectors import default_registry
-from shared.bench.__main__ import REQUIRED_KEYS, missing_figures
+from shared.bench.__main__ import REQUIRED_KEYS, cost, cron_runs_per_month, missing_figures
 from shared.bench.corpus import ensure_corpus
 from shared.bench.timing import routes_only
 from shared.detection.config import TenantConfig
@@ -73,3 +75,42 @@ def test_results_must_carry_every_required_figure_as_a_finite_number() -> None:
     assert missing_figures({k: v for k, v in complete.items() if k != "cold_import_s"}) == ["cold_import_s"]
     for bad in (float("nan"), float("inf"), None, "0.5", True):
         assert missing_figures(complete | {"peak_rss_mb": bad}) == ["peak_rss_mb"], bad
+
+
+@pytest.mark.parametrize(
+    ("schedule", "runs"),
+    [
+        ("0 */5 * * * *", 12 * 24 * 30.4),  # the poll
+        ("0 */30 * * * *", 2 * 24 * 30.4),  # feed health
+        ("0 15 * * * *", 24 * 30.4),  # intel refresh
+        ("0 0 7 * * 1", 30.4 / 7),  # the weekly report, Mondays
+        ("*/30 * * * * *", 2 * 60 * 24 * 30.4),
+        ("0 0 9-17 * * 1-5", 9 * 5 * 30.4 / 7),
+        ("0 0,30 8 * * 0,6", 2 * 2 * 30.4 / 7),
+    ],
+)
+def test_timer_runs_a_month(schedule: str, runs: float) -> None:
+    assert cron_runs_per_month(schedule) == pytest.approx(runs)
+
+
+def test_a_schedule_tied_to_the_calendar_has_no_monthly_rate() -> None:
+    with pytest.raises(ValueError, match="weekday"):
+        cron_runs_per_month("0 0 0 1 * *")
+
+
+def test_the_monthly_cost_carries_the_timers_of_the_default_schedules() -> None:
+    per_record = dict.fromkeys(
+        (
+            "servicebus_messages_per_record",
+            "function_invocations_per_record",
+            "table_transactions_per_record",
+            "blob_operations_per_record",
+            "telemetry_items_per_record",
+        ),
+        0.0,
+    )
+    got = cost(per_record)
+    runs = (12 + 2 + 1) * 24 * 30.4 + 30.4 / 7
+    timers = runs * (0.40 / 1e6 + 2.048 * 0.000026)
+    assert got["cost_fixed_per_month"] == {"servicebus_base": 9.81, "timers": round(timers, 2)}
+    assert got["cost_usd_per_1000_users_month"] == round(9.81 + timers, 2)

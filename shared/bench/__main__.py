@@ -17,6 +17,7 @@ Everything is measured in one run and reported side by side; ratios are the figu
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
 import json
 import math
@@ -256,10 +257,14 @@ def cost(per_record: dict[str, float]) -> dict[str, Any]:
         per_record["telemetry_items_per_record"] * m * TELEMETRY_ITEM_KB / 1024 / 1024 * PRICES["log_analytics_per_gb"]
     )
     per_million = sb + fn + table + blob + tel
-    month = per_million * RECORDS_PER_1000_USERS_MONTH / m + PRICES["servicebus_base_month"]
+    timers = timer_runs_per_month() * (
+        PRICES["functions_per_million_executions"] / 1e6 + EXECUTION_GB_S * PRICES["functions_per_gb_s"]
+    )
+    month = per_million * RECORDS_PER_1000_USERS_MONTH / m + PRICES["servicebus_base_month"] + timers
     return {
         "cost_usd_per_million_records": round(per_million, 4),
         "cost_usd_per_1000_users_month": round(month, 2),
+        "cost_fixed_per_month": {"servicebus_base": PRICES["servicebus_base_month"], "timers": round(timers, 2)},
         "cost_breakdown_per_million": {
             "servicebus": round(sb, 4),
             "functions": round(fn, 4),
@@ -268,6 +273,59 @@ def cost(per_record: dict[str, float]) -> dict[str, Any]:
             "telemetry": round(tel, 4),
         },
     }
+
+
+MONTH_DAYS = 30.4
+
+
+def timer_runs_per_month() -> float:
+    """Executions a month of the app's timer functions at their default schedules (`Settings`): fixed, per
+    deployment, whatever the volume (polling, feed health, intel refresh, the weekly report)."""
+    from shared.platform.settings import Settings
+
+    fields = Settings.model_fields
+    schedules = ("poll_schedule", "feed_health_schedule", "intel_refresh_schedule", "weekly_report_schedule")
+    return sum(cron_runs_per_month(str(fields[name].default)) for name in schedules)
+
+
+def cron_runs_per_month(schedule: str) -> float:
+    """How often an NCRONTAB schedule (second minute hour day month weekday) fires in `MONTH_DAYS` days.
+
+    Counted over four whole weeks from a Monday, so each weekday is counted as often, then scaled; fields may
+    be ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`` and comma lists of those. A schedule tied to days of the month
+    or to months has no steady monthly rate here: ValueError.
+    """
+    sec, minute, hour, day, month, weekday = schedule.split()
+    if day != "*" or month != "*":
+        raise ValueError(f"schedule {schedule!r}: only second, minute, hour and weekday fields are counted")
+    start = datetime.datetime(2026, 11, 2)  # a Monday
+    runs = 0
+    for k in range(28 * 24 * 60):
+        t = start + datetime.timedelta(minutes=k)
+        if (
+            _cron_match(minute, t.minute, 0)
+            and _cron_match(hour, t.hour, 0)
+            and _cron_match(weekday, (t.weekday() + 1) % 7, 0)  # NCRONTAB: 0 is Sunday
+        ):
+            runs += sum(1 for s_ in range(60) if _cron_match(sec, s_, 0))
+    return runs * MONTH_DAYS / 28
+
+
+def _cron_match(field: str, value: int, low: int) -> bool:
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = low, 10**6
+        elif "-" in span:
+            a, b = span.split("-")
+            first, last = int(a), int(b)
+        else:
+            first = int(span)
+            last = first if not step_text else 10**6
+        if first <= value <= last and (value - first) % step == 0:
+            return True
+    return False
 
 
 def ip_figures() -> dict[str, Any]:
