@@ -34,7 +34,7 @@ import orjson
 
 from shared.demo.__main__ import plant_attack, seed_graph, write_feeds
 from shared.demo.workload import Workload, generate
-from shared.platform import names
+from shared.platform import logsafety, names
 from shared.platform.faults import CrashInjector, install
 from shared.runtime.world import LocalWorld
 
@@ -109,6 +109,10 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
     old_level = root.level
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
+    # the libraries' per-request lines too (the app holds them at WARNING): the secrets check reads every line
+    libraries = {name: logging.getLogger(name).level for name in logsafety.QUIET_LIBRARIES}
+    for name in libraries:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     injector = CrashInjector(seed=seed, rate=0.04 if faults else 0.0, points=CRASH_POINTS)
     install(injector if faults else None)
 
@@ -143,6 +147,8 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
         install(None)
         root.removeHandler(capture)
         root.setLevel(old_level)
+        for name, level in libraries.items():
+            logging.getLogger(name).setLevel(level)
     out.crashes = injector.crashes
     out.log_lines = capture.lines
     return out

@@ -20,7 +20,7 @@ from shared.platform import logsafety
 )
 def test_library_log_lines_are_redacted(line: str, secret: str, caplog: pytest.LogCaptureFixture) -> None:
     logsafety.install()
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="httpx"):  # below the level the app holds httpx at
         logging.getLogger("httpx").info("%s", line)
     (record,) = [r for r in caplog.records if r.name == "httpx"]
     assert secret not in record.getMessage()
@@ -29,3 +29,18 @@ def test_library_log_lines_are_redacted(line: str, secret: str, caplog: pytest.L
 
 def test_plain_lines_are_unchanged() -> None:
     assert logsafety.redact("poll done: tenant=9f6a3d1e records=1200") == "poll done: tenant=9f6a3d1e records=1200"
+
+
+def test_libraries_log_per_request_lines_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    logsafety.install()
+    policy = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    ours = logging.getLogger("shared.pipeline.delivery")
+    with caplog.at_level(logging.INFO):
+        policy.info("Request URL: 'https://acct.table.core.windows.net/state'")
+        logging.getLogger("httpx").info("HTTP Request: GET https://graph.microsoft.com/v1.0/users/x")
+        policy.warning("Retrying after 503")
+        ours.info("incident delivered")
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("azure.core.pipeline.policies.http_logging_policy", "Retrying after 503"),
+        ("shared.pipeline.delivery", "incident delivered"),
+    ]
