@@ -105,7 +105,7 @@ def test_the_monthly_cost_carries_the_timers_of_the_default_schedules() -> None:
             "function_invocations_per_record",
             "table_transactions_per_record",
             "blob_operations_per_record",
-            "telemetry_items_per_record",
+            "appinsights_items_per_record",
         ),
         0.0,
     )

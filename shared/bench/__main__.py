@@ -20,6 +20,7 @@ import argparse
 import datetime
 import gc
 import json
+import logging
 import math
 import os
 import resource
@@ -71,6 +72,7 @@ TARGETS = {
     "table_transactions_per_record": ("<=", 0.01),
     "function_invocations_per_record": ("<=", 0.002),
     "telemetry_items_per_record": ("<=", 0.01),
+    "appinsights_items_per_record": ("<=", 0.01),
     "cost_usd_per_million_records": ("<=", 0.15),
     "ip_lookups_per_second": (">=", 200_000),
     "ip_lookups_per_second_gc_paused": (">=", 200_000),
@@ -218,21 +220,64 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
                 [OutboundMessage(ref.encode(), message_id=ref.batch_id, session_id=session_for(tid, 0, 1))],
             )
         runtime = LocalRuntime(bus)
-        runtime.run_until_idle()
+        posts0 = len(partner.requests)
+        with LineCount() as lines:
+            runtime.run_until_idle()
         configure(None)
         content_fn = len(refs)  # process_content runs once per blob in production
+        table = counter.counts["table"] - base["table"]
+        blob = counter.counts["blob"] - base["blob"] + 2 * len(refs)  # + archive and batch writes
+        messages = bus.stats.sent - sent0 + len(refs)  # + the content reference per blob
+        invocations = runtime.stats.total + content_fn
+        metrics = telemetry().items - items0 + 2 * len(refs)  # + the content function's two metrics
+        # the calls the worker records as dependencies (shared.platform.tracing): Graph, the partner's endpoint
+        # and the content function's download of each blob from the Management Activity API, one item each
+        dependencies = graph_requests + len(partner.requests) - posts0 + len(refs)
         return {
             "sample_records": records,
-            "servicebus_messages": bus.stats.sent - sent0 + len(refs),  # + the content reference per blob
-            "table_transactions": counter.counts["table"] - base["table"],
-            "blob_operations": counter.counts["blob"] - base["blob"] + 2 * len(refs),  # + archive and batch writes
+            "servicebus_messages": messages,
+            "table_transactions": table,
+            "blob_operations": blob,
             "graph_calls": graph_requests,
-            "function_invocations": runtime.stats.total + content_fn,
-            "telemetry_items": telemetry().items - items0 + 2 * len(refs),  # + the content function's two metrics
+            "function_invocations": invocations,
+            "telemetry_items": metrics,
+            # what Application Insights receives in all: our metrics, the log lines (traces), one request per
+            # invocation (the host's), and the dependencies
+            "appinsights_items": {
+                "metrics": metrics,
+                "traces": lines.count,
+                "requests": invocations,
+                "dependencies": dependencies,
+            },
             "dead_lettered": bus.stats.dead_lettered,
             "messages_by_queue": dict(bus.stats.sent_by_queue),
             "alerts": sum(len(alert_store_of(svc, t)) for t in {tid for tid, _ in refs}),
         }
+
+
+class LineCount(logging.Handler):
+    """Counts the log lines the functions write at INFO and above while it is entered, as the Functions worker
+    forwards them to Application Insights (host.json: ``Information``); loggers keep the levels the app set."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+        self._root_level = logging.NOTSET
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+    def __enter__(self) -> LineCount:
+        root = logging.getLogger()
+        self._root_level = root.level
+        root.setLevel(logging.INFO)
+        root.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self)
+        root.setLevel(self._root_level)
 
 
 def alert_store_of(svc: Any, tenant_id: str) -> list[Any]:
@@ -254,7 +299,12 @@ def cost(per_record: dict[str, float]) -> dict[str, Any]:
     table = per_record["table_transactions_per_record"] * m * PRICES["table_per_10k_transactions"] / 1e4
     blob = per_record["blob_operations_per_record"] * m * PRICES["blob_write_per_10k"] / 1e4
     tel = (
-        per_record["telemetry_items_per_record"] * m * TELEMETRY_ITEM_KB / 1024 / 1024 * PRICES["log_analytics_per_gb"]
+        per_record["appinsights_items_per_record"]
+        * m
+        * TELEMETRY_ITEM_KB
+        / 1024
+        / 1024
+        * PRICES["log_analytics_per_gb"]
     )
     per_million = sb + fn + table + blob + tel
     timers = timer_runs_per_month() * (
@@ -393,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "graph_calls_per_record": ops["graph_calls"] / n,
         "function_invocations_per_record": ops["function_invocations"] / n,
         "telemetry_items_per_record": ops["telemetry_items"] / n,
+        "appinsights_items_per_record": sum(ops["appinsights_items"].values()) / n,
     }
     results: dict[str, Any] = {"records": corpus.records, "smoke": args.smoke, "rounds": rounds}
     results.update({k: v for k, v in cpu.items()})
@@ -439,6 +490,7 @@ def print_table(results: dict[str, Any]) -> None:
         "graph_calls_per_record",
         "function_invocations_per_record",
         "telemetry_items_per_record",
+        "appinsights_items_per_record",
         "cost_usd_per_million_records",
         "cost_usd_per_1000_users_month",
         "ip_lookups_per_second",

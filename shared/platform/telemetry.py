@@ -87,14 +87,10 @@ def _configure_azure_monitor() -> Any:
     if not conn or "pytest" in sys.modules:
         return None
     try:
-        from azure.monitor.opentelemetry import configure_azure_monitor  # type: ignore[import-not-found]
-        from opentelemetry import metrics  # type: ignore[import-not-found]
-    except ImportError:
+        from shared.platform import tracing
+    except ImportError:  # the OpenTelemetry SDK is not installed: metrics are only counted
         return None
     from azure.identity import ManagedIdentityCredential
 
     # Application Insights has local (key) authentication off: telemetry is sent with the identity.
-    configure_azure_monitor(
-        connection_string=conn, credential=ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
-    )
-    return metrics.get_meter("m365-itdr")
+    return tracing.configure(conn, ManagedIdentityCredential(client_id=settings.managed_identity_client_id))
