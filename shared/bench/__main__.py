@@ -140,14 +140,13 @@ def peak_rss_mb() -> float:
 
 def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     """Run a sample through the registered functions and count what each port did."""
-    import httpx
     import orjson
 
     from shared.app import Services, configure
     from shared.bench.corpus import corpus_users
     from shared.emulators.graph import GraphEmulator
     from shared.emulators.partner import PartnerEndpoint
-    from shared.graph.client import GraphClient, SyncGraphClient
+    from shared.graph.client import SyncGraphClient
     from shared.pipeline.messages import RecordBatchRef, session_for
     from shared.platform import names
     from shared.platform.azurite import Azurite
@@ -158,12 +157,6 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     from shared.runtime.local import LocalRuntime
 
     files = sorted(corpus_dir.glob("*.json"))[:sample_blobs]
-    graph_requests = 0
-
-    async def count_graph_request(_request: httpx.Request) -> None:
-        nonlocal graph_requests
-        graph_requests += 1
-
     with Azurite() as az, PartnerEndpoint() as partner, GraphEmulator(seed=1) as graph:
         for tid, user in corpus_users():
             graph.add_user(tid, user_principal_name=user.upn, id=user.object_id, display_name=user.display_name)
@@ -179,13 +172,13 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
         svc = Services(settings=settings, storage=storage, bus=bus)
         svc.extras["partner_allow_insecure"] = True
 
+        opened: list[SyncGraphClient] = []
+
         def graph_client(tenant_id: str) -> SyncGraphClient:
-            # the pipeline's Graph client, its HTTP client counting every request it sends (retries included)
-            http = httpx.AsyncClient(event_hooks={"request": [count_graph_request]})
-            client = GraphClient.create(
-                tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url, http_client=http
-            )
-            return SyncGraphClient(client)
+            """The pipeline's Graph client, on the emulator (which logs every request it receives)."""
+            client = SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
+            opened.append(client)
+            return client
 
         svc.graph_factory = graph_client
         configure(svc)
@@ -224,6 +217,9 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
         with LineCount() as lines:
             runtime.run_until_idle()
         configure(None)
+        for client in opened:
+            client.close()
+        graph_requests = len(graph.calls)  # every request the Graph clients sent (retries included)
         content_fn = len(refs)  # process_content runs once per blob in production
         table = counter.counts["table"] - base["table"]
         blob = counter.counts["blob"] - base["blob"] + 2 * len(refs)  # + archive and batch writes

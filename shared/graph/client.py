@@ -413,12 +413,14 @@ class GraphClient:
         owns_http_client: bool,
         base_url: str,
         allowed_hosts: tuple[str, ...],
+        owned_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """Use :meth:`create`."""
         self._tenant_id = tenant_id
         self._sdk = service_client
         self._http = http_client
         self._owns_http = owns_http_client
+        self._owned_transport = owned_transport
         self._base_url = base_url
         self._allowed_hosts = allowed_hosts
 
@@ -466,7 +468,10 @@ class GraphClient:
             delay=0.0, max_retries=max_retries, should_retry=max_retries > 0
         )
         owns = http_client is None
-        raw = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        transport = httpx.AsyncHTTPTransport() if owns else None
+        raw = http_client or httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
         wrapped = GraphClientFactory.create_with_default_middleware(client=raw, options=options)
         adapter = GraphRequestAdapter(auth, client=wrapped)
         adapter.base_url = effective  # before the service client captures it in its path parameters
@@ -478,6 +483,7 @@ class GraphClient:
             owns_http_client=owns,
             base_url=effective,
             allowed_hosts=allowed_hosts,
+            owned_transport=transport,
         )
 
     # -- properties and lifecycle -------------------------------------------------------------------
@@ -500,6 +506,10 @@ class GraphClient:
         """Close the HTTP client if this client created it. The credential stays the caller's."""
         if self._owns_http:
             await self._http.aclose()
+            if self._owned_transport is not None:
+                # msgraph-core's transport wrapper does not close the transport it wraps: its pool's sockets
+                # would stay open until collected
+                await self._owned_transport.aclose()
 
     async def __aenter__(self) -> GraphClient:
         return self

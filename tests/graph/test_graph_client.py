@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -624,6 +626,18 @@ def test_sync_facade(emulator: GraphEmulator, seeded: Seeded) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         client.get_user(seeded.alice)
     client.close()  # idempotent
+
+
+def test_closing_the_client_closes_its_connections(emulator: GraphEmulator, seeded: Seeded) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with SyncGraphClient.create(
+            seeded.tenant_a, credential=emulator.credential(seeded.tenant_a), base_url=emulator.base_url
+        ) as client:
+            assert client.get_user(seeded.alice).id == seeded.alice
+        del client
+        gc.collect()  # a socket left open warns when it is collected
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_sync_facade_calls_are_logged_with_the_tenant(emulator: GraphEmulator, seeded: Seeded) -> None:
