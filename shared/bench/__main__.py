@@ -5,13 +5,18 @@ Everything is measured in one run and reported side by side; ratios are the figu
 
 1. CPU (in a child process, so its peak RSS is the detection process's own): for every content
    blob, interleaved, ``orjson.loads`` (the parse ceiling) and the full detection path (parse,
-   normalise, enrich, every registered detector with per-user state).
+   normalise, enrich, every registered detector with per-user state); then the same path with the
+   detectors taken out (`shared.bench.timing.routes_only`), the floor the detectors sit on.
 2. Remote operations: a sample of the corpus goes through the registered functions on the local
-   runtime (Azurite, in-process bus), counting Service Bus messages, Table and Blob requests,
-   Graph calls, function invocations and telemetry items.
-3. Cost per 1,000,000 records and per 1,000 users a month from the list prices in ``PRICES``.
+   runtime (Azurite, the in-process bus, the Graph emulator holding the corpus's users), counting
+   Service Bus messages, Table and Blob requests, Graph calls, function invocations, the app's
+   metric items and everything Application Insights would receive (log lines, requests, dependencies).
+3. Cost per 1,000,000 records and per 1,000 users a month from the list prices in ``PRICES``, with
+   what a deployment pays whatever its volume (the Service Bus base, the timer functions).
 4. IP lookups per second on a cold random IPv4 stream and the memory of the embedded IP data.
 5. Cold import time of ``function_app``.
+
+``bench/results.json`` is written only when it carries every figure of `REQUIRED_KEYS`.
 """
 
 from __future__ import annotations
