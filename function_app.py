@@ -1,26 +1,43 @@
-"""m365-itdr Function App: a wiring diagram. Each body is one call into ``shared.handlers``.
+"""m365-itdr Function App: a wiring diagram. Each function calls the one module that holds its body.
 
-poll_content (timer) ─┐
-o365_webhook (HTTP) ──┴─> [content] -> process_content -> [records] -> enrich_records
-    -> [detect] -> detect_records -> [alerts] -> deliver_alerts -> partner Logic App
-                                  └─> [remediation] -> remediate -> Microsoft Graph
-feed_health, refresh_intel, weekly_report (timers); admin_tenants (HTTP)
+poll_content (timer) ─┐                     shared.ingest.poller
+o365_webhook (HTTP) ──┴─> [content]         shared.ingest.webhook
+    -> process_content -> [records]         shared.ingest.content
+    -> enrich_records -> [detect]           shared.functions.enrich_records
+    -> detect_records -> [alerts]           shared.functions.detect_records
+                      └─> [remediation]
+    -> deliver_alerts -> partner Logic App  shared.functions.deliver_alerts
+    -> remediate -> Microsoft Graph         shared.functions.remediate
+feed_health (timer)                         shared.ingest.health
+refresh_intel (timer)                       shared.enrich.feeds
+weekly_report (timer)                       shared.functions.weekly_report
+admin_tenants (HTTP)                        shared.ingest.onboarding
+
+The services come from ``shared.app.services()``: built once per process from the app settings alone.
+A Service Bus message's fate (complete, park, retry) is :mod:`shared.functions.fate`.
 """
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared import handlers
 from shared.app import services
+from shared.enrich import feeds
+from shared.functions import deliver_alerts as deliver_body
+from shared.functions import detect_records as detect_body
+from shared.functions import enrich_records as enrich_body
+from shared.functions import remediate as remediate_body
+from shared.functions import weekly_report as weekly_body
+from shared.functions.fate import Inbound, run_message
+from shared.ingest import content, health, onboarding, poller, webhook
 from shared.platform import names
 
 app = func.FunctionApp()
 SB = "ServiceBusConnection"
 
 
-def _inbound(queue: str, msg: func.ServiceBusMessage) -> handlers.Inbound:
-    return handlers.Inbound(
+def _inbound(queue: str, msg: func.ServiceBusMessage) -> Inbound:
+    return Inbound(
         queue=queue,
         body=msg.get_body(),
         message_id=msg.message_id or "",
@@ -36,54 +53,58 @@ def _http(result: tuple[int, bytes]) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%ITDR_POLL_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def poll_content(timer: func.TimerRequest) -> None:
-    handlers.poll_content(services())
+    poller.poll_tenants(services())
 
 
 @app.route(route="o365/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def o365_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(handlers.o365_webhook(services(), headers=dict(req.headers), body=req.get_body()))
+    return _http(webhook.handle_webhook(services(), headers=dict(req.headers), body=req.get_body()))
 
 
 @app.route(route="admin/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 def admin_tenants(req: func.HttpRequest) -> func.HttpResponse:
-    return _http(handlers.admin_tenants(services(), method=req.method, headers=dict(req.headers), body=req.get_body()))
+    svc = services()
+    return _http(
+        onboarding.handle_admin_request(svc, method=req.method, headers=dict(req.headers), body=req.get_body())
+    )
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_CONTENT, connection=SB)
 def process_content(msg: func.ServiceBusMessage) -> None:
-    handlers.process_content(services(), _inbound(names.QUEUE_CONTENT, msg))
+    run_message(services(), _inbound(names.QUEUE_CONTENT, msg), content.process_content_message)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_RECORDS, connection=SB, is_sessions_enabled=True)
 def enrich_records(msg: func.ServiceBusMessage) -> None:
-    handlers.enrich_records(services(), _inbound(names.QUEUE_RECORDS, msg))
+    run_message(services(), _inbound(names.QUEUE_RECORDS, msg), enrich_body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_DETECT, connection=SB, is_sessions_enabled=True)
 def detect_records(msg: func.ServiceBusMessage) -> None:
-    handlers.detect_records(services(), _inbound(names.QUEUE_DETECT, msg))
+    run_message(services(), _inbound(names.QUEUE_DETECT, msg), detect_body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_ALERTS, connection=SB)
 def deliver_alerts(msg: func.ServiceBusMessage) -> None:
-    handlers.deliver_alerts(services(), _inbound(names.QUEUE_ALERTS, msg))
+    run_message(services(), _inbound(names.QUEUE_ALERTS, msg), deliver_body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_REMEDIATION, connection=SB)
 def remediate(msg: func.ServiceBusMessage) -> None:
-    handlers.remediate(services(), _inbound(names.QUEUE_REMEDIATION, msg))
+    run_message(services(), _inbound(names.QUEUE_REMEDIATION, msg), remediate_body.handle)
 
 
 @app.timer_trigger(schedule="%ITDR_FEED_HEALTH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def feed_health(timer: func.TimerRequest) -> None:
-    handlers.feed_health(services())
+    health.check_feeds(services())
 
 
 @app.timer_trigger(schedule="%ITDR_INTEL_REFRESH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def refresh_intel(timer: func.TimerRequest) -> None:
-    handlers.refresh_intel(services())
+    svc = services()
+    feeds.refresh_feeds(svc.storage, svc.settings)
 
 
 @app.timer_trigger(schedule="%ITDR_WEEKLY_REPORT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def weekly_report(timer: func.TimerRequest) -> None:
-    handlers.weekly_report(services())
+    weekly_body.run(services())

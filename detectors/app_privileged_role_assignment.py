@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import app_target, scope_risk
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event
 
 APP_ROLE_OP = "add app role assignment to service principal"

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import CONSENT_OP, consent_from_event, scope_risk
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
-from shared.detection.rogueapps import lookup_rogue_app
+from shared.enrich.rogueapps import lookup_rogue_app
 from shared.records.event import Event
 
 

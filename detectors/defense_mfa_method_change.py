@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event
 
 UPDATE_USER = "update user"

@@ -21,9 +21,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.enrich.access import AccessMethod, access_of
 from shared.records.event import Event
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event
 from shared.records.exchange import addresses, is_empty_value, is_system_account
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import risk_context, risk_of
 from shared.detection.inbox_rules import home_domains_of, owner_names, score_rule
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event
 from shared.records.exchange import INBOX_RULE_OPS, InboxRule, inbox_rule_from_event
 

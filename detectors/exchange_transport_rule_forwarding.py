@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event
 from shared.records.exchange import addresses, is_empty_value, is_system_account
 

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.records.event import Event, as_int
 
 TAKEOVER_ROLES = frozenset(

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     BRUTE_FORCE_FAILURES,
@@ -29,7 +30,6 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -27,12 +28,11 @@ from shared.detection.baseline import (
     observe_signin,
     signin_context,
 )
-from shared.detection.config import TenantConfig
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
+from shared.tenant_config import TenantConfig
 
 
 def allowed_countries(tenant: TenantConfig, event: Event, *, at: datetime | None) -> frozenset[str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -42,7 +43,6 @@ from shared.detection.geo import (
     speed_kmh,
     unreliable_location,
 )
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from detectors.signin_password_spray import spray_source_of
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     ERR_CA_BLOCKED,
@@ -39,7 +40,6 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -29,7 +30,6 @@ from shared.detection.baseline import (
     travel_countries,
 )
 from shared.detection.geo import ANONYMIZER_LABELS, anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event

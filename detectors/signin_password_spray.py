@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_FAILED,
@@ -40,7 +41,6 @@ from shared.detection.baseline import (
     user_hash,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso

@@ -16,9 +16,9 @@ import orjson
 from azure.core.exceptions import ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.detection.config import TenantConfig
 from shared.platform import names
 from shared.platform.storage import StorageClients
+from shared.tenant_config import TenantConfig
 
 PARTITION = "tenant"
 

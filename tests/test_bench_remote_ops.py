@@ -38,8 +38,8 @@ def test_graph_calls_are_the_identity_lookups_the_sample_needs(tmp_path: Path) -
 def test_log_lines_are_counted_as_the_worker_forwards_them() -> None:
     logsafety.install()
     with LineCount() as lines:
-        logging.getLogger("shared.pipeline.delivery").info("incident delivered")
+        logging.getLogger("shared.functions.deliver_alerts").info("incident delivered")
         logging.getLogger("azure.core.pipeline.policies.http_logging_policy").info("Request URL: 'https://x'")
         logging.getLogger("azure.core.pipeline.policies.http_logging_policy").warning("Retrying after 503")
-        logging.getLogger("shared.pipeline.delivery").debug("payload built")
+        logging.getLogger("shared.functions.deliver_alerts").debug("payload built")
     assert lines.count == 2

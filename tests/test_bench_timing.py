@@ -11,11 +11,11 @@ from detectors import default_registry
 from shared.bench.__main__ import REQUIRED_KEYS, cost, cron_runs_per_month, missing_figures
 from shared.bench.corpus import ensure_corpus
 from shared.bench.timing import routes_only
-from shared.detection.config import TenantConfig
 from shared.detection.engine import BatchOutcome, DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore, UserState
 from shared.enrich.factory import IntelFeeds, build_local_enricher
 from shared.records.event import Event, parse_blob
+from shared.tenant_config import TenantConfig
 
 
 class SavedKeys(InMemoryStateStore):

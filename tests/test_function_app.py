@@ -10,8 +10,7 @@ import orjson
 import pytest
 
 from shared.app import Services, configure
-from shared.pipeline.messages import RecordBatchRef
-from shared.pipeline.respond import alert_store
+from shared.messages import RecordBatchRef
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage, ReceivedMessage, default_queue_options
 from shared.platform.settings import Settings
@@ -62,7 +61,7 @@ def rule(i: int) -> dict[str, Any]:
 @pytest.fixture
 def svc(storage: StorageClients) -> Iterator[Services]:
     bus = InProcessBus(default_queue_options())
-    services = Services(settings=Settings(), storage=storage, bus=bus)
+    services = Services(Settings(), storage=storage, bus=bus)
     configure(services)
     yield services
     configure(None)
@@ -103,7 +102,7 @@ def test_redelivery_after_a_crash_does_not_double_the_alert(svc: Services) -> No
     # the same batch delivered a third time (at-least-once): still one alert with both records
     ref = stage(svc, [rule(1), rule(2)])
     runtime.run_until_idle()
-    (stored,) = alert_store(svc).list_alerts(TENANT)
+    (stored,) = svc.alert_store.list_alerts(TENANT)
     assert stored.alert.detector == "exchange_suspicious_inbox_rule"
     assert stored.alert.evidence_record_ids == ["rule-1", "rule-2"]
     assert ref.batch_id == "c1#0"
@@ -142,7 +141,7 @@ def test_an_unexpected_failure_is_retried_then_dead_lettered_by_the_bus(svc: Ser
     runtime.run_until_idle()
     (dead,) = svc.bus.dead_letters(names.QUEUE_DETECT)
     assert (dead.reason, dead.delivery_count) == ("MaxDeliveryCountExceeded", 10)
-    assert alert_store(svc).list_alerts(TENANT) == []
+    assert svc.alert_store.list_alerts(TENANT) == []
 
 
 def test_crash_between_alert_write_and_state_save_replays_to_the_same_alert(svc: Services) -> None:
@@ -165,6 +164,6 @@ def test_crash_between_alert_write_and_state_save_replays_to_the_same_alert(svc:
         install(None)
     assert injector.crashes["detect.before_state"] == 1
     assert runtime.stats.failures == {"detect_records": 1}
-    (stored,) = alert_store(svc).list_alerts(TENANT)
+    (stored,) = svc.alert_store.list_alerts(TENANT)
     assert stored.alert.evidence_record_ids == ["rule-1", "rule-2"]
     assert stored.alert.count == 2  # two findings merged once each, not four

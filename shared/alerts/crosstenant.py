@@ -35,9 +35,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.alert_model import Alert, Category, Severity
 from shared.alerts.incidents import context_app_id, context_asn
 from shared.alerts.store import chunks, get_json, put_json, storage_error
-from shared.detection.model import Alert, Category, Severity
 from shared.platform import names
 from shared.platform.errors import ConcurrencyError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key
@@ -108,7 +108,7 @@ def indicators_of(alert: Alert) -> list[tuple[IndicatorKind, str]]:
 
 
 def is_first_party_app(app_id: str) -> bool:
-    from shared.enrich.access import KNOWN_APPS
+    from shared.records.apps import KNOWN_APPS
 
     return app_id.lower() in KNOWN_APPS
 

@@ -54,6 +54,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.alert_model import Alert, Category, Severity
 from shared.alerts.store import (
     MAX_HISTORY,
     AlertStatus,
@@ -65,7 +66,6 @@ from shared.alerts.store import (
     put_json,
     storage_error,
 )
-from shared.detection.model import Alert, Category, Severity
 from shared.platform import names
 from shared.platform.errors import ConcurrencyError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.alert_model import Alert, Severity
 from shared.alerts.crosstenant import IndicatorKind, PartnerIncident
 from shared.alerts.incidents import Incident, RemediationEntry
 from shared.alerts.payload import PRODUCT_NAME, idempotency_key, product_version, remediation_payload
 from shared.alerts.store import AlertStatus
 from shared.alerts.triage import Decision
-from shared.detection.model import Alert, Severity
 
 OCSF_VERSION = "1.3.0"
 VENDOR_NAME = "m365-itdr project"

@@ -38,7 +38,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.detection.model import Alert, Category, Severity
+from shared.alert_model import Alert, Category, Severity
 from shared.platform import names
 from shared.platform.errors import BadInputError, ConcurrencyError, ItdrError, NotFoundError, ServiceUnavailable
 from shared.platform.storage import StorageClients, encode_key

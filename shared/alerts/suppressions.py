@@ -28,9 +28,9 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.alert_model import Alert
 from shared.alerts.incidents import TimelineEntry, context_asn
 from shared.alerts.store import AlertStore, StoredAlert, storage_error
-from shared.detection.model import Alert
 from shared.platform import names
 from shared.platform.errors import BadInputError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key

@@ -19,17 +19,19 @@ each; :func:`shared.alerts.payload.build_payload` leaves the suppressed alerts o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.alert_model import Category, Severity
 from shared.alerts.incidents import Incident, IncidentBook, assess
 from shared.alerts.store import AlertStatus, AlertStore, StoredAlert
 from shared.alerts.suppressions import Suppression, first_match
-from shared.detection.model import Category, Severity
 from shared.platform.errors import BadInputError, NotFoundError
+from shared.tenants import TenantRecord
 
 
 class TriagePolicy(BaseModel):
@@ -166,3 +168,45 @@ def _status_of(alerts: AlertStore, tenant_id: str, alert_id: str) -> AlertStatus
         return alerts.get_alert_record(tenant_id, alert_id).status
     except NotFoundError:
         return None
+
+
+class TenantPolicies(Protocol):
+    """Where a tenant's triage fields live (the tenant directory)."""
+
+    def get(self, tenant_id: str) -> TenantRecord | None: ...
+
+
+class SuppressionSource(Protocol):
+    def list_suppressions(self, tenant_id: str) -> list[Suppression]: ...
+
+
+class Triage:
+    """The triage decision for incidents: each tenant's policy and its active suppressions, at the clock's now."""
+
+    def __init__(
+        self, tenants: TenantPolicies, suppressions: SuppressionSource, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._tenants = tenants
+        self._suppressions = suppressions
+        self._clock = clock
+
+    def policy(self, tenant_id: str) -> TriagePolicy:
+        """The tenant's triage policy (its tenant record's ``triage`` fields over the defaults)."""
+        rec = self._tenants.get(tenant_id)
+        return TriagePolicy.model_validate({**(rec.triage if rec is not None else {}), "tenant_id": tenant_id})
+
+    def decide(self, incident: Incident) -> Decision:
+        """Whether to publish one incident now."""
+        return decide(
+            incident,
+            self.policy(incident.tenant_id),
+            self._suppressions.list_suppressions(incident.tenant_id),
+            now=self._clock(),
+        )
+
+    def deciding(self, tenant_id: str) -> Callable[[Incident], Decision]:
+        """A decision function for many incidents of one tenant, with its policy and suppressions read once."""
+        policy = self.policy(tenant_id)
+        active = self._suppressions.list_suppressions(tenant_id)
+        now = self._clock()
+        return lambda incident: decide(incident, policy, active, now=now)

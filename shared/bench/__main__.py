@@ -33,7 +33,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.app import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,12 +152,11 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     """Run a sample through the registered functions and count what each port did."""
     import orjson
 
-    from shared.app import Services, configure
+    from shared.app import PartnerTransport, Services, configure
     from shared.bench.corpus import corpus_users
     from shared.emulators.graph import GraphEmulator
     from shared.emulators.partner import PartnerEndpoint
-    from shared.graph.client import SyncGraphClient
-    from shared.pipeline.messages import RecordBatchRef, session_for
+    from shared.messages import RecordBatchRef, session_for
     from shared.platform import names
     from shared.platform.azurite import Azurite
     from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
@@ -162,6 +164,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
     from shared.platform.storage import OperationCounter, StorageClients
     from shared.platform.telemetry import telemetry
     from shared.runtime.local import LocalRuntime
+    from shared.runtime.world import emulator_credentials
 
     files = sorted(corpus_dir.glob("*.json"))[:sample_blobs]
     with Azurite() as az, PartnerEndpoint() as partner, GraphEmulator(seed=1) as graph:
@@ -176,18 +179,14 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
             ITDR_PARTNER_ENDPOINT=partner.url,
             ITDR_GRAPH_BASE_URL=graph.base_url,
         )
-        svc = Services(settings=settings, storage=storage, bus=bus)
-        svc.extras["partner_allow_insecure"] = True
-
-        opened: list[SyncGraphClient] = []
-
-        def graph_client(tenant_id: str) -> SyncGraphClient:
-            """The pipeline's Graph client, on the emulator (which logs every request it receives)."""
-            client = SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
-            opened.append(client)
-            return client
-
-        svc.graph_factory = graph_client
+        # the pipeline's Graph clients on the emulator, which logs every request it receives
+        svc = Services(
+            settings,
+            storage=storage,
+            bus=bus,
+            credentials=emulator_credentials(time.time),
+            partner=PartnerTransport(allow_loopback=True),
+        )
         configure(svc)
         raw = storage.container(names.CONTAINER_RAW)
         records = 0
@@ -224,8 +223,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
         with LineCount() as lines:
             runtime.run_until_idle()
         configure(None)
-        for client in opened:
-            client.close()
+        svc.close()
         graph_requests = len(graph.calls)  # every request the Graph clients sent (retries included)
         content_fn = len(refs)  # process_content runs once per blob in production
         table = counter.counts["table"] - base["table"]
@@ -283,10 +281,8 @@ class LineCount(logging.Handler):
         root.setLevel(self._root_level)
 
 
-def alert_store_of(svc: Any, tenant_id: str) -> list[Any]:
-    from shared.pipeline.respond import alert_store
-
-    return list(alert_store(svc).list_alerts(tenant_id))
+def alert_store_of(svc: Services, tenant_id: str) -> list[Any]:
+    return list(svc.alert_store.list_alerts(tenant_id))
 
 
 def cost(per_record: dict[str, float]) -> dict[str, Any]:

@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def profile(corpus_dir: Path) -> tuple[dict[str, float], dict[str, int], float, float, float, int]:
     """(seconds per part, calls per part, orjson s, parse s, engine s, records) of one pass."""
     from detectors import default_registry
+    from shared.alert_model import Finding
     from shared.bench.timing import timed_pass
     from shared.detection.base import DetectionContext
-    from shared.detection.config import TenantConfig
     from shared.detection.engine import DetectionEngine, InMemoryAlertSink
-    from shared.detection.model import Finding
     from shared.detection.state import InMemoryStateStore
     from shared.enrich.factory import IntelFeeds, build_local_enricher
     from shared.records.event import Event
+    from shared.tenant_config import TenantConfig
 
     seconds: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)

@@ -55,8 +55,8 @@ def routes_only(registry: Any) -> Any:
     loading and saving the same users' state, freeing the batch. Its time is the floor the detectors
     sit on: the ratio the path would reach if all of them cost nothing.
     """
+    from shared.alert_model import Category, DetectorMeta, Finding, Severity
     from shared.detection.base import DetectionContext, Detector, Registry
-    from shared.detection.model import Category, DetectorMeta, Finding, Severity
     from shared.records.event import Event
 
     class BenchNoDetection(Detector):

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from shared.app import IntelSources
 from shared.demo.__main__ import plant_attack, seed_graph, write_feeds
 from shared.demo.workload import Workload, generate
 from shared.platform import logsafety, names
@@ -125,11 +126,16 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
     try:
         with (
             tempfile.TemporaryDirectory(prefix="itdr-chaos-") as tmp,
-            LocalWorld(wl.start, seed=seed, namespace=f"{'f' if faults else 'r'}{seed}", fault_hook=fault_hook) as w,
+            LocalWorld(
+                wl.start,
+                seed=seed,
+                namespace=f"{'f' if faults else 'r'}{seed}",
+                fault_hook=fault_hook,
+                intel=IntelSources(feeds=write_feeds(Path(tmp))),
+                on_detected=lambda ref, res: out.detected_ids.update(res.record_ids),
+            ) as w,
         ):
             svc = w.svc
-            svc.extras["intel_feeds"] = write_feeds(Path(tmp))
-            svc.extras["on_detected"] = lambda ref, res: out.detected_ids.update(res.record_ids)
             seed_graph(w, wl)
             out.tenants = {t.tenant_id: {u.object_id for u in t.users} | {u.upn for u in t.users} for t in wl.tenants}
             for t in wl.tenants:
@@ -155,9 +161,7 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
 
 
 def _auto_remediate(w: LocalWorld, tenant_id: str) -> None:
-    from shared.pipeline.respond import tenants
-
-    d = tenants(w.svc)
+    d = w.svc.tenants
     rec = d.get(tenant_id)
     assert rec is not None
     d.upsert(rec.model_copy(update={"remediation": {"default_mode": "auto"}}))
@@ -270,13 +274,12 @@ def _record_checkpoints(w: LocalWorld, out: RunResult) -> None:
 
 
 def _collect(w: LocalWorld, wl: Workload, out: RunResult) -> None:
-    from shared.pipeline.respond import alert_store, incident_book
 
     svc = w.svc
     for t in wl.tenants:
-        for s in alert_store(svc).list_alerts(t.tenant_id):
+        for s in svc.alert_store.list_alerts(t.tenant_id):
             out.alerts[s.alert.alert_id] = s.alert
-        out.incidents.extend(incident_book(svc).list_incidents(t.tenant_id))
+        out.incidents.extend(svc.incident_book.list_incidents(t.tenant_id))
     out.served_ids = set(w.api.served_record_ids)
     for row in w.storage.table(names.TABLE_QUARANTINE).list_entities():
         if row.get("record_id"):
@@ -288,14 +291,14 @@ def _collect(w: LocalWorld, wl: Workload, out: RunResult) -> None:
     out.state_rows = [
         (str(r["PartitionKey"]), str(r["RowKey"])) for r in w.storage.table(names.TABLE_USER_STATE).list_entities()
     ]
-    from shared.ingest.replay import list_deadletters
+    from shared.ingest.deadletters import list_deadletters
 
     out.dead_letters = list_deadletters(svc)
 
 
 def _replay_dead_letters(w: LocalWorld, out: RunResult) -> int:
     """`itdr deadletters replay`: every dead-letter goes back to its queue; the run settles again."""
-    from shared.ingest.replay import list_deadletters, replay_deadletters
+    from shared.ingest.deadletters import list_deadletters, replay_deadletters
 
     replayed = replay_deadletters(w.svc)
     w.drain()

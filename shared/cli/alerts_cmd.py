@@ -463,7 +463,7 @@ def incident_publisher(settings: Any) -> Callable[[Any], None] | None:
     if not settings.servicebus_namespace:
         return None
     from shared.app import services
-    from shared.pipeline.messages import IncidentRef
+    from shared.messages import IncidentRef
     from shared.platform import names
 
     def publish(incident: Any) -> None:

@@ -117,7 +117,7 @@ def _tenants_status(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from shared.ingest.replay import replay
+    from shared.cli.replay import replay
 
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     svc = _services()
@@ -139,7 +139,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _deadletters_list(args: argparse.Namespace) -> int:
-    from shared.ingest.replay import list_deadletters
+    from shared.ingest.deadletters import list_deadletters
 
     for item in list_deadletters(_services(), tenant_id=args.tenant):
         _print(item.to_dict())
@@ -147,7 +147,7 @@ def _deadletters_list(args: argparse.Namespace) -> int:
 
 
 def _deadletters_replay(args: argparse.Namespace) -> int:
-    from shared.ingest.replay import replay_deadletters
+    from shared.ingest.deadletters import replay_deadletters
 
     if not (args.all or args.tenant or args.queue or args.reason or args.ids):
         print("itdr deadletters replay: give a filter (--tenant, --queue, --reason, --id) or --all", file=sys.stderr)

@@ -118,7 +118,7 @@ def cmd_approve(
     by: str,
     clock: Callable[[], datetime] = utc_now,
     out: IO[str] | None = None,
-    on_change: Callable[[Any], None] | None = None,
+    on_change: Callable[[Any], object] | None = None,
 ) -> int:
     """Approve a pending_approval action (its message is sent). 0 when it is now queued, 1 otherwise.
 
@@ -146,7 +146,7 @@ def cmd_reject(
     reason: str = "",
     clock: Callable[[], datetime] = utc_now,
     out: IO[str] | None = None,
-    on_change: Callable[[Any], None] | None = None,
+    on_change: Callable[[Any], object] | None = None,
 ) -> int:
     """Reject a pending_approval action. 0 when rejected, 1 when the row is in another state."""
     from shared.remediation.runner import reject_action
@@ -203,9 +203,8 @@ def run(args: argparse.Namespace) -> int:
         return cmd_list(storage, tenant_id=args.tenant, states=args.state, incident_id=args.incident, as_json=args.json)
     bus = _bus_from_settings()
     from shared.app import Services
-    from shared.pipeline.incident_actions import remediation_hook
 
-    hook = remediation_hook(Services(settings=Settings.from_env(), storage=storage, bus=bus))
+    hook = Services(Settings.from_env(), storage=storage, bus=bus).remediation_recorder.record
     try:
         if op == "reject":
             reason = args.reason or ""

@@ -19,14 +19,14 @@ from typing import IO, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.alert_model import Alert
 from shared.cli.inputs import iter_paths, read_input
-from shared.detection.config import TenantConfig
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
-from shared.detection.model import Alert
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Quarantined, iso
+from shared.tenant_config import TenantConfig
 
 BATCH = 5000
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from shared.app import IntelSources
 from shared.demo.workload import ATTACKER_IP, ATTACKER_RANGE, ROGUE_APP_ID, Workload, generate, sp_id_for
 from shared.enrich.factory import IntelFeeds
 from shared.records.event import iso
@@ -159,13 +160,17 @@ def run(seed: int, out_dir: Path) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="itdr-demo-") as tmp,
-        LocalWorld(wl.start, seed=seed, namespace="demo") as world,
+        # the demo's users work office hours and no tenant uses Teams (Audit.General): widen the silences
+        LocalWorld(
+            wl.start,
+            seed=seed,
+            namespace="demo",
+            intel=IntelSources(feeds=write_feeds(Path(tmp))),
+            feed_silence=DEMO_SILENCE,
+        ) as world,
         WarningTally() as logged,
     ):
         svc = world.svc
-        svc.extras["intel_feeds"] = write_feeds(Path(tmp))
-        # the demo's users work office hours and no tenant uses Teams (Audit.General): widen the silences
-        svc.extras["feed_silence_thresholds"] = DEMO_SILENCE
         seed_graph(world, wl)
         print("\nOnboarding (subscriptions started, webhook registered, home countries from Entra):")
         for t in wl.tenants:
@@ -220,25 +225,22 @@ def _status_line(status: Any) -> str:
 
 def _set_policies(world: LocalWorld, tenant_id: str) -> None:
     """The demo partner lets high-confidence detections remediate automatically."""
-    from shared.pipeline.respond import tenants
-
-    directory = tenants(world.svc)
+    directory = world.svc.tenants
     rec = directory.get(tenant_id)
     assert rec is not None
     directory.upsert(rec.model_copy(update={"remediation": {"default_mode": "auto"}}))
 
 
 def collect(world: LocalWorld, wl: Workload) -> dict[str, Any]:
-    from shared.pipeline.respond import alert_store, incident_book
     from shared.remediation.ledger import TableRemediationLedger
 
     svc = world.svc
     ledger = TableRemediationLedger(svc.storage)
-    stored = [s for t in wl.tenants for s in alert_store(svc).list_alerts(t.tenant_id)]
+    stored = [s for t in wl.tenants for s in svc.alert_store.list_alerts(t.tenant_id)]
     return {
         "stored": stored,
         "alerts": [s.alert for s in stored],
-        "incidents": [i for t in wl.tenants for i in incident_book(svc).list_incidents(t.tenant_id)],
+        "incidents": [i for t in wl.tenants for i in svc.incident_book.list_incidents(t.tenant_id)],
         "remediations": [e for t in wl.tenants for e in ledger.list_entries(t.tenant_id)],
         "deliveries": [p.json() for p in world.partner.effective_deliveries],
         "posts": len(world.partner.requests),

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-from shared.detection.config import TenantConfig
-from shared.detection.model import DetectorMeta, Finding, Severity
+from shared.alert_model import DetectorMeta, Finding, Severity
 from shared.detection.state import TENANT_KEY, UserState
 from shared.records.event import Event
-
-
-class IpLookup(Protocol):
-    def lookup(self, ip: str | None) -> Any: ...
+from shared.tenant_config import TenantConfig
 
 
 class DetectionContext:

@@ -33,11 +33,11 @@ from typing import Any, TypeGuard
 import msgspec
 
 from shared.detection.base import DetectionContext
-from shared.detection.config import TenantConfig
 from shared.detection.geo import network_key
 from shared.enrich.access import access_of
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
+from shared.tenant_config import TenantConfig
 
 _NUMBER = (int, float)
 """``isinstance`` with a tuple: the same test as ``int | float``, without building the union each call."""

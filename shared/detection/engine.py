@@ -18,12 +18,12 @@ from datetime import timedelta
 from operator import attrgetter
 from typing import Any, Protocol
 
+from shared.alert_model import Alert, Finding, alert_id_for
 from shared.detection.base import DetectionContext, Registry
-from shared.detection.config import TenantConfig
-from shared.detection.model import Alert, Finding, alert_id_for
 from shared.detection.state import TENANT_KEY, StateStore, UserState
 from shared.platform.faults import crash_point
 from shared.records.event import Event, gc_paused
+from shared.tenant_config import TenantConfig
 
 _Route = tuple[Callable[[Event, DetectionContext], Iterable[Finding]], ...]
 """The ``detect`` methods of the detectors one operation is routed to, in registry order."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.alert_model import Severity
 from shared.detection.base import DetectionContext
-from shared.detection.model import Severity
 from shared.detection.signals import recent_risky_signin
 from shared.records.event import Event
 

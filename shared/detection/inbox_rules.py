@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.detection.config import TenantConfig
-from shared.detection.model import Severity
+from shared.alert_model import Severity
 from shared.records.exchange import InboxRule
+from shared.tenant_config import TenantConfig
 
 HIDING_FOLDERS = frozenset(
     {

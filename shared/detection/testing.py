@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
+from shared.alert_model import Alert, Finding
 from shared.detection.base import Detector, Registry
-from shared.detection.config import TenantConfig
 from shared.detection.engine import DetectionEngine, Enricher, InMemoryAlertSink
-from shared.detection.model import Alert, Finding
 from shared.detection.state import InMemoryStateStore
 from shared.records.event import Event, parse_records
+from shared.tenant_config import TenantConfig
 
 TEST_TENANT = "9f6a3d1e-0c4b-4e8a-9d57-2b1f0c3e4a11"
 

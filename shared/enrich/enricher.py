@@ -8,11 +8,16 @@ local and fast.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from shared.detection.base import IpLookup
-from shared.detection.config import TenantConfig
 from shared.records.event import Event
+from shared.tenant_config import TenantConfig
+
+
+class IpLookup(Protocol):
+    """Anything that answers the context of an address (the IP intelligence client, a test table)."""
+
+    def lookup(self, ip: str | None) -> Any: ...
 
 
 class IdentityMap:

@@ -118,6 +118,6 @@ def build_local_enricher(feeds: IntelFeeds, *, intel: Any = None) -> LocalEnrich
 def load_rogue_apps(paths: Sequence[str]) -> dict[str, Any]:
     if not paths:
         return {}
-    from shared.detection.rogueapps import load_rogue_apps as load
+    from shared.enrich.rogueapps import load_rogue_apps as load
 
     return dict(load(list(paths)).apps)

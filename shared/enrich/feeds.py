@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from shared.app import Services
 from shared.enrich.factory import IntelFeeds
 from shared.platform import names
 from shared.platform.errors import ConfigurationError
+from shared.platform.settings import Settings
+from shared.platform.storage import StorageClients
 
 log = logging.getLogger("itdr.intel")
 
@@ -45,8 +46,8 @@ class RefreshReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def feed_urls(svc: Services) -> dict[str, list[str]]:
-    raw = svc.settings.intel_feed_urls
+def feed_urls(settings: Settings) -> dict[str, list[str]]:
+    raw = settings.intel_feed_urls
     if not raw:
         return {}
     try:
@@ -78,13 +79,13 @@ def _check(kind: str, data: bytes) -> None:
         raise ValueError("the feed has no entries")
 
 
-def refresh_feeds(svc: Services, *, http: httpx.Client | None = None) -> RefreshReport:
+def refresh_feeds(storage: StorageClients, settings: Settings, *, http: httpx.Client | None = None) -> RefreshReport:
     """Download every configured feed into the intel container (the ``refresh_intel`` timer)."""
     report = RefreshReport()
-    container = svc.storage.container(names.CONTAINER_INTEL)
+    container = storage.container(names.CONTAINER_INTEL)
     client = http or httpx.Client(timeout=30.0, follow_redirects=False)
     try:
-        for kind, urls in feed_urls(svc).items():
+        for kind, urls in feed_urls(settings).items():
             for url in urls:
                 name = blob_name(kind, url)
                 try:
@@ -114,10 +115,10 @@ def refresh_feeds(svc: Services, *, http: httpx.Client | None = None) -> Refresh
     return report
 
 
-def load_intel_feeds(svc: Services, *, directory: Path | None = None) -> IntelFeeds:
+def load_intel_feeds(storage: StorageClients, *, directory: Path | None = None) -> IntelFeeds:
     """The stored feeds as local files, for the detection engine (empty when none are stored)."""
     target = directory or Path(tempfile.mkdtemp(prefix="itdr-intel-"))
-    container = svc.storage.container(names.CONTAINER_INTEL)
+    container = storage.container(names.CONTAINER_INTEL)
     files: dict[str, list[str]] = {v: [] for v in KINDS.values()}
     for blob in container.list_blobs():
         kind = str(blob.name).split("/", 1)[0]

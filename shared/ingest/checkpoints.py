@@ -37,7 +37,7 @@ FEED_CONTENT_TYPES: tuple[str, ...] = (
 
 
 def utcnow(clock: Any) -> datetime:
-    """The current time of an epoch-seconds clock (``Services.clock``) as an aware UTC datetime."""
+    """The current time of an epoch-seconds clock (``IngestServices.clock``) as an aware UTC datetime."""
     return datetime.fromtimestamp(float(clock()), UTC)
 
 

@@ -37,13 +37,12 @@ from urllib.parse import quote
 import msgspec
 import orjson
 
-from shared.app import Services
 from shared.ingest.checkpoints import utcnow
+from shared.ingest.context import IngestServices
 from shared.ingest.health import emit_alerts, integration_alert
 from shared.ingest.ledger import ContentEntry, ContentLedger, RecordLedger, record_hash
-from shared.ingest.onboarding import management_client, tenant_directory
 from shared.ingest.poller import content_message_id
-from shared.pipeline.messages import ContentRef, RecordBatchRef, session_for, shard_of
+from shared.messages import ContentRef, RecordBatchRef, session_for, shard_of
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
 from shared.platform.errors import (
@@ -115,13 +114,13 @@ def is_batch_blob(name: str) -> bool:
 # ----------------------------------------------------------------------------- entry point
 
 
-def process_content_message(svc: Services, body: bytes) -> ContentReport:
+def process_content_message(svc: IngestServices, body: bytes) -> ContentReport:
     """Process one ContentRef message body (see the module docstring)."""
     parsed = ContentRef.parse(body)
     assert isinstance(parsed, ContentRef)
     ref = parsed.model_copy(update={"tenant_id": parsed.tenant_id.strip().lower()})
     tid = ref.tenant_id
-    record = tenant_directory(svc).get(tid)
+    record = svc.tenants.get(tid)
     if record is None or record.status == "offboarded":
         raise BadInputError("content of a tenant that is not onboarded", reason="unknown_tenant", tenant=tid)
     now = utcnow(svc.clock)
@@ -154,7 +153,7 @@ def _telemetry(ref: ContentRef, report: ContentReport, now: datetime) -> None:
 # ----------------------------------------------------------------------------- steps
 
 
-def _note(svc: Services, ref: ContentRef, kind: str, summary: str, now: datetime) -> None:
+def _note(svc: IngestServices, ref: ContentRef, kind: str, summary: str, now: datetime) -> None:
     alert = integration_alert(
         tenant_id=ref.tenant_id,
         kind=kind,
@@ -166,12 +165,12 @@ def _note(svc: Services, ref: ContentRef, kind: str, summary: str, now: datetime
     emit_alerts(svc, [alert])
 
 
-def _download(svc: Services, ref: ContentRef, now: datetime) -> bytes:
+def _download(svc: IngestServices, ref: ContentRef, now: datetime) -> bytes:
     tid, cid = ref.tenant_id, ref.content_id
     if ref.content_expiration is not None and ref.content_expiration <= now:
         _note(svc, ref, "content_expired", f"Content {cid} of tenant {tid} expired before it was fetched.", now)
         raise ExpiredContentError("content expired before it was fetched", tenant=tid, content_id=cid)
-    client = management_client(svc, tid)
+    client = svc.management_client(tid)
     if not client.is_allowed_content_uri(ref.content_uri):
         raise ForbiddenTargetError("content URI outside the tenant's feed", tenant=tid, content_id=cid)
     try:
@@ -184,7 +183,7 @@ def _download(svc: Services, ref: ContentRef, now: datetime) -> bytes:
         raise
 
 
-def _split(svc: Services, ref: ContentRef, entry: ContentEntry | None, data: bytes, now: datetime) -> list[bytes]:
+def _split(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, data: bytes, now: datetime) -> list[bytes]:
     try:
         return [bytes(r) for r in split_blob(data)]
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -202,7 +201,7 @@ def _split(svc: Services, ref: ContentRef, entry: ContentEntry | None, data: byt
     )
 
 
-def _process(svc: Services, ref: ContentRef, entry: ContentEntry | None, now: datetime) -> ContentReport:
+def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, now: datetime) -> ContentReport:
     tid, cid, ct = ref.tenant_id, ref.content_id, ref.content_type
     data = _download(svc, ref, now)
     crash_point("content.after_download")
@@ -244,7 +243,7 @@ def _process(svc: Services, ref: ContentRef, entry: ContentEntry | None, now: da
     return report
 
 
-def _resume(svc: Services, ref: ContentRef, entry: ContentEntry, now: datetime) -> ContentReport:
+def _resume(svc: IngestServices, ref: ContentRef, entry: ContentEntry, now: datetime) -> ContentReport:
     """Republish the batches a previous delivery wrote, then finish (the batches are not recomputed)."""
     tid, ct = ref.tenant_id, ref.content_type
     archive = raw_blob_name(tid, ct, blob_day(ref), ref.content_id)
@@ -262,7 +261,7 @@ def _resume(svc: Services, ref: ContentRef, entry: ContentEntry, now: datetime) 
 
 
 def _finish(
-    svc: Services,
+    svc: IngestServices,
     ref: ContentRef,
     entry: ContentEntry,
     batches: Sequence[Sequence[Event]],
@@ -318,8 +317,8 @@ def _finish(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _record_ledger(svc: Services) -> RecordLedger:
-    ledger: RecordLedger = svc.cached("ingest.record_ledger", lambda: RecordLedger(svc.storage))
+def _record_ledger(svc: IngestServices) -> RecordLedger:
+    ledger: RecordLedger = svc.record_ledger
     return ledger
 
 
@@ -327,7 +326,7 @@ def _day(event: Event) -> str:
     return datetime.fromtimestamp(event.time, UTC).date().isoformat()
 
 
-def _unique(svc: Services, tenant_id: str, events: list[Event]) -> tuple[list[Event], int]:
+def _unique(svc: IngestServices, tenant_id: str, events: list[Event]) -> tuple[list[Event], int]:
     """Events whose Id is neither repeated earlier in the blob nor in the record ledger; and the dropped count."""
     candidates: list[tuple[Event, str, int]] = []
     in_blob: set[tuple[str, int]] = set()
@@ -353,7 +352,7 @@ def _quarantine_name(ref: ContentRef, suffix: str) -> str:
     return f"{ref.tenant_id}/{ref.content_type}/{blob_day(ref)}/{quote(ref.content_id, safe='$')}{suffix}"
 
 
-def _quarantine_rows(svc: Services, ref: ContentRef, rows: list[dict[str, Any]]) -> None:
+def _quarantine_rows(svc: IngestServices, ref: ContentRef, rows: list[dict[str, Any]]) -> None:
     table = svc.storage.table(names.TABLE_QUARANTINE)
     for i in range(0, len(rows), 100):
         table.submit_transaction([("upsert", row) for row in rows[i : i + 100]])
@@ -374,7 +373,9 @@ def _quarantine_row(ref: ContentRef, index: int, reason: str, detail: str, blob:
     }
 
 
-def _quarantine_records(svc: Services, ref: ContentRef, bad: list[tuple[int, Quarantined]], now: datetime) -> None:
+def _quarantine_records(
+    svc: IngestServices, ref: ContentRef, bad: list[tuple[int, Quarantined]], now: datetime
+) -> None:
     """One blob with the bad records (a JSON array, in order) and one row per record."""
     name = _quarantine_name(ref, ".records.json")
     payload = b"[" + b",".join(q.raw for _, q in bad) + b"]"
@@ -395,16 +396,16 @@ def _quarantine_records(svc: Services, ref: ContentRef, bad: list[tuple[int, Qua
     )
 
 
-def _quarantine_blob(svc: Services, ref: ContentRef, data: bytes, detail: str, now: datetime) -> None:
+def _quarantine_blob(svc: IngestServices, ref: ContentRef, data: bytes, detail: str, now: datetime) -> None:
     name = _quarantine_name(ref, ".blob")
     svc.storage.container(names.CONTAINER_QUARANTINE).upload_blob(name, data, overwrite=True)
     _quarantine_rows(svc, ref, [_quarantine_row(ref, -1, "invalid_blob", detail, name, now)])
     log.warning("content blob quarantined: tenant=%s content_id=%s", ref.tenant_id, ref.content_id)
 
 
-def _proof_of_life(svc: Services, record: TenantRecord, ref: ContentRef, report: ContentReport) -> None:
+def _proof_of_life(svc: IngestServices, record: TenantRecord, ref: ContentRef, report: ContentReport) -> None:
     """First content of a tenant: tell the partner (message first, then the mark: at least once)."""
-    directory = tenant_directory(svc)
+    directory = svc.tenants
     current = directory.get(record.tenant_id) or record
     if current.first_content_at is not None:
         return

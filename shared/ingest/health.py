@@ -17,7 +17,7 @@ says when a person must act (audit logging off, missing permission).
 :func:`integration_alert` builds the alerts (category ``integration_health``, detector
 :data:`DETECTOR`) with deterministic IDs: one alert per tenant, kind, content type and UTC day. The
 poller and the content function use it too; :func:`emit_alerts` writes them to the alert sink
-(``svc.extras["alert_sink"]``, else the alert store) and sends the new ones to the detect function,
+(the alert store) and sends the new ones to the detect function,
 which folds them into incidents in the tenant's session, so the partner hears of the coverage gap
 through the same triage and delivery as of an attack.
 """
@@ -32,14 +32,15 @@ from typing import Any
 
 import orjson
 
-from shared.app import Services
-from shared.detection.model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Category, Severity, alert_id_for
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore, utcnow
 from shared.ingest.client import Subscription
+from shared.ingest.context import IngestServices
 from shared.ingest.ledger import RECORD_RETENTION_DAYS, ContentLedger, RecordLedger
-from shared.ingest.onboarding import HUMAN_ACTIONS, ensure_feeds, management_client, tenant_directory
+from shared.ingest.onboarding import HUMAN_ACTIONS, ensure_feeds
+from shared.messages import send_raised_alerts
 from shared.platform import names
-from shared.platform.errors import ConfigurationError, ItdrError, TransientError
+from shared.platform.errors import ItdrError, TransientError
 from shared.platform.storage import encode_key
 from shared.tenants import TenantRecord
 
@@ -53,7 +54,7 @@ SILENCE_THRESHOLDS: Mapping[str, timedelta] = {
     "Audit.General": timedelta(hours=48),
 }
 """Longest silence per content type before an alert (override: ``check_feeds(thresholds=...)`` or
-``svc.extras["feed_silence_thresholds"]``)."""
+``Services(feed_silence=...)``)."""
 FIRST_CONTENT_GRACE = timedelta(hours=12)
 WATERMARK_LAG_LIMIT = timedelta(hours=48)
 SUBSCRIPTION_REASONS = frozenset({"subscription_disabled", "subscription_not_enabled"})
@@ -119,28 +120,14 @@ def integration_alert(
     )
 
 
-def _default_sink(svc: Services) -> Any:
-    """``svc.extras["alert_sink"]``, else the deployed alert store; None when storage is not configured."""
-    try:
-        from shared.pipeline.respond import alert_sink
-
-        return alert_sink(svc)
-    except ConfigurationError:
-        return None
-
-
-def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
-    """Write alerts to ``svc.extras["alert_sink"]``, merging into ones already stored; returns how many."""
+def emit_alerts(svc: IngestServices, alerts: Iterable[Alert]) -> int:
+    """Write alerts to the alert store, merging into ones already stored, and raise the new ones; returns how many."""
     unique: dict[tuple[str, str], Alert] = {}
     for alert in alerts:
         unique.setdefault((alert.tenant_id, alert.alert_id), alert)
     if not unique:
         return 0
-    sink = _default_sink(svc)
-    if sink is None:
-        for alert in unique.values():
-            log.warning("integration alert (no alert sink): tenant=%s %s", alert.tenant_id, alert.summary)
-        return 0
+    sink = svc.alert_store
     merged: list[Alert] = []
     new: dict[str, list[Alert]] = {}
     for alert in unique.values():
@@ -164,13 +151,10 @@ def emit_alerts(svc: Services, alerts: Iterable[Alert]) -> int:
             )
         merged.append(alert)
     sink.upsert_alerts(merged)
-    if svc.bus is not None:
-        from shared.pipeline.respond import raise_alerts
-
-        # only new alerts: a problem that persists is counted on its alert, not re-sent to the partner
-        # every half hour (a new day is a new alert)
-        for tenant_id, fresh in new.items():
-            raise_alerts(svc, tenant_id, fresh, source="feed_health")
+    # only new alerts: a problem that persists is counted on its alert, not re-sent to the partner
+    # every half hour (a new day is a new alert)
+    for tenant_id, fresh in new.items():
+        send_raised_alerts(svc.bus, tenant_id, fresh, source="feed_health", shards=svc.settings.tenant_shards)
     return len(merged)
 
 
@@ -234,12 +218,12 @@ class HealthReport:
 
 
 def check_feeds(
-    svc: Services, *, thresholds: Mapping[str, timedelta] | None = None, repair: bool = True
+    svc: IngestServices, *, thresholds: Mapping[str, timedelta] | None = None, repair: bool = True
 ) -> HealthReport:
     """Check every onboarded tenant's feeds, raise integration alerts, repair what can be repaired."""
-    limits = {**SILENCE_THRESHOLDS, **(svc.extras.get("feed_silence_thresholds") or {}), **(thresholds or {})}
+    limits = {**SILENCE_THRESHOLDS, **(svc.feed_silence), **(thresholds or {})}
     report = HealthReport()
-    for record in tenant_directory(svc).list():
+    for record in svc.tenants.list():
         if record.status == "offboarded":
             continue
         try:
@@ -253,11 +237,11 @@ def check_feeds(
 
 
 def _check_tenant(
-    svc: Services, record: TenantRecord, limits: Mapping[str, timedelta], repair: bool, report: HealthReport
+    svc: IngestServices, record: TenantRecord, limits: Mapping[str, timedelta], repair: bool, report: HealthReport
 ) -> None:
     tid = record.tenant_id
     now = utcnow(svc.clock)
-    client = management_client(svc, tid)
+    client = svc.management_client(tid)
     subs: list[Subscription] | None = None
     try:
         subs = client.list_subscriptions()
@@ -280,7 +264,7 @@ def _check_tenant(
         _write_status(svc, feed, now)
     report.feeds.extend(feeds.values())
     ContentLedger(svc.storage).purge_expired(tid, now=now)
-    ledger: RecordLedger = svc.cached("ingest.record_ledger", lambda: RecordLedger(svc.storage))
+    ledger: RecordLedger = svc.record_ledger
     ledger.purge(tid, before=(now - timedelta(days=RECORD_RETENTION_DAYS)).date())
 
 
@@ -334,7 +318,7 @@ def _assess(
 
 
 def _repair(
-    svc: Services,
+    svc: IngestServices,
     client: Any,
     record: TenantRecord,
     subs: list[Subscription],
@@ -358,13 +342,13 @@ def _repair(
             report.needs_human.append(HumanAction(tid, outcome.error, HUMAN_ACTIONS[outcome.error]))
         _write_repair(svc, tid, outcome.content_type, now, before=before, outcome=outcome.to_dict())
     if restarted:
-        from shared.ingest.replay import replay_deadletters
+        from shared.ingest.deadletters import replay_deadletters
 
         replayed = replay_deadletters(svc, tenant_id=tid, queue=names.QUEUE_CONTENT, reasons=SUBSCRIPTION_REASONS)
         report.replayed += len(replayed)
 
 
-def _write_status(svc: Services, feed: FeedHealth, now: datetime) -> None:
+def _write_status(svc: IngestServices, feed: FeedHealth, now: datetime) -> None:
     svc.storage.table(names.TABLE_FEED_HEALTH).upsert_entity(
         {
             "PartitionKey": encode_key(feed.tenant_id),
@@ -381,7 +365,13 @@ def _write_status(svc: Services, feed: FeedHealth, now: datetime) -> None:
 
 
 def _write_repair(
-    svc: Services, tenant_id: str, content_type: str, now: datetime, *, before: tuple[str, str | None], outcome: Any
+    svc: IngestServices,
+    tenant_id: str,
+    content_type: str,
+    now: datetime,
+    *,
+    before: tuple[str, str | None],
+    outcome: Any,
 ) -> None:
     log.info(
         "feed repair: tenant=%s content_type=%s action=%s",

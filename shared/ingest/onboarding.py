@@ -7,7 +7,7 @@
 2. every content type of :data:`~shared.ingest.checkpoints.FEED_CONTENT_TYPES` is started through
    :func:`ensure_feeds` (``AF20024`` "already enabled" is success), with the webhook when
    ``Settings.webhook_url`` is set;
-3. home countries are seeded from Entra ``usageLocation`` through ``svc.graph_factory`` (best effort:
+3. home countries are seeded from Entra ``usageLocation`` through the tenant's Graph client (best effort:
    a Graph failure is reported, never fatal).
 
 :func:`ensure_feeds` is also how the poller and the feed-health check repair a feed. It starts a
@@ -34,15 +34,15 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.app import Services
-from shared.detection.config import TenantConfig
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, CheckpointStore, utcnow
 from shared.ingest.client import ManagementActivityClient, Subscription, WebhookConfig
 from shared.ingest.clouds import ApiEndpoint, cloud_profile, normalize_tenant_id
+from shared.ingest.context import IngestServices
 from shared.platform import names
 from shared.platform.errors import ConfigurationError, ItdrError, ThrottledError, TransientError
 from shared.platform.storage import encode_key
-from shared.tenants import TenantDirectory, TenantRecord, hash_secret
+from shared.tenant_config import TenantConfig
+from shared.tenants import TenantRecord, hash_secret
 
 log = logging.getLogger("itdr.ingest")
 
@@ -56,21 +56,7 @@ MAX_ADMIN_BODY = 64 * 1024
 # ----------------------------------------------------------------------------- plumbing
 
 
-def tenant_directory(svc: Services) -> TenantDirectory:
-    """The process-wide tenant directory (short per-tenant cache; upserts refresh it)."""
-    directory: TenantDirectory = svc.cached("ingest.tenant_directory", lambda: TenantDirectory(svc.storage))
-    return directory
-
-
-def management_client(svc: Services, tenant_id: str) -> ManagementActivityClient:
-    """The tenant's Management Activity API client from ``svc.management_factory`` (owned by the factory)."""
-    if svc.management_factory is None:
-        raise ConfigurationError("no Management Activity API client factory is configured", tenant=tenant_id)
-    client: ManagementActivityClient = svc.management_factory(tenant_id)
-    return client
-
-
-def tenant_endpoint(svc: Services, record: TenantRecord) -> ApiEndpoint:
+def tenant_endpoint(svc: IngestServices, record: TenantRecord) -> ApiEndpoint:
     """Where the tenant's API lives: its cloud's host, or the ``ITDR_MANAGEMENT_API_BASE_URL`` override."""
     base = svc.settings.management_api_base_url
     return ApiEndpoint.parse(base) if base else ApiEndpoint.for_cloud(record.cloud)
@@ -128,16 +114,16 @@ def _state(sub: Subscription | None) -> tuple[str, str | None]:
     return (sub.status or "unknown").lower(), (sub.webhook.status if sub.webhook is not None else None)
 
 
-def rotate_webhook_auth(svc: Services, record: TenantRecord) -> tuple[TenantRecord, str]:
+def rotate_webhook_auth(svc: IngestServices, record: TenantRecord) -> tuple[TenantRecord, str]:
     """A fresh random AuthID: its hash is stored in the tenant row now; the plaintext is returned."""
     auth_id = secrets.token_urlsafe(32)
     record = record.model_copy(update={"webhook_auth_hash": hash_secret(auth_id)})
-    tenant_directory(svc).upsert(record)
+    svc.tenants.upsert(record)
     return record, auth_id
 
 
 def ensure_feeds(
-    svc: Services,
+    svc: IngestServices,
     client: ManagementActivityClient,
     record: TenantRecord,
     *,
@@ -173,7 +159,7 @@ def ensure_feeds(
 
 
 def _start(
-    svc: Services,
+    svc: IngestServices,
     client: ManagementActivityClient,
     store: CheckpointStore,
     content_type: str,
@@ -282,7 +268,7 @@ def _validated_detection(tenant_id: str, detection: Mapping[str, Any]) -> dict[s
 
 
 def _register(
-    svc: Services,
+    svc: IngestServices,
     *,
     tenant_id: str,
     name: str,
@@ -292,7 +278,7 @@ def _register(
 ) -> tuple[TenantRecord, str | None]:
     """Write the tenant row before any start; a new tenant (or one without a hash) gets a fresh AuthID."""
     now = utcnow(svc.clock)
-    directory = tenant_directory(svc)
+    directory = svc.tenants
     existing = directory.get(tenant_id)
     update: dict[str, Any] = {"name": name, "partner_id": partner_id, "cloud": cloud}
     if detection is not None:
@@ -309,7 +295,7 @@ def _register(
     return record, None
 
 
-def _seed_identity(svc: Services, record: TenantRecord) -> tuple[TenantRecord, dict[str, Any]]:
+def _seed_identity(svc: IngestServices, record: TenantRecord) -> tuple[TenantRecord, dict[str, Any]]:
     """Home countries (object ID -> usageLocation) from Graph; best effort, reported and recorded."""
     tid = record.tenant_id
     result: dict[str, Any]
@@ -325,7 +311,7 @@ def _seed_identity(svc: Services, record: TenantRecord) -> tuple[TenantRecord, d
         else:
             homes = {**dict(record.detection.get("home_countries") or {}), **seeded}
             record = record.model_copy(update={"detection": {**record.detection, "home_countries": homes}})
-            tenant_directory(svc).upsert(record)
+            svc.tenants.upsert(record)
             result = {"seeded": True, "users": len(users), "home_countries": len(seeded)}
     except ItdrError as exc:
         result = {"seeded": False, "error": exc.reason, "detail": str(exc)[:300]}
@@ -344,19 +330,17 @@ def _seed_identity(svc: Services, record: TenantRecord) -> tuple[TenantRecord, d
     return record, result
 
 
-def _scan_rules(svc: Services, tenant_id: str) -> dict[str, Any]:
+def _scan_rules(svc: IngestServices, tenant_id: str) -> dict[str, Any]:
     """Score the inbox rules that exist before onboarding; a Graph failure never fails onboarding."""
-    from shared.ingest.historical_rules import scan_tenant_rules
-
     try:
-        scan = scan_tenant_rules(svc, tenant_id)
+        scan = svc.inbox_rule_sweep.scan(tenant_id)
     except ItdrError as exc:
         return {"scanned": False, "error": exc.reason}
     return {"scanned": True, "mailboxes": scan.mailboxes, "rules": scan.rules, "alerts": len(scan.alerts)}
 
 
 def onboard_tenant(
-    svc: Services,
+    svc: IngestServices,
     *,
     tenant_id: str,
     name: str,
@@ -371,7 +355,7 @@ def onboard_tenant(
     tid = normalize_tenant_id(tenant_id)
     cloud_profile(cloud)
     record, auth_id = _register(svc, tenant_id=tid, name=name, partner_id=partner_id, cloud=cloud, detection=detection)
-    client = management_client(svc, tid)
+    client = svc.management_client(tid)
     status = TenantStatus(tid, record.name, record.partner_id, record.cloud, record.status)
     subs: list[Subscription] | None
     try:
@@ -388,7 +372,7 @@ def onboard_tenant(
             status.needs_human.append(HUMAN_ACTIONS[outcome.error])
     if all(f.subscription == "enabled" for f in status.feeds) and record.status != "active":
         record = record.model_copy(update={"status": "active"})
-        tenant_directory(svc).upsert(record)
+        svc.tenants.upsert(record)
     record, status.identity = _seed_identity(svc, record)
     status.historical_rules = _scan_rules(svc, tid)
     status.status, status.first_content_at = record.status, record.first_content_at
@@ -396,13 +380,13 @@ def onboard_tenant(
     return status
 
 
-def tenant_status(svc: Services, tenant_id: str, *, live: bool = True) -> TenantStatus:
+def tenant_status(svc: IngestServices, tenant_id: str, *, live: bool = True) -> TenantStatus:
     """A tenant's status; with ``live``, subscription states come from ``/subscriptions/list``.
 
     NotFoundError-free: an unknown tenant raises ConfigurationError (reason ``unknown_tenant``).
     """
     tid = normalize_tenant_id(tenant_id)
-    record = tenant_directory(svc).get(tid)
+    record = svc.tenants.get(tid)
     if record is None:
         raise ConfigurationError("tenant is not onboarded", reason="unknown_tenant", tenant=tid)
     status = TenantStatus(tid, record.name, record.partner_id, record.cloud, record.status)
@@ -410,7 +394,7 @@ def tenant_status(svc: Services, tenant_id: str, *, live: bool = True) -> Tenant
     subs: dict[str, Subscription] = {}
     if live:
         try:
-            subs = {s.content_type: s for s in management_client(svc, tid).list_subscriptions()}
+            subs = {s.content_type: s for s in svc.management_client(tid).list_subscriptions()}
         except ItdrError as exc:
             status.needs_human.append(HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
     checkpoints = {c.content_type: c for c in CheckpointStore(svc.storage).list_checkpoints(tid)}
@@ -441,7 +425,7 @@ def _json(status: int, value: Any) -> tuple[int, bytes]:
     return status, orjson.dumps(value)
 
 
-def admin_key_matches(svc: Services, headers: Mapping[str, str]) -> bool:
+def admin_key_matches(svc: IngestServices, headers: Mapping[str, str]) -> bool:
     """True when ``x-itdr-admin-key`` hashes to ``Settings.admin_api_key_hash`` (constant-time)."""
     expected = (svc.settings.admin_api_key_hash or "").strip().lower()
     key = next((v for k, v in headers.items() if k.lower() == "x-itdr-admin-key"), "")
@@ -450,15 +434,17 @@ def admin_key_matches(svc: Services, headers: Mapping[str, str]) -> bool:
     return hmac.compare_digest(hash_secret(key), expected)
 
 
-def list_tenant_statuses(svc: Services) -> list[dict[str, Any]]:
+def list_tenant_statuses(svc: IngestServices) -> list[dict[str, Any]]:
     """Every tenant with its stored status and feed checkpoints (no API calls)."""
     out: list[dict[str, Any]] = []
-    for record in tenant_directory(svc).list():
+    for record in svc.tenants.list():
         out.append(tenant_status(svc, record.tenant_id, live=False).to_dict())
     return out
 
 
-def handle_admin_request(svc: Services, *, method: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+def handle_admin_request(
+    svc: IngestServices, *, method: str, headers: Mapping[str, str], body: bytes
+) -> tuple[int, bytes]:
     """``admin/tenants``: POST onboards (body :class:`OnboardRequest`), GET lists; (status, JSON body)."""
     if not admin_key_matches(svc, headers):
         return _json(401, {"error": "unauthorized"})

@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.app import Services
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore, utcnow
 from shared.ingest.client import MAX_LOOKBACK, ContentBlob, ContentPage, ManagementActivityClient
+from shared.ingest.context import IngestServices
 from shared.ingest.health import emit_alerts, integration_alert
-from shared.ingest.onboarding import ensure_feeds, management_client, tenant_directory
-from shared.pipeline.messages import ContentRef
+from shared.ingest.onboarding import ensure_feeds
+from shared.messages import ContentRef
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
 from shared.platform.errors import ItdrError, SubscriptionError
@@ -116,21 +116,21 @@ class PollReport:
         }
 
 
-def poll_tenants(svc: Services) -> PollReport:
+def poll_tenants(svc: IngestServices) -> PollReport:
     """Poll every onboarded tenant (status not ``offboarded``) and content type once."""
     report = PollReport()
-    for record in tenant_directory(svc).list():
+    for record in svc.tenants.list():
         if record.status != "offboarded":
             report.tenants.append(poll_tenant(svc, record))
     log.info("poll done: tenants=%d enqueued=%d", len(report.tenants), report.enqueued)
     return report
 
 
-def poll_tenant(svc: Services, record: TenantRecord) -> TenantPoll:
+def poll_tenant(svc: IngestServices, record: TenantRecord) -> TenantPoll:
     """Poll one tenant's feeds; never raises for API or storage failures (they are in the result)."""
     result = TenantPoll(record.tenant_id)
     try:
-        client = management_client(svc, record.tenant_id)
+        client = svc.management_client(record.tenant_id)
     except ItdrError as exc:
         result.error = exc.reason
         return result
@@ -149,7 +149,7 @@ def poll_tenant(svc: Services, record: TenantRecord) -> TenantPoll:
     return result
 
 
-def _poll_feed(svc: Services, client: ManagementActivityClient, record: TenantRecord, ct: str) -> FeedPoll:
+def _poll_feed(svc: IngestServices, client: ManagementActivityClient, record: TenantRecord, ct: str) -> FeedPoll:
     store = CheckpointStore(svc.storage)
     tid = record.tenant_id
     feed = FeedPoll(ct)
@@ -169,7 +169,7 @@ def _poll_feed(svc: Services, client: ManagementActivityClient, record: TenantRe
 
 
 def _on_subscription_error(
-    svc: Services,
+    svc: IngestServices,
     client: ManagementActivityClient,
     store: CheckpointStore,
     record: TenantRecord,
@@ -215,7 +215,7 @@ def _on_subscription_error(
 
 
 def _list(
-    svc: Services,
+    svc: IngestServices,
     client: ManagementActivityClient,
     store: CheckpointStore,
     cp: Checkpoint,
@@ -244,7 +244,12 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _consume(
-    svc: Services, store: CheckpointStore, cp: Checkpoint, pages: Iterator[ContentPage], now: datetime, feed: FeedPoll
+    svc: IngestServices,
+    store: CheckpointStore,
+    cp: Checkpoint,
+    pages: Iterator[ContentPage],
+    now: datetime,
+    feed: FeedPoll,
 ) -> Checkpoint:
     """Send each page, then record it: the cursor mid-slice, the watermark at a slice's end."""
     for page in pages:
@@ -274,7 +279,7 @@ def _consume(
     return cp
 
 
-def _enqueue(svc: Services, tenant_id: str, blobs: list[ContentBlob]) -> None:
+def _enqueue(svc: IngestServices, tenant_id: str, blobs: list[ContentBlob]) -> None:
     if not blobs:
         return
     messages = [
@@ -295,7 +300,7 @@ def _enqueue(svc: Services, tenant_id: str, blobs: list[ContentBlob]) -> None:
     svc.bus.send(names.QUEUE_CONTENT, messages)
 
 
-def _data_loss_alert(svc: Services, cp: Checkpoint, oldest: datetime, now: datetime) -> None:
+def _data_loss_alert(svc: IngestServices, cp: Checkpoint, oldest: datetime, now: datetime) -> None:
     assert cp.watermark is not None
     lost_h = round((oldest - cp.watermark).total_seconds() / 3600, 1)
     log.error(

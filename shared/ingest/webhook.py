@@ -5,7 +5,7 @@ MessageId = contentId, so the queue drops whichever of poller and webhook comes 
 stays the source of truth (docs/management-activity-api.md §5).
 
 Guards, in order; the first failure refuses the whole request, which is counted in
-:class:`WebhookStats` (``svc.extras["webhook_stats"]``) by reason:
+:class:`WebhookStats` (``svc.webhook_stats``) by reason:
 
 ============================  ======  ==================================================================
 check                         status  reason
@@ -28,22 +28,18 @@ when its ``Webhook-AuthID`` matches a registered tenant (onboarding writes the t
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from shared.app import Services
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
 from shared.ingest.client import ContentNotification
 from shared.ingest.clouds import is_allowed_content_uri, normalize_tenant_id
-from shared.ingest.onboarding import tenant_directory, tenant_endpoint
+from shared.ingest.context import IngestServices
+from shared.ingest.onboarding import tenant_endpoint
 from shared.ingest.poller import content_message_id
-from shared.pipeline.messages import ContentRef
+from shared.messages import ContentRef
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
 from shared.platform.errors import ConfigurationError, TransientError
@@ -54,37 +50,8 @@ MAX_BODY = 1024 * 1024
 _NOTIFICATIONS = TypeAdapter(list[ContentNotification])
 
 
-@dataclass
-class WebhookStats:
-    """Counters of one process: handshakes, accepted items, refused requests by reason."""
-
-    handshakes: int = 0
-    accepted: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count(self, *, handshakes: int = 0, accepted: int = 0, refused: str | None = None) -> None:
-        """Add to the counters."""
-        with self._lock:
-            self.handshakes += handshakes
-            self.accepted += accepted
-            if refused is not None:
-                self.refused[refused] += 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """A snapshot."""
-        with self._lock:
-            return {"handshakes": self.handshakes, "accepted": self.accepted, "refused": dict(self.refused)}
-
-
-def webhook_stats(svc: Services) -> WebhookStats:
-    """The process's webhook counters (kept in ``svc.extras["webhook_stats"]``)."""
-    stats: WebhookStats = svc.extras.setdefault("webhook_stats", WebhookStats())
-    return stats
-
-
-def _refuse(svc: Services, status: int, reason: str, tenant: str | None = None) -> tuple[int, bytes]:
-    webhook_stats(svc).count(refused=reason)
+def _refuse(svc: IngestServices, status: int, reason: str, tenant: str | None = None) -> tuple[int, bytes]:
+    svc.webhook_stats.count(refused=reason)
     log.warning(
         "webhook request refused: reason=%s tenant=%s",
         reason,
@@ -108,7 +75,7 @@ def _handshake_code(headers: Mapping[str, str], body: bytes) -> str | None:
     return str(value) if value else None
 
 
-def handle_webhook(svc: Services, *, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+def handle_webhook(svc: IngestServices, *, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
     """Answer one webhook POST: (HTTP status, JSON body). See the module docstring for the rules."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if len(body) > MAX_BODY:
@@ -120,7 +87,7 @@ def handle_webhook(svc: Services, *, headers: Mapping[str, str], body: bytes) ->
         items = _NOTIFICATIONS.validate_json(body)
     except ValidationError:
         return _refuse(svc, 400, "invalid_body")
-    directory = tenant_directory(svc)
+    directory = svc.tenants
     refs: list[ContentRef] = []
     for item in items:
         try:
@@ -154,15 +121,15 @@ def handle_webhook(svc: Services, *, headers: Mapping[str, str], body: bytes) ->
         except TransientError as exc:
             log.warning("webhook could not enqueue: reason=%s", exc.reason)
             return 503, orjson.dumps({"error": "unavailable"})
-    webhook_stats(svc).count(accepted=len(refs))
+    svc.webhook_stats.count(accepted=len(refs))
     return 200, orjson.dumps({"accepted": len(refs)})
 
 
-def _handshake(svc: Services, auth_id: str) -> tuple[int, bytes]:
+def _handshake(svc: IngestServices, auth_id: str) -> tuple[int, bytes]:
     if auth_id:
-        for record in tenant_directory(svc).list():
+        for record in svc.tenants.list():
             if record.status != "offboarded" and record.webhook_auth_matches(auth_id):
-                webhook_stats(svc).count(handshakes=1)
+                svc.webhook_stats.count(handshakes=1)
                 log.info("webhook validated: tenant=%s", record.tenant_id, extra={"tenant_id": record.tenant_id})
                 return 200, b"{}"
     return _refuse(svc, 401, "handshake_unauthorized")

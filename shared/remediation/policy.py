@@ -25,12 +25,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.detection.model import Alert, Severity
+from shared.alert_model import Alert, Severity
 from shared.remediation.ledger import ActionKind, RemediationRequest
+from shared.tenants import TenantRecord
 
 __all__ = [
     "DEFAULT_CONDITIONS",
@@ -367,3 +368,22 @@ def plan(
                 existing.requires_approval = False
                 existing.request = request
     return [planned[k] for k in order]
+
+
+class TenantRecords(Protocol):
+    """Where a tenant's remediation fields live (the tenant directory)."""
+
+    def get(self, tenant_id: str) -> TenantRecord | None: ...
+
+
+class RemediationPolicies:
+    """Each tenant's remediation policy: ``defaults`` (a deployment's own), then the tenant record's fields."""
+
+    def __init__(self, tenants: TenantRecords, *, defaults: Mapping[str, object] | None = None) -> None:
+        self._tenants = tenants
+        self._defaults = dict(defaults or {})
+
+    def for_tenant(self, tenant_id: str) -> RemediationPolicy:
+        rec = self._tenants.get(tenant_id)
+        body = {**self._defaults, **(dict(rec.remediation) if rec is not None else {})}
+        return RemediationPolicy.model_validate({**body, "tenant_id": tenant_id})

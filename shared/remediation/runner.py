@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.detection.model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Category, Severity, alert_id_for
 from shared.platform import names
 from shared.platform.bus import MessageBus, OutboundMessage
 from shared.platform.errors import (
@@ -105,7 +105,7 @@ wrap a cached client in ``contextlib.nullcontext``)."""
 PolicySource = RemediationPolicy | Callable[[str], RemediationPolicy]
 """One policy for every tenant, or tenant id → the tenant's policy."""
 
-ChangeHook = Callable[[LedgerEntry], None]
+ChangeHook = Callable[[LedgerEntry], object]
 """Called with a ledger row after its state changed (see the module docstring); must be idempotent."""
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.detection.model import Alert, Severity
+from shared.alert_model import Alert, Severity
 
 DETECTOR_ID = "signin_mfa_failure"
 DATA_CREDIT = "IP Geolocation by DB-IP (https://db-ip.com); ASN data by RouteViews, DB-IP and the NRO."

@@ -11,7 +11,7 @@ database, whose licence asks for the attribution "IP Geolocation by DB-IP" with 
 https://db-ip.com; the report carries it.
 
 Inputs are lenient so that every caller can use it: incidents and alerts may be the objects
-(:class:`~shared.alerts.incidents.Incident`, :class:`~shared.detection.model.Alert`,
+(:class:`~shared.alerts.incidents.Incident`, :class:`~shared.alert_model.Alert`,
 :class:`~shared.alerts.store.StoredAlert`) or their ``to_dict()`` forms; sign-ins are mappings with
 ``time``, ``user``, ``ip``, ``country`` and ``lat``/``lon`` (or ``latitude``/``longitude``);
 remediations are mappings shown column by column.

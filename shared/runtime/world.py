@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from datetime import UTC
+from collections.abc import Callable, Mapping
+from datetime import UTC, timedelta
 from types import TracebackType
 from typing import Any
 
-from azure.core.credentials import AccessToken
+from azure.core.credentials import AccessToken, TokenCredential
 
-from shared.app import Services, configure
+from shared.app import CredentialSource, DetectObserver, IntelSources, PartnerTransport, Services, configure
 from shared.platform.azurite import Azurite
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.settings import Settings
@@ -51,13 +52,26 @@ class SimClock:
 
 
 class EmulatorCredential:
-    """Token credential for the Management Activity API emulator (tokens are checked for presence)."""
+    """A tenant's token for the local emulators: ``fake-token:<tenant>`` (Graph checks the tenant, the
+    Management Activity API emulator that a token is present)."""
 
-    def __init__(self, clock: SimClock) -> None:
+    def __init__(self, tenant_id: str, clock: Callable[[], float]) -> None:
+        self._tenant_id = tenant_id
         self._clock = clock
 
     def get_token(self, *scopes: str, **_: Any) -> AccessToken:
-        return AccessToken("emulator-token", int(self._clock() + 3600))
+        from shared.emulators.graph import TOKEN_PREFIX
+
+        return AccessToken(f"{TOKEN_PREFIX}{self._tenant_id}", int(self._clock() + 3600))
+
+
+def emulator_credentials(clock: Callable[[], float]) -> CredentialSource:
+    """The emulators' credentials, one per tenant (in place of the app certificate)."""
+
+    def credential(tenant_id: str, cloud: str, /) -> TokenCredential:
+        return EmulatorCredential(tenant_id, clock)
+
+    return credential
 
 
 class LocalWorld:
@@ -71,12 +85,18 @@ class LocalWorld:
         namespace: str = "local",
         fault_hook: FaultHook | None = None,
         counter: OperationCounter | None = None,
+        intel: IntelSources | None = None,
+        feed_silence: Mapping[str, timedelta] | None = None,
+        on_detected: DetectObserver | None = None,
     ) -> None:
         self.clock = SimClock(start)
         self.seed = seed
         self.namespace = namespace
         self.fault_hook = fault_hook
         self.counter = counter
+        self._intel = intel
+        self._feed_silence = feed_silence
+        self._on_detected = on_detected
         self._entered: list[Any] = []
 
     def __enter__(self) -> LocalWorld:
@@ -104,15 +124,20 @@ class LocalWorld:
             ITDR_GRAPH_BASE_URL=self.graph.base_url,
             ITDR_PARTNER_ENDPOINT=self.partner.url,
         )
-        self.svc = Services(settings=settings, storage=self.storage, bus=self.bus, clock=self.clock)
-        self.svc.management_factory = self._management_client
-        self.svc.graph_factory = self._graph_client
-        self.svc.extras.update(
-            {"sleep": self.clock.sleep, "partner_allow_insecure": True, "rng": random.Random(self.seed)}
+        self.svc = Services(
+            settings,
+            storage=self.storage,
+            bus=self.bus,
+            credentials=emulator_credentials(self.clock),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            rng=random.Random(self.seed),
+            intel=self._intel or IntelSources(),
+            partner=PartnerTransport(allow_loopback=True),
+            management_max_retry_delay=3600.0,
+            feed_silence=self._feed_silence,
+            on_detected=self._on_detected,
         )
-        from shared.pipeline.respond import alert_store
-
-        self.svc.extras["alert_sink"] = alert_store(self.svc)
         configure(self.svc)
         self.runtime = LocalRuntime(self.bus, fault_hook=self.fault_hook)
         return self
@@ -121,27 +146,6 @@ class LocalWorld:
         got = cm.__enter__()
         self._entered.append(cm)
         return got
-
-    def _management_client(self, tenant_id: str) -> Any:
-        from shared.ingest.client import ManagementActivityClient
-
-        return ManagementActivityClient(
-            tenant_id,
-            cloud="commercial",
-            publisher_id=PUBLISHER_ID,
-            credential=EmulatorCredential(self.clock),
-            base_url=self.api.base_url,
-            sleep=self.clock.sleep,
-            clock=self.clock.datetime,
-            max_retry_delay=3600.0,
-        )
-
-    def _graph_client(self, tenant_id: str) -> Any:
-        from shared.graph.client import SyncGraphClient
-
-        return SyncGraphClient.create(
-            tenant_id, credential=self.graph.credential(tenant_id), base_url=self.graph.base_url
-        )
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from shared.detection.model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Category, Severity, alert_id_for
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z
 

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.alerts.delivery import PartnerDeliveryClient, TableDeliveryLedger
 from shared.alerts.incidents import TableIncidentBook
 from shared.alerts.payload import load_schema
@@ -22,7 +23,6 @@ from shared.alerts.suppressions import TableSuppressionStore
 from shared.alerts.triage import TriagePolicy, decide
 from shared.detection.base import DetectionContext, Detector, Registry
 from shared.detection.engine import DetectionEngine
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.state import InMemoryStateStore
 from shared.emulators.partner import PartnerEndpoint
 from shared.platform import names

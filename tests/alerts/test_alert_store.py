@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from shared.alert_model import Category, Severity
 from shared.alerts.store import AlertStatus, InMemoryAlertStore, TableAlertStore
-from shared.detection.model import Category, Severity
 from shared.platform.errors import BadInputError, NotFoundError
 
 T0 = 1_764_000_000.0

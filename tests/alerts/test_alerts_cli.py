@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from shared.alert_model import Category
 from shared.alerts.incidents import TableIncidentBook
 from shared.alerts.store import AlertStatus, TableAlertStore
 from shared.alerts.suppressions import TableSuppressionStore
 from shared.cli.alerts_cmd import dispatch, parse_duration, parse_when, register
-from shared.detection.model import Category
 from shared.platform.errors import BadInputError, NotFoundError
 
 T0 = 1_764_000_000.0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.alert_model import Category, Severity
 from shared.alerts.crosstenant import (
     IndicatorKind,
     InMemoryCrossTenantCorrelator,
@@ -16,7 +17,6 @@ from shared.alerts.crosstenant import (
     partner_incident_id_for,
 )
 from shared.alerts.incidents import TableIncidentBook
-from shared.detection.model import Category, Severity
 from shared.platform import names
 
 T0 = 1_764_000_000.0

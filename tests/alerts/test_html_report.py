@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from shared.alert_model import Category
 from shared.alerts.incidents import InMemoryIncidentBook
-from shared.detection.model import Category
 from shared.platform.errors import BadInputError
 from shared.reports.html import project, render_report
 

@@ -18,7 +18,7 @@ import jsonschema
 import orjson
 import pytest
 
-from shared import handlers
+from shared.alert_model import Alert, Category, Severity
 from shared.alerts.delivery import DeliveryFormat, InMemoryDeliveryLedger, PartnerDeliveryClient
 from shared.alerts.incidents import (
     Incident,
@@ -28,17 +28,15 @@ from shared.alerts.incidents import (
 )
 from shared.alerts.ocsf import incident_to_ocsf
 from shared.alerts.payload import load_schema
-from shared.app import Services
-from shared.detection.model import Alert, Category, Severity
+from shared.app import PartnerTransport, Services
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.partner import PartnerEndpoint
-from shared.graph.client import SyncGraphClient
-from shared.ingest.replay import list_deadletters
-from shared.pipeline.delivery import RETRY_DELAYS_S
-from shared.pipeline.incident_actions import record_remediation
-from shared.pipeline.messages import IncidentRef
-from shared.pipeline.remediation import reject_remediation, run_remediation
-from shared.pipeline.respond import after_alerts, alert_store, deliver_message, incident_book
+from shared.functions import deliver_alerts, remediate
+from shared.functions.deliver_alerts import RETRY_DELAYS_S
+from shared.functions.detect_records import after_alerts
+from shared.functions.fate import Inbound, run_message
+from shared.ingest.deadletters import list_deadletters
+from shared.messages import IncidentRef
 from shared.platform import faults, names
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.errors import NotFoundError
@@ -48,6 +46,9 @@ from shared.platform.telemetry import telemetry
 from shared.records.event import iso
 from shared.remediation.actions import forwarding_cmdlet
 from shared.remediation.ledger import LedgerEntry, RemediationState, TableRemediationLedger
+from shared.remediation.runner import reject_action
+from shared.runtime.world import emulator_credentials
+from shared.tenants import TenantRecord
 from tests.alerts.conftest import TENANT, Clock, MakeAlert
 
 MEGAN = "5b0e9a3c-1111-4c2d-9e8f-0a1b2c3d4e5f"
@@ -77,14 +78,17 @@ class World:
 
     def detected(self, alerts: list[Alert]) -> None:
         """What the detect function does with new alerts: store them, then incidents, triage, remediation."""
-        alert_store(self.svc).upsert_alerts(alerts)
+        self.svc.alert_store.upsert_alerts(alerts)
         after_alerts(self.svc, TENANT, alerts)
 
     def drain(self) -> None:
         """Deliver and remediate until both queues are empty (alerts first, as the host would interleave)."""
         for _ in range(50):
             moved = False
-            for queue, handle in ((names.QUEUE_ALERTS, deliver_message), (names.QUEUE_REMEDIATION, run_remediation)):
+            for queue, handle in (
+                (names.QUEUE_ALERTS, deliver_alerts.handle),
+                (names.QUEUE_REMEDIATION, remediate.handle),
+            ):
                 for m in self.bus.receive(queue, max_messages=10):
                     handle(self.svc, m.body)
                     self.bus.complete(m)
@@ -95,9 +99,13 @@ class World:
         raise AssertionError("the queues did not drain")
 
     def incident(self, alert: Alert) -> Incident:
-        found = incident_book(self.svc).find_incident_for_alert(TENANT, alert.alert_id)
+        found = self.svc.incident_book.find_incident_for_alert(TENANT, alert.alert_id)
         assert found is not None
         return found
+
+    def set_policy(self, policy: dict[str, Any]) -> None:
+        """The tenant's own remediation policy (its tenant record), as a partner sets it."""
+        self.svc.tenants.upsert(TenantRecord(tenant_id=TENANT, remediation=policy))
 
     def ledger(self) -> list[LedgerEntry]:
         return TableRemediationLedger(self.svc.storage).list_entries(TENANT)
@@ -113,19 +121,18 @@ def world(storage: StorageClients, clock: Clock) -> Iterator[World]:
         graph.add_user(TENANT, user_principal_name="megan@contoso.com", id=MEGAN)
         bus = InProcessBus(default_queue_options(), clock=clock)
         svc = Services(
-            settings=Settings(ITDR_PARTNER_ENDPOINT=partner.url),
+            Settings(ITDR_PARTNER_ENDPOINT=partner.url, ITDR_GRAPH_BASE_URL=graph.base_url),
             storage=storage,
             bus=bus,
+            credentials=emulator_credentials(clock),
             clock=clock,
-            graph_factory=lambda t: SyncGraphClient.create(t, credential=graph.credential(t), base_url=graph.base_url),
-            extras={
-                "partner_allow_insecure": True,
-                "sleep": lambda s: None,
-                "rng": random.Random(5),
-                "remediation_policy": AUTO,
-            },
+            sleep=lambda s: None,
+            rng=random.Random(5),
+            partner=PartnerTransport(allow_loopback=True),
+            remediation_defaults=AUTO,
         )
         yield World(svc, bus, partner, graph, clock, [], telemetry().items)
+        svc.close()
 
 
 def sign_in(make_alert: MakeAlert, severity: Severity = Severity.HIGH) -> Alert:
@@ -199,12 +206,12 @@ def test_a_replayed_notification_changes_nothing(world: World, make_alert: MakeA
     world.clock.advance(600)
     if replay in ("remediation_message", "all"):
         for body in remediation_bodies:
-            run_remediation(world.svc, body)
+            remediate.handle(world.svc, body)
     if replay in ("detect_batch", "all"):
         world.detected([alert])
     if replay in ("hook", "all"):
-        record_remediation(world.svc, row)
-        record_remediation(world.svc, row)
+        world.svc.remediation_recorder.record(row)
+        world.svc.remediation_recorder.record(row)
     world.drain()
 
     assert world.incident(alert).to_dict() == before
@@ -219,13 +226,13 @@ def test_a_crash_between_the_incident_and_the_message_is_repaired_by_the_redeliv
     alert = sign_in(make_alert)
     world.detected([alert])
     (ref,) = world.bus.receive(names.QUEUE_ALERTS, max_messages=10)  # revision 1, delivered first
-    deliver_message(world.svc, ref.body)
+    deliver_alerts.handle(world.svc, ref.body)
     world.bus.complete(ref)
     (msg,) = world.bus.receive(names.QUEUE_REMEDIATION, max_messages=10)
     faults.install(faults.CrashInjector(seed=1, rate=1.0, points={"remediation.after_incident"}))
     try:
         with pytest.raises(faults.InjectedCrash):
-            run_remediation(world.svc, msg.body)
+            remediate.handle(world.svc, msg.body)
     finally:
         faults.install(None)
     assert (world.incident(alert).revision, world.bus.receive(names.QUEUE_ALERTS, max_messages=10)) == (2, [])
@@ -284,7 +291,7 @@ def test_needs_manual_carries_the_manual_step_to_the_incident_and_both_formats(
 
 
 def test_awaiting_approval_then_rejected_are_both_published_once(world: World, make_alert: MakeAlert) -> None:
-    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    world.set_policy({**AUTO, "default_mode": "approval"})
     alert = sign_in(make_alert)
     world.detected([alert])
     world.drain()
@@ -297,7 +304,15 @@ def test_awaiting_approval_then_rejected_are_both_published_once(world: World, m
 
     world.clock.advance(60)
     for _ in range(2):  # a repeated rejection records nothing new
-        rejected = reject_remediation(world.svc, TENANT, row.key, by="soc-lead", reason="travelling")
+        rejected = reject_action(
+            world.svc.remediation_ledger,
+            TENANT,
+            row.key,
+            by="soc-lead",
+            clock=world.svc.now,
+            reason="travelling",
+            on_change=world.svc.remediation_recorder.record,
+        )
         world.drain()
     assert rejected.state is RemediationState.REJECTED
     inc = world.incident(alert)
@@ -312,7 +327,7 @@ def test_awaiting_approval_then_rejected_are_both_published_once(world: World, m
 
 
 def test_an_unpublished_incident_records_the_outcome_without_posting(world: World, make_alert: MakeAlert) -> None:
-    world.svc.extras["remediation_policy"] = {**AUTO, "auto_min_severity": "low"}
+    world.set_policy({**AUTO, "auto_min_severity": "low"})
     alert = sign_in(make_alert, Severity.MEDIUM)  # medium incidents wait for an analyst
     world.detected([alert])
     world.drain()
@@ -322,9 +337,9 @@ def test_an_unpublished_incident_records_the_outcome_without_posting(world: Worl
 
 def test_a_parked_remediation_message_is_counted_as_dead_lettered(world: World) -> None:
     body = b'{"tenant_id": "' + TENANT.encode() + b'", "action": "isolate_identity", "target": "not an object"}'
-    handlers.remediate(world.svc, handlers.Inbound(names.QUEUE_REMEDIATION, body, "bad-1"))
+    run_message(world.svc, Inbound(names.QUEUE_REMEDIATION, body, "bad-1"), remediate.handle)
     odd = b'{"tenant_id": "' + TENANT.encode() + b'", "action": "<script>", "target": {}}'
-    handlers.remediate(world.svc, handlers.Inbound(names.QUEUE_REMEDIATION, odd, "bad-2"))
+    run_message(world.svc, Inbound(names.QUEUE_REMEDIATION, odd, "bad-2"), remediate.handle)
     assert world.remediation_metrics() == [("isolate_identity", "dead_lettered", 1), ("unknown", "dead_lettered", 1)]
     assert world.ledger() == []
 
@@ -335,9 +350,9 @@ def test_a_remediation_of_an_unknown_incident_is_ignored(world: World, make_aler
     world.drain()
     (row,) = world.ledger()
     stray = row.model_copy(update={"incident_id": "inc-000000000000000000000000"})
-    assert record_remediation(world.svc, stray) is None
+    assert world.svc.remediation_recorder.record(stray) is None
     with pytest.raises(NotFoundError):
-        incident_book(world.svc).get_incident(TENANT, stray.incident_id)
+        world.svc.incident_book.get_incident(TENANT, stray.incident_id)
 
 
 def test_a_remediation_is_delivered_in_ocsf_too(world: World, make_alert: MakeAlert) -> None:
@@ -465,7 +480,7 @@ def _deliver_due(world: World) -> int:
     """Run the registered delivery body on every alerts message due now; returns how many ran."""
     n = 0
     for m in world.bus.receive(names.QUEUE_ALERTS, max_messages=50):
-        handlers.deliver_alerts(world.svc, handlers.Inbound(names.QUEUE_ALERTS, m.body, m.message_id))
+        run_message(world.svc, Inbound(names.QUEUE_ALERTS, m.body, m.message_id), deliver_alerts.handle)
         world.bus.complete(m)
         n += 1
     return n
@@ -474,7 +489,7 @@ def _deliver_due(world: World) -> int:
 def test_an_unavailable_partner_endpoint_puts_the_delivery_off_and_nothing_is_lost(
     world: World, make_alert: MakeAlert
 ) -> None:
-    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    world.set_policy({**AUTO, "default_mode": "approval"})
     world.partner.set_down(status=503)
     alert = sign_in(make_alert)
     world.detected([alert])  # revision 1, then 2 (the action awaiting approval): only 2 is posted
@@ -499,7 +514,7 @@ def test_an_unavailable_partner_endpoint_puts_the_delivery_off_and_nothing_is_lo
 
 
 def test_a_partner_endpoint_down_for_good_is_parked_after_the_last_retry(world: World, make_alert: MakeAlert) -> None:
-    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "approval"}
+    world.set_policy({**AUTO, "default_mode": "approval"})
     world.partner.set_down(status=503)
     world.detected([sign_in(make_alert)])
     ran = 0
@@ -521,12 +536,12 @@ def _send_revision(world: World, inc: Incident) -> None:
 def test_a_dismissal_is_posted_only_when_the_partner_has_the_incident(
     world: World, make_alert: MakeAlert, severity: Severity
 ) -> None:
-    world.svc.extras["remediation_policy"] = {**AUTO, "default_mode": "off"}
+    world.set_policy({**AUTO, "default_mode": "off"})
     alert = sign_in(make_alert, severity)  # high: published at once; medium: waits for an analyst
     world.detected([alert])
     world.drain()
     delivered = [b["revision"] for b in world.bodies()]
-    dismissed = incident_book(world.svc).set_status(
+    dismissed = world.svc.incident_book.set_status(
         TENANT, world.incident(alert).incident_id, "dismissed", by="ana", reason="travel"
     )
     _send_revision(world, dismissed)

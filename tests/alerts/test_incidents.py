@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.alert_model import Category, Severity
 from shared.alerts.incidents import (
     InMemoryIncidentBook,
     Stage,
@@ -17,7 +18,6 @@ from shared.alerts.incidents import (
     incident_id_for,
 )
 from shared.alerts.store import AlertStatus
-from shared.detection.model import Category, Severity
 from shared.platform.errors import ConcurrencyError, NotFoundError
 
 T0 = 1_764_000_000.0

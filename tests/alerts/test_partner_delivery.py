@@ -11,6 +11,7 @@ import httpx
 import jsonschema
 import pytest
 
+from shared.alert_model import Category
 from shared.alerts.delivery import (
     DeliveryRecord,
     DeliveryResult,
@@ -24,7 +25,6 @@ from shared.alerts.delivery import (
 from shared.alerts.incidents import InMemoryIncidentBook
 from shared.alerts.payload import load_schema
 from shared.alerts.triage import TriagePolicy, decide
-from shared.detection.model import Category
 from shared.emulators.partner import PartnerEndpoint
 from shared.platform.errors import (
     BadInputError,

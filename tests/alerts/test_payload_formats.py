@@ -8,13 +8,13 @@ import jsonschema
 import orjson
 import pytest
 
+from shared.alert_model import Category, Severity
 from shared.alerts.crosstenant import InMemoryCrossTenantCorrelator
 from shared.alerts.incidents import InMemoryIncidentBook
 from shared.alerts.ocsf import incident_to_ocsf, partner_incident_to_ocsf, to_ocsf
 from shared.alerts.payload import build_partner_payload, build_payload, load_schema, product_version
 from shared.alerts.suppressions import Suppression
 from shared.alerts.triage import TriagePolicy, decide
-from shared.detection.model import Category, Severity
 
 T0 = 1_764_000_000.0
 H = 3600.0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.alert_model import Category, Severity
 from shared.alerts.incidents import InMemoryIncidentBook, TableIncidentBook
 from shared.alerts.store import AlertStatus, InMemoryAlertStore, TableAlertStore
 from shared.alerts.suppressions import (
@@ -18,7 +19,6 @@ from shared.alerts.suppressions import (
     suppression_from_alert,
 )
 from shared.alerts.triage import Decision, TriagePolicy, apply_alert_verdict, decide
-from shared.detection.model import Category, Severity
 from shared.platform.errors import BadInputError, NotFoundError
 
 T0 = 1_764_000_000.0

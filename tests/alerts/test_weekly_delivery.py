@@ -7,6 +7,7 @@ partner's Logic App emulator validating every body against the published JSON Sc
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,21 +17,20 @@ import jsonschema
 import orjson
 import pytest
 
+from shared.alert_model import Alert, Category, Severity, alert_id_for
 from shared.alerts.delivery import STATUS_DELIVERED, STATUS_FAILED, STATUS_REJECTED, TableDeliveryLedger
 from shared.alerts.incidents import InMemoryIncidentBook
 from shared.alerts.payload import build_weekly_report_payload, load_schema, product_version, weekly_report_id_for
-from shared.app import Services
-from shared.detection.model import Alert, Category, Severity, alert_id_for
+from shared.app import PartnerTransport, Services
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.partner import PartnerEndpoint
-from shared.graph.client import SyncGraphClient
-from shared.pipeline.reports import weekly_reports
-from shared.pipeline.respond import alert_store, incident_book, tenants
+from shared.functions.weekly_report import run as weekly_reports
 from shared.platform import names
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.reports.credentials import build_credentials_report
+from shared.runtime.world import emulator_credentials
 from shared.tenants import TenantRecord
 
 CONTOSO = "9f6a3d1e-0c4b-4e8a-9d57-2b1f0c3e4a11"
@@ -114,18 +114,21 @@ class Rig:
 
 
 def make_services(storage: StorageClients, graph: GraphEmulator, endpoint: str | None) -> Services:
+    settings = {"ITDR_GRAPH_BASE_URL": graph.base_url, **({"ITDR_PARTNER_ENDPOINT": endpoint} if endpoint else {})}
     return Services(
-        settings=Settings(ITDR_PARTNER_ENDPOINT=endpoint) if endpoint else Settings(),
+        Settings(**settings),
         storage=storage,
         bus=InProcessBus(default_queue_options()),
+        credentials=emulator_credentials(time.time),
         clock=lambda: NOW.timestamp(),
-        graph_factory=lambda t: SyncGraphClient.create(t, credential=graph.credential(t), base_url=graph.base_url),
-        extras={"partner_allow_insecure": True, "sleep": lambda s: None, "rng": random.Random(2)},
+        sleep=lambda s: None,
+        rng=random.Random(2),
+        partner=PartnerTransport(allow_loopback=True),
     )
 
 
 def seed(svc: Services) -> dict[str, Any]:
-    directory = tenants(svc)
+    directory = svc.tenants
     for tid, name in ((CONTOSO, "Contoso"), (FABRIKAM, "Fabrikam")):
         directory.upsert(TenantRecord(tenant_id=tid, name=name, status="active"))
     alerts = [
@@ -139,8 +142,8 @@ def seed(svc: Services) -> dict[str, Any]:
         takeover(FABRIKAM, "old@fabrikam.example", MONDAY - timedelta(days=6)),  # W46: not in the report
         takeover(FABRIKAM, "late@fabrikam.example", MONDAY + timedelta(days=8)),  # W48: not in the report
     ]
-    alert_store(svc).upsert_alerts([*alerts, *inc_alerts])
-    incidents = incident_book(svc).add_alerts([*alerts, *inc_alerts])
+    svc.alert_store.upsert_alerts([*alerts, *inc_alerts])
+    incidents = svc.incident_book.add_alerts([*alerts, *inc_alerts])
     return {"alerts": alerts, "incidents": {(i.tenant_id, i.user): i for i in incidents}}
 
 
@@ -309,6 +312,6 @@ def test_a_weekly_report_never_carries_another_tenants_incidents() -> None:
 
 def test_an_offboarded_tenant_gets_no_report_and_no_scan(rig: Rig) -> None:
     seed(rig.svc)
-    tenants(rig.svc).upsert(TenantRecord(tenant_id=FABRIKAM, name="Fabrikam", status="offboarded"))
+    rig.svc.tenants.upsert(TenantRecord(tenant_id=FABRIKAM, name="Fabrikam", status="offboarded"))
     assert [s["tenant_id"] for s in weekly_reports(rig.svc, now=NOW)] == [CONTOSO]
     assert {p.json()["tenant_id"] for p in rig.partner.effective_deliveries} == {CONTOSO}

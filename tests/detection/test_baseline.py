@@ -25,8 +25,8 @@ from shared.detection.baseline import (
     _view_and_observe,
     user_hash,
 )
-from shared.detection.config import TenantConfig
 from shared.detection.state import TENANT_KEY, UserState
+from shared.tenant_config import TenantConfig
 
 STORED: dict[str, dict[str, Any]] = {
     "empty": {},

@@ -8,9 +8,9 @@ from datetime import timedelta
 import orjson
 import pytest
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.base import DetectionContext, Detector, Registry, RegistryError
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.state import InMemoryStateStore
 from shared.records.event import Event, parse_records
 

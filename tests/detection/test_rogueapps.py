@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.detection.rogueapps import (
+from shared.enrich.rogueapps import (
     RogueApp,
     RogueAppView,
     RoguePermission,

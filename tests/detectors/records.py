@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, alert_id_for
 from shared.detection.base import DetectionContext, Detector
-from shared.detection.model import Category, DetectorMeta, Finding, Severity, alert_id_for
 from shared.detection.signals import mark_risky_signin
 from shared.detection.testing import TEST_TENANT, StaticEnricher
 from shared.enrich.access import classify_access

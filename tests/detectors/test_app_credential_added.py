@@ -8,8 +8,8 @@ import pytest
 from records import TEST_TENANT, directory_record, expected_alert, identity_enricher
 
 from detectors.app_credential_added import AppCredentialAdded
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ADMIN = "it.admin@contoso.com"
 SP = "5f0c2e1d-3b4a-4c5d-8e9f-0a1b2c3d4e5f"

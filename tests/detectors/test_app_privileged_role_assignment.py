@@ -8,8 +8,8 @@ import pytest
 from records import TEST_TENANT, directory_record, expected_alert, identity_enricher, oid_of
 
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ADMIN = "it.admin@contoso.com"
 GRAPH_SP = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"

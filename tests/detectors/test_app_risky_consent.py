@@ -19,9 +19,9 @@ from records import (
 )
 
 from detectors.app_risky_consent import AppRiskyConsent
-from shared.detection.config import TenantConfig
-from shared.detection.rogueapps import parse_rogue_apps
 from shared.detection.testing import run_detector
+from shared.enrich.rogueapps import parse_rogue_apps
+from shared.tenant_config import TenantConfig
 
 TENANT = TenantConfig(tenant_id=TEST_TENANT, internal_domains=["contoso.com"])
 ALICE = "alice@contoso.com"

@@ -8,8 +8,8 @@ import pytest
 from records import SYSTEM_ACCOUNT, TEST_TENANT, exchange_cmdlet, expected_alert, identity_enricher
 
 from detectors.defense_audit_disabled import DefenseAuditDisabled
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ADMIN = "it.admin@contoso.com"
 HOME = "198.51.100.10"

@@ -19,8 +19,8 @@ from records import (
 )
 
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ALICE = "alice@contoso.com"
 ADMIN = "it.admin@contoso.com"

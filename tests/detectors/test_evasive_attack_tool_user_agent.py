@@ -22,8 +22,8 @@ from records import (
 )
 
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ALICE = "alice@contoso.com"
 ADMIN = "it.admin@contoso.com"

@@ -18,8 +18,8 @@ from records import (
 )
 
 from detectors.evasive_mailbox_access_unusual_client import EvasiveMailboxAccessUnusualClient
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 TENANT = TenantConfig(tenant_id=TEST_TENANT, internal_domains=["contoso.com"])
 ALICE = "alice@contoso.com"

@@ -20,8 +20,8 @@ from records import (
 )
 
 from detectors.evasive_public_client_first_use import EvasivePublicClientFirstUse
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 AZ_PS = "1950a258-227b-4e31-a9cf-717495945fc2"
 AZ_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"

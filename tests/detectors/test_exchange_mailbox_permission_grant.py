@@ -8,8 +8,8 @@ import pytest
 from records import SYSTEM_ACCOUNT, TEST_TENANT, VPN_NL, exchange_cmdlet, expected_alert, identity_enricher
 
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 TENANT = TenantConfig(tenant_id=TEST_TENANT, internal_domains=["contoso.com"])
 ADMIN = "it.admin@contoso.com"

@@ -19,8 +19,8 @@ from records import (
 )
 
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 TENANT = TenantConfig(tenant_id=TEST_TENANT, internal_domains=["contoso.com"])
 ALICE = "alice.smith@contoso.com"

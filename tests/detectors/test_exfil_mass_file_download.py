@@ -7,8 +7,8 @@ from typing import Any
 from records import EDGE_UA, HOME_DE, TEST_TENANT, at, expected_alert, file_record, identity_enricher
 
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ALICE = "alice@contoso.com"
 SITE = "https://contoso.sharepoint.com/sites/finance/"

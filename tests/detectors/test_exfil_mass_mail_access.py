@@ -17,8 +17,8 @@ from records import (
 )
 
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ALICE = "alice@contoso.com"
 REST = "Client=REST;Client=RESTSystem;;"

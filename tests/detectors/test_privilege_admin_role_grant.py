@@ -18,8 +18,8 @@ from records import (
 )
 
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
-from shared.detection.config import TenantConfig
 from shared.detection.testing import run_detector
+from shared.tenant_config import TenantConfig
 
 ADMIN = "it.admin@contoso.com"
 MALLORY = "mallory@contoso.com"

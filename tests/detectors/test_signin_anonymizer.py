@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from detectors.signin_anonymizer import SigninAnonymizer
-from shared.detection.config import TenantConfig
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     ICLOUD_RELAY,
@@ -275,7 +275,7 @@ def benign_month() -> list[dict[str, Any]]:
 
 def test_demo_chain_is_caught_and_benign_users_raise_nothing() -> None:
     from detectors import ALL_DETECTORS
-    from shared.detection.config import TravelException
+    from shared.tenant_config import TravelException
 
     signin_detectors = [c for c in ALL_DETECTORS if c.meta.id.startswith("signin_")]
     until = datetime(2024, 5, 15, tzinfo=UTC)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from detectors.signin_brute_force import SigninBruteForce
-from shared.detection.config import TenantConfig
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     HOME_DE_2,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from detectors.signin_geo_allowlist import SigninGeoAllowlist
-from shared.detection.config import TenantConfig, TravelException
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig, TravelException
 from tests.detectors.records import (
     HOME_DE,
     HOME_FR,

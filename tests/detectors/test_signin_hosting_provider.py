@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from detectors.signin_hosting_provider import SigninHostingProvider
-from shared.detection.config import TenantConfig
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     AZURE_VPN,
     HOME_DE,

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from detectors.signin_impossible_travel import SigninImpossibleTravel
-from shared.detection.config import TenantConfig
 from shared.detection.geo import (
     DEFAULT_ACCURACY_KM,
     GeoPoint,
@@ -21,6 +20,7 @@ from shared.detection.geo import (
 )
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     HOME_FR,

@@ -9,9 +9,9 @@ import pytest
 
 from detectors.signin_mfa_failure import SigninMfaFailure
 from detectors.signin_password_spray import SigninPasswordSpray
-from shared.detection.config import TenantConfig
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     HOME_FR,

@@ -10,10 +10,10 @@ import pytest
 
 from detectors.signin_new_location import SigninNewLocation
 from shared.detection.baseline import Baseline, TenantPrevalence, ValueSeen, is_learned
-from shared.detection.config import TenantConfig, TravelException
 from shared.detection.geo import network_key
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig, TravelException
 from tests.detectors.records import (
     HOME_DE,
     HOME_FR,

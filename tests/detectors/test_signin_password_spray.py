@@ -16,9 +16,9 @@ from detectors.signin_password_spray import (
     _prune_sources_when_due,
 )
 from shared.detection.base import DetectionContext
-from shared.detection.config import TenantConfig
 from shared.detection.signals import RISK_SECTION
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     SPRAY_ASN_IPS,

@@ -9,8 +9,8 @@ import pytest
 
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
 from shared.detection.baseline import browser_family, os_family
-from shared.detection.config import TenantConfig
 from shared.detection.testing import TEST_TENANT, DetectorRun, run_detector
+from shared.tenant_config import TenantConfig
 from tests.detectors.records import (
     HOME_DE,
     HOME_FR,

@@ -8,9 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from shared.app import Services
 from shared.enrich.feeds import blob_name, load_intel_feeds, refresh_feeds
-from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.errors import ConfigurationError
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
@@ -19,11 +17,9 @@ VPN = "https://feeds.example.net/vpn.txt"
 ROGUE = "https://feeds.example.net/rogueapps.json"
 
 
-def services(storage: StorageClients, urls: dict[str, list[str]] | str) -> Services:
+def settings(urls: dict[str, list[str]] | str) -> Settings:
     raw = urls if isinstance(urls, str) else orjson.dumps(urls).decode()
-    return Services(
-        settings=Settings(ITDR_INTEL_FEED_URLS=raw), storage=storage, bus=InProcessBus(default_queue_options())
-    )
+    return Settings(ITDR_INTEL_FEED_URLS=raw)
 
 
 def test_refresh_stores_feeds_and_keeps_the_old_copy_when_a_source_fails(
@@ -36,14 +32,14 @@ def test_refresh_stores_feeds_and_keeps_the_old_copy_when_a_source_fails(
     http = httpx.Client(
         transport=httpx.MockTransport(lambda r: httpx.Response(answers[str(r.url)][0], content=answers[str(r.url)][1]))
     )
-    svc = services(storage, {"vpn": [VPN], "rogue_app": [ROGUE]})
-    report = refresh_feeds(svc, http=http)
+    configured = settings({"vpn": [VPN], "rogue_app": [ROGUE]})
+    report = refresh_feeds(storage, configured, http=http)
     assert sorted(report.stored) == sorted([blob_name("vpn", VPN), blob_name("rogue_app", ROGUE)])
     answers[VPN] = (503, b"down")
     answers[ROGUE] = (200, b'{"not": "a list"}')
-    again = refresh_feeds(svc, http=http)
+    again = refresh_feeds(storage, configured, http=http)
     assert again.stored == [] and set(again.failed) == {blob_name("vpn", VPN), blob_name("rogue_app", ROGUE)}
-    feeds = load_intel_feeds(svc, directory=tmp_path)
+    feeds = load_intel_feeds(storage, directory=tmp_path)
     assert [Path(p).read_text() for p in feeds.vpn_feeds] == ["# vpn exits\n146.70.133.0/24\n"]
     assert len(feeds.rogue_app_feeds) == 1
 
@@ -52,5 +48,5 @@ def test_refresh_stores_feeds_and_keeps_the_old_copy_when_a_source_fails(
 def test_feed_settings_are_checked(storage: StorageClients, bad: str) -> None:
     with pytest.raises(ConfigurationError):
         refresh_feeds(
-            services(storage, bad), http=httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+            storage, settings(bad), http=httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
         )

@@ -1,7 +1,7 @@
 """The deployed IP intelligence: app settings -> IntelConfig, the shipped data directory, the Spur token.
 
 - ``intel_config_from_settings`` maps every ITDR_* IP setting (and the stored feeds) onto IntelConfig;
-- the deployed engine (``shared.pipeline.respond.engine``) builds its client from the settings: a
+- the deployed engine (``Services.engine``) builds its client from the settings: a
   MaxMind City database wins the geo over the shipped DB-IP data;
 - ``build_ipdata`` writes a complete data directory (table, IPv6 mmdb, NOTICE.md) and IPv6 geo is read
   from it without any ``node_modules``;
@@ -25,8 +25,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from shared.app import Services
-from shared.detection.config import TenantConfig
+from shared.app import IntelSources, Services
 from shared.enrich.factory import APP_ROOT, IntelFeeds, intel_config_from_settings
 from shared.enrich.ip_embedded import (
     DATA_DIR_NAME,
@@ -40,11 +39,11 @@ from shared.enrich.ip_embedded import (
 )
 from shared.enrich.ip_model import SOURCE_ASN_DB
 from shared.enrich.ipintel import IntelConfig, IpInfo, IpIntelClient
-from shared.pipeline import respond
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.records.event import Event, parse_raw_record
+from shared.tenant_config import TenantConfig
 from shared.tools import iac_check
 from shared.tools.build_ipdata import build_ipdata
 from tests.enrich.ipfixtures import city_record, dbip_record, make_node_modules, write_mmdb, write_ndjson
@@ -268,16 +267,16 @@ def deployed_services(storage: StorageClients, shipped: Path, tmp_path: Path) ->
     spur_feed = write_ndjson(tmp_path / "spur" / "feed.json", [{"ip": "2001:db8:1::9", "infrastructure": "MOBILE"}])
     env = {"ITDR_IPDATA_DIR": str(shipped), "ITDR_MAXMIND_CITY_DB": str(city), "ITDR_SPUR_FEED_PATHS": str(spur_feed)}
     services = Services(
-        settings=Settings.from_env(env),
+        Settings.from_env(env),
         storage=storage,
         bus=InProcessBus(default_queue_options()),
-        extras={"intel_feeds": IntelFeeds()},
+        intel=IntelSources(feeds=IntelFeeds()),
     )
     return services
 
 
 def test_deployed_engine_uses_the_settings_maxmind_first_then_the_shipped_data(deployed_services: Services) -> None:
-    engine = respond.engine(deployed_services)
+    engine = deployed_services.engine
     assert engine.enricher is not None
     events = [record("198.51.100.7", "r1"), record("[2001:db8:1::5]:443", "r2"), record("2001:db8:1::9", "r3")]
     engine.enricher.enrich(events, TenantConfig(tenant_id=TENANT))
@@ -340,12 +339,12 @@ def test_deployed_engine_uses_the_settings_maxmind_first_then_the_shipped_data(d
 def test_deployed_engine_takes_an_injected_client_as_is(storage: StorageClients) -> None:
     injected = IpIntelClient([])
     services = Services(
-        settings=Settings.from_env({"ITDR_MAXMIND_CITY_DB": "/nonexistent/city.mmdb"}),
+        Settings.from_env({"ITDR_MAXMIND_CITY_DB": "/nonexistent/city.mmdb"}),
         storage=storage,
         bus=InProcessBus(default_queue_options()),
-        extras={"intel_feeds": IntelFeeds(), "ip_intel": injected},
+        intel=IntelSources(feeds=IntelFeeds(), client=injected),
     )
-    engine = respond.engine(services)
+    engine = services.engine
     assert engine.enricher is not None
     events = [record("198.51.100.7", "r1")]
     engine.enricher.enrich(events, TenantConfig(tenant_id=TENANT))

@@ -9,7 +9,7 @@ tenant; optional Graph emulator and scripted HTTP transport) that closes every c
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,17 +18,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from azure.core.credentials import AccessToken
+from azure.core.credentials import AccessToken, TokenCredential
 
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.graph.client import SyncGraphClient
 from shared.ingest.client import ManagementActivityClient
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
+from shared.runtime.world import emulator_credentials
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
@@ -58,7 +57,7 @@ class StubCredential:
         self.lifetime = lifetime
         self.calls: list[tuple[str, ...]] = []
 
-    def get_token(self, *scopes: str) -> AccessToken:
+    def get_token(self, *scopes: str, **_options: Any) -> AccessToken:
         self.calls.append(scopes)
         return AccessToken(f"token-{len(self.calls)}", int((self.clock() + self.lifetime).timestamp()))
 
@@ -146,7 +145,7 @@ def make_services(
     clients come from that Graph emulator; ``settings`` add to (or override) ``publisher_id`` and
     ``management_api_base_url``. The bus and ``Services.clock`` run on the fake clock; the alert sink is in memory.
     """
-    built: list[ManagementActivityClient | SyncGraphClient] = []
+    built: list[Services] = []
 
     def epoch() -> float:
         return float(clock().timestamp())
@@ -156,44 +155,32 @@ def make_services(
         *,
         http: httpx.Client | None = None,
         graph: GraphEmulator | None = None,
+        feed_silence: Mapping[str, timedelta] | None = None,
         **settings: Any,
     ) -> Services:
-        cache: dict[str, ManagementActivityClient] = {}
+        def credentials(tenant_id: str, cloud: str, /) -> TokenCredential:
+            # the Management Activity API emulator checks a token is present; Graph's, that it names the tenant
+            return emulator_credentials(epoch)(tenant_id, cloud) if graph is not None else credential
 
-        def management_factory(tenant_id: str) -> ManagementActivityClient:
-            if tenant_id not in cache:
-                cache[tenant_id] = ManagementActivityClient(
-                    tenant_id,
-                    cloud="commercial",
-                    publisher_id=PUBLISHER,
-                    credential=credential,
-                    base_url=emulator.base_url,
-                    sleep=sleeps,
-                    clock=clock,
-                    http_client=http,
-                )
-                built.append(cache[tenant_id])
-            return cache[tenant_id]
-
-        def graph_factory(tenant_id: str) -> SyncGraphClient:
-            assert graph is not None
-            client = SyncGraphClient.create(tenant_id, credential=graph.credential(tenant_id), base_url=graph.base_url)
-            built.append(client)
-            return client
-
-        return Services(
-            settings=Settings(**{"publisher_id": PUBLISHER, "management_api_base_url": emulator.base_url, **settings}),
+        values: dict[str, Any] = {"publisher_id": PUBLISHER, "management_api_base_url": emulator.base_url}
+        # without a Graph emulator, Graph is a closed loopback port: its calls fail at once (best effort)
+        values["graph_base_url"] = graph.base_url if graph is not None else "http://127.0.0.1:9/v1.0"
+        svc = Services(
+            Settings(**{**values, **settings}),
             storage=storage,
             bus=InProcessBus(default_queue_options(), clock=epoch),
+            credentials=credentials,
             clock=epoch,
-            management_factory=management_factory,
-            graph_factory=graph_factory if graph is not None else None,
-            extras={"alert_sink": InMemoryAlertSink()},
+            sleep=sleeps,
+            management_http=http,
+            feed_silence=feed_silence,
         )
+        built.append(svc)
+        return svc
 
     yield build
-    for client in built:
-        client.close()
+    for svc in built:
+        svc.close()
 
 
 @pytest.fixture

@@ -9,18 +9,18 @@ from typing import Any
 import orjson
 import pytest
 
-from shared import handlers
 from shared.app import Services
 from shared.emulators.management_api import ManagementApiEmulator
+from shared.functions.fate import Inbound, run_message
 from shared.ingest.content import ContentReport, process_content_message, raw_blob_name
 from shared.ingest.ledger import ContentLedger, RecordLedger, record_hash
-from shared.ingest.onboarding import onboard_tenant, tenant_directory
-from shared.pipeline.messages import ContentRef, RecordBatchRef
-from shared.pipeline.stages import load_batch
+from shared.ingest.onboarding import onboard_tenant
+from shared.messages import ContentRef, RecordBatchRef
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage
 from shared.platform.errors import BadInputError, ForbiddenTargetError, ServiceUnavailable
 from shared.platform.settings import Settings
+from shared.records.batches import load_batch
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
 TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
@@ -87,7 +87,7 @@ def sent(svc: Services, queue: str) -> list[tuple[str, str | None, dict[str, Any
 
 def deliver(svc: Services, body: bytes, *, message_id: str = "m1") -> Any:
     """One delivery through the function body's fate rules (PermanentError → parked)."""
-    return handlers.process_content(svc, handlers.Inbound(names.QUEUE_CONTENT, body, message_id))
+    return run_message(svc, Inbound(names.QUEUE_CONTENT, body, message_id), process_content_message)
 
 
 def parked(svc: Services) -> list[tuple[str, str]]:
@@ -96,7 +96,7 @@ def parked(svc: Services) -> list[tuple[str, str]]:
 
 
 def integration_kinds(svc: Services) -> list[str]:
-    return [a.context["kind"] for a in svc.extras["alert_sink"].list_alerts(TENANT_A)]
+    return [a.context["kind"] for a in [s.alert for s in svc.alert_store.list_alerts(TENANT_A)]]
 
 
 # ----------------------------------------------------------------------------- the happy path
@@ -387,5 +387,5 @@ def test_proof_of_life_is_sent_once(svc: Services, emulator, clock) -> None:
             },
         )
     ]
-    stored = tenant_directory(svc).get(TENANT_A)
+    stored = svc.tenants.get(TENANT_A)
     assert stored is not None and stored.first_content_at == datetime(2025, 3, 10, 15, 0, tzinfo=UTC)

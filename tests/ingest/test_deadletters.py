@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from shared import handlers
 from shared.app import Services, configure
 from shared.cli.main import main
-from shared.ingest.replay import list_deadletters, replay_deadletters, replay_message_id
+from shared.functions.fate import Inbound, run_message
+from shared.ingest.deadletters import list_deadletters, replay_deadletters, replay_message_id
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
 from shared.platform.errors import BadInputError, ExpiredContentError
@@ -26,7 +26,7 @@ TENANT_B = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
 @pytest.fixture
 def svc(storage: StorageClients) -> Services:
     """Storage on Azurite and an in-process bus with the deployed queue options (no API needed here)."""
-    return Services(settings=Settings(), storage=storage, bus=InProcessBus(default_queue_options()))
+    return Services(Settings(), storage=storage, bus=InProcessBus(default_queue_options()))
 
 
 def park(
@@ -37,7 +37,7 @@ def park(
     def fail(_svc: Services, _body: bytes) -> None:
         raise error
 
-    handlers.run_message(svc, handlers.Inbound(queue, orjson.dumps(body), message_id, session), fail)
+    run_message(svc, Inbound(queue, orjson.dumps(body), message_id, session), fail)
 
 
 def drain(svc: Services, queue: str) -> list[tuple[str, str | None, bytes]]:

@@ -11,20 +11,19 @@ import httpx
 import orjson
 import pytest
 
-from shared import handlers
+from shared.alert_model import Category, Severity, alert_id_for
 from shared.app import Services
-from shared.detection.engine import InMemoryAlertSink
-from shared.detection.model import Category, Severity, alert_id_for
 from shared.emulators.management_api import ManagementApiEmulator
+from shared.functions import detect_records
+from shared.functions.fate import Inbound, run_message
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore
+from shared.ingest.content import process_content_message
 from shared.ingest.health import DETECTOR, check_feeds, emit_alerts, integration_alert
 from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.webhook import handle_webhook
-from shared.pipeline.messages import ContentRef
-from shared.pipeline.respond import incident_book
+from shared.messages import ContentRef
 from shared.platform import names
 from shared.platform.bus import InProcessBus
-from shared.platform.settings import Settings
 from shared.platform.telemetry import telemetry
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
@@ -106,7 +105,7 @@ def test_a_disabled_subscription_alerts_is_repaired_and_parked_content_replayed(
         content_created=entry["contentCreated"],
     ).encode()
     emulator.disable_subscription(TENANT_A, AAD, by="a tenant admin")
-    handlers.process_content(svc, handlers.Inbound(names.QUEUE_CONTENT, body, entry["contentId"]))  # parked
+    run_message(svc, Inbound(names.QUEUE_CONTENT, body, entry["contentId"]), process_content_message)  # parked
     report = check_feeds(svc)
     assert kinds(report) == [("subscription_disabled", AAD)]
     alert = report.alerts[0]
@@ -117,7 +116,7 @@ def test_a_disabled_subscription_alerts_is_repaired_and_parked_content_replayed(
         DETECTOR,
         [f"feed:{AAD}:2025-03-10"],
     )
-    assert svc.extras["alert_sink"].list_alerts(TENANT_A) == [alert]
+    assert [s.alert for s in svc.alert_store.list_alerts(TENANT_A)] == [alert]
     aad = report.feeds[0]
     assert (aad.subscription, aad.repairs) == ("enabled", ["started"])
     assert emulator.subscription(TENANT_A, AAD)["status"] == "enabled"
@@ -161,12 +160,12 @@ def test_a_new_tenant_gets_twelve_hours_for_its_first_content(svc: Services, clo
     assert kinds(check_feeds(svc)) == [("feed_silent", AAD)]
 
 
-def test_thresholds_are_configurable(svc: Services, clock) -> None:
+def test_thresholds_are_configurable(svc: Services, make_services: Any, emulator: ManagementApiEmulator, clock) -> None:
     for ct in FEED_CONTENT_TYPES:
         seen_content(svc, ct, clock() - timedelta(hours=2))
     assert kinds(check_feeds(svc, thresholds={GEN: timedelta(hours=1)})) == [("feed_silent", GEN)]
-    svc.extras["feed_silence_thresholds"] = {EXO: timedelta(minutes=30)}
-    assert kinds(check_feeds(svc)) == [("feed_silent", EXO)]
+    shorter: Services = make_services(emulator, feed_silence={EXO: timedelta(minutes=30)})
+    assert kinds(check_feeds(shorter)) == [("feed_silent", EXO)]
 
 
 def test_a_watermark_far_behind_alerts(svc: Services, clock) -> None:
@@ -242,7 +241,8 @@ def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(
         {"kind": "raised_alerts", "tenant_id": TENANT_A, "alert_ids": [alert.alert_id], "source": "feed_health"},
     )
     mark = telemetry().items
-    folded = handlers.detect_records(svc, handlers.Inbound(names.QUEUE_DETECT, msg.body, msg.message_id, TENANT_A))
+    folded = run_message(svc, Inbound(names.QUEUE_DETECT, msg.body, msg.message_id, TENANT_A), detect_records.handle)
+    assert isinstance(folded, list)
     svc.bus.complete(msg)
     emitted = telemetry().since(mark)
     assert [(n, v, d) for n, v, d in emitted if n == "itdr.alerts"] == [
@@ -258,14 +258,14 @@ def test_a_feed_alert_becomes_an_incident_in_the_tenant_session_once(
         )
     ]
     assert [(a.alert_id, a.count) for a in folded] == [(alert.alert_id, 2)]
-    (incident,) = incident_book(svc).list_incidents(TENANT_A)
+    (incident,) = svc.incident_book.list_incidents(TENANT_A)
     assert (incident.alert_ids, [e.category for e in incident.entries]) == (
         [alert.alert_id],
         [Category.INTEGRATION_HEALTH],
     )
 
 
-def test_integration_alerts_are_deterministic_per_day_and_merge() -> None:
+def test_integration_alerts_are_deterministic_per_day_and_merge(svc: Services) -> None:
     def make(when: datetime) -> Any:
         return integration_alert(tenant_id=TENANT_A, kind="feed_silent", content_type=AAD, when=when, summary="s")
 
@@ -277,11 +277,9 @@ def test_integration_alerts_are_deterministic_per_day_and_merge() -> None:
     )
     assert make(NOW + timedelta(hours=8)).alert_id == first.alert_id  # same UTC day
     assert make(NOW + timedelta(hours=9)).alert_id != first.alert_id  # 2025-03-11
-    sink = InMemoryAlertSink()
-    svc = Services(settings=Settings(), storage=None, bus=None, extras={"alert_sink": sink})  # type: ignore[arg-type]
     emit_alerts(svc, [first])
     emit_alerts(svc, [make(NOW + timedelta(hours=2)), make(NOW + timedelta(hours=2))])
-    (stored,) = sink.list_alerts()
+    (stored,) = [s.alert for s in svc.alert_store.list_alerts(TENANT_A)]
     assert (stored.count, stored.first_seen, stored.last_seen) == (
         2,
         NOW.timestamp(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -9,16 +10,14 @@ import pytest
 
 from shared.app import Services, configure
 from shared.emulators.graph import GraphEmulator
-from shared.graph.client import SyncGraphClient
-from shared.ingest.historical_rules import scan_tenant_rules
-from shared.ingest.replay import list_deadletters
-from shared.pipeline.messages import RaisedAlertsRef
-from shared.pipeline.respond import alert_store, incident_book
+from shared.ingest.deadletters import list_deadletters
+from shared.messages import RaisedAlertsRef
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.runtime.local import LocalRuntime
+from shared.runtime.world import emulator_credentials
 from shared.tenants import TenantDirectory, TenantRecord
 
 TENANT = "aaaaaaaa-1111-4111-8111-000000000001"
@@ -44,21 +43,24 @@ def svc(storage: StorageClients) -> Iterator[tuple[Services, GraphEmulator]]:
             display_name="Team",
             actions={"forwardTo": [{"emailAddress": {"address": "lee@contoso.com"}}]},
         )
-        client = SyncGraphClient.create(TENANT, credential=g.credential(TENANT), base_url=g.base_url)
-        services = Services(settings=Settings(), storage=storage, bus=InProcessBus(default_queue_options()))
-        services.graph_factory = lambda _t: client
+        services = Services(
+            Settings(ITDR_GRAPH_BASE_URL=g.base_url),
+            storage=storage,
+            bus=InProcessBus(default_queue_options()),
+            credentials=emulator_credentials(time.time),
+        )
         TenantDirectory(storage).upsert(
             TenantRecord(tenant_id=TENANT, name="Contoso", detection={"internal_domains": ["contoso.com"]})
         )
         configure(services)
         yield services, g
         configure(None)
-        client.close()
+        services.close()
 
 
 def test_existing_rules_are_scored_and_rescans_do_not_double(svc: tuple[Services, GraphEmulator]) -> None:
     services, _ = svc
-    first = scan_tenant_rules(services, TENANT, now=1_800_000_000.0)
+    first = services.inbox_rule_sweep.scan(TENANT, now=1_800_000_000.0)
     assert (first.mailboxes, first.rules, len(first.alerts)) == (2, 3, 1)
     (alert,) = first.alerts
     assert (alert.detector, alert.severity.value, alert.user, alert.context["rule_name"]) == (
@@ -69,9 +71,9 @@ def test_existing_rules_are_scored_and_rescans_do_not_double(svc: tuple[Services
     )
     assert alert.context["external_recipients"] == ["megan.finance@gmail.com"]
     assert alert.context["source"] == "graph_historical_scan"
-    again = scan_tenant_rules(services, TENANT, now=1_800_600_000.0)
+    again = services.inbox_rule_sweep.scan(TENANT, now=1_800_600_000.0)
     assert [a.alert_id for a in again.alerts] == [alert.alert_id]
-    assert [s.alert.alert_id for s in alert_store(services).list_alerts(TENANT)] == [alert.alert_id]
+    assert [s.alert.alert_id for s in services.alert_store.list_alerts(TENANT)] == [alert.alert_id]
 
     # the incident is opened by the detect function, in the user's session: one message for both scans
     bus = services.bus
@@ -81,10 +83,10 @@ def test_existing_rules_are_scored_and_rescans_do_not_double(svc: tuple[Services
         TENANT,
         {"kind": "raised_alerts", "tenant_id": TENANT, "alert_ids": [alert.alert_id], "source": "historical_rules"},
     )
-    assert incident_book(services).list_incidents(TENANT) == []
+    assert services.incident_book.list_incidents(TENANT) == []
     bus.abandon(msg)
     LocalRuntime(bus).run_until_idle()
-    (incident,) = incident_book(services).list_incidents(TENANT)
+    (incident,) = services.incident_book.list_incidents(TENANT)
     assert (incident.user_key, incident.alert_ids) == (alert.user_key, [alert.alert_id])
 
 
@@ -95,4 +97,4 @@ def test_raised_alerts_missing_from_the_store_are_parked_with_a_reason(svc: tupl
     LocalRuntime(services.bus).run_until_idle()  # type: ignore[arg-type]
     (parked,) = list_deadletters(services)
     assert (parked.queue, parked.reason, parked.tenant_id) == (names.QUEUE_DETECT, "alerts_missing", TENANT)
-    assert incident_book(services).list_incidents(TENANT) == []
+    assert services.incident_book.list_incidents(TENANT) == []

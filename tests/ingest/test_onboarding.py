@@ -18,7 +18,6 @@ from shared.ingest.onboarding import (
     START_SPACING,
     handle_admin_request,
     onboard_tenant,
-    tenant_directory,
     tenant_status,
 )
 from shared.platform import names
@@ -89,8 +88,9 @@ def test_onboarding_registers_the_tenant_and_starts_every_feed(svc: Services, em
     )
     assert feeds(status) == [(ct, "started", "enabled", None) for ct in FEED_CONTENT_TYPES]
     assert (status.status, status.state, status.needs_human) == ("active", "waiting_for_first_content", [])
-    assert status.identity == {"seeded": False, "error": "graph_not_configured"}
-    record = tenant_directory(svc).get(TENANT_A)
+    # Graph is unreachable here (no emulator): seeding is best effort and says why it did not happen
+    assert (status.identity["seeded"], status.identity["error"]) == (False, "service_unavailable")
+    record = svc.tenants.get(TENANT_A)
     assert record is not None
     assert (record.name, record.partner_id, record.cloud, record.status, record.onboarded_at) == (
         "Contoso",
@@ -107,13 +107,13 @@ def test_onboarding_registers_the_tenant_and_starts_every_feed(svc: Services, em
 
 def test_onboarding_again_is_idempotent(svc: Services, emulator, clock) -> None:
     onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
-    first = tenant_directory(svc).get(TENANT_A)
+    first = svc.tenants.get(TENANT_A)
     before = starts(emulator)
     clock.advance(hours=1)
     again = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso Ltd")
     assert feeds(again) == [(ct, "ok", "enabled", None) for ct in FEED_CONTENT_TYPES]
     assert starts(emulator) == before
-    record = tenant_directory(svc).get(TENANT_A)
+    record = svc.tenants.get(TENANT_A)
     assert first is not None and record is not None
     assert (record.name, record.webhook_auth_hash, record.onboarded_at) == (
         "Contoso Ltd",
@@ -158,7 +158,7 @@ def test_identity_is_seeded_from_usage_location(make_svc, emulator, graph) -> No
         svc, tenant_id=TENANT_A, name="Contoso", detection={"home_countries": {"x@contoso.com": "FR"}}
     )
     assert status.identity == {"seeded": True, "users": 3, "home_countries": 2}
-    record = tenant_directory(svc).get(TENANT_A)
+    record = svc.tenants.get(TENANT_A)
     assert record is not None
     assert record.config().home_countries == {
         "x@contoso.com": "FR",
@@ -209,7 +209,7 @@ def test_bad_onboarding_input(svc: Services, kwargs: dict[str, Any], reason: str
     with pytest.raises(ConfigurationError) as bad:
         onboard_tenant(svc, name="x", **kwargs)
     assert bad.value.reason == reason
-    assert tenant_directory(svc).list() == []
+    assert svc.tenants.list() == []
 
 
 def test_tenant_status_reads_the_api_and_the_checkpoints(svc: Services, emulator) -> None:
@@ -270,7 +270,7 @@ def test_the_admin_api_onboards_and_lists(svc: Services) -> None:
 def test_the_admin_api_refuses(svc: Services, method: str, body: Any, key: str | None, status: int, error: str) -> None:
     got_status, got = admin(svc, method, body, key)
     assert (got_status, got["error"]) == (status, error)
-    assert tenant_directory(svc).list() == []
+    assert svc.tenants.list() == []
 
 
 def test_the_admin_api_is_closed_without_a_configured_key(svc: Services, emulator) -> None:
@@ -301,5 +301,5 @@ def test_the_tenants_commands(svc: Services, emulator, tmp_path, capsys: pytest.
         assert main(["tenants", "add", "--tenant", TENANT_B, "--detection", str(tmp_path / "missing.json")]) == 2
     finally:
         configure(None)
-    record = tenant_directory(svc).get(TENANT_A)
+    record = svc.tenants.get(TENANT_A)
     assert record is not None and record.detection == {"allowed_countries": ["US", "CA"]}

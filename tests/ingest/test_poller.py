@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
+from shared.alert_model import alert_id_for
 from shared.app import Services
-from shared.detection.model import alert_id_for
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore
 from shared.ingest.health import DETECTOR
-from shared.ingest.onboarding import onboard_tenant, tenant_directory
+from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.poller import OVERLAP, poll_tenants
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage
@@ -130,7 +130,7 @@ def test_catch_up_after_a_week_of_downtime(svc: Services, emulator, clock) -> No
     assert len(windows) == 7  # 167 h in 24 h slices
     assert windows[0][0] == "2025-03-03T16:00:00"  # watermark − 1 h overlap
     assert report.errors() == {}
-    assert svc.extras["alert_sink"].list_alerts() == []
+    assert [s.alert for s in svc.alert_store.list_alerts(TENANT_A)] == []
 
 
 def test_a_watermark_past_the_retention_raises_a_data_loss_alert(svc: Services, emulator, clock) -> None:
@@ -141,7 +141,7 @@ def test_a_watermark_past_the_retention_raises_a_data_loss_alert(svc: Services, 
     poll_tenants(svc)
     assert queued_ids(svc) == [kept]
     assert listings(emulator)[0][0] == "2025-03-03T15:05:00"  # clamped to now − 167 h 55 min
-    alerts = svc.extras["alert_sink"].list_alerts(TENANT_A)
+    alerts = [s.alert for s in svc.alert_store.list_alerts(TENANT_A)]
     assert [(a.detector, a.category.value, a.severity.value, a.context["kind"]) for a in alerts] == [
         (DETECTOR, "integration_health", "high", "data_loss_gap")
     ]
@@ -247,7 +247,7 @@ def test_a_subscription_disabled_by_an_admin_alerts_and_restarts(svc: Services, 
     assert (aad.restarted, aad.error, aad.enqueued) == (True, None, 1)
     assert queued_ids(svc) == [blob]
     assert emulator.subscription(TENANT_A, AAD)["status"] == "enabled"
-    alerts = svc.extras["alert_sink"].list_alerts(TENANT_A)
+    alerts = [s.alert for s in svc.alert_store.list_alerts(TENANT_A)]
     assert [(a.context["kind"], a.context["code"], a.mitre) for a in alerts] == [
         ("subscription_disabled", "AF20023", ("T1562.008",))
     ]
@@ -279,7 +279,7 @@ def test_the_same_content_listed_again_days_later_is_dropped_by_the_queue(svc: S
 
 def test_offboarded_tenants_are_not_polled(svc: Services, emulator, clock) -> None:
     onboard(svc, TENANT_A, TENANT_B)
-    directory = tenant_directory(svc)
+    directory = svc.tenants
     record = directory.get(TENANT_B)
     assert record is not None
     directory.upsert(record.model_copy(update={"status": "offboarded"}))

@@ -10,14 +10,15 @@ from typing import Any
 import orjson
 import pytest
 
-from shared import handlers
 from shared.app import Services, configure
 from shared.cli.main import main
+from shared.cli.replay import replay
 from shared.cli.scan import ScanConfig, scan, write_output
 from shared.emulators.management_api import ManagementApiEmulator
+from shared.functions.fate import Inbound, run_message
+from shared.ingest.content import process_content_message
 from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.poller import poll_tenants
-from shared.ingest.replay import replay
 from shared.platform import names
 from shared.platform.bus import InProcessBus
 from shared.platform.errors import BadInputError
@@ -83,7 +84,7 @@ def ingest(
     assert isinstance(svc.bus, InProcessBus)
     while got := svc.bus.receive(names.QUEUE_CONTENT, max_messages=50):
         for m in got:
-            handlers.process_content(svc, handlers.Inbound(names.QUEUE_CONTENT, m.body, m.message_id))
+            run_message(svc, Inbound(names.QUEUE_CONTENT, m.body, m.message_id), process_content_message)
             svc.bus.complete(m)
     assert list(svc.storage.table(names.TABLE_DEADLETTERS).list_entities()) == []
 

@@ -16,9 +16,9 @@ import pytest
 from shared.app import Services
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
-from shared.ingest.onboarding import onboard_tenant, tenant_directory
+from shared.ingest.onboarding import onboard_tenant
 from shared.ingest.poller import poll_tenants
-from shared.ingest.webhook import MAX_BODY, handle_webhook, webhook_stats
+from shared.ingest.webhook import MAX_BODY, handle_webhook
 from shared.platform import names
 from shared.platform.bus import InProcessBus
 from shared.tenants import hash_secret
@@ -90,11 +90,11 @@ def test_onboarding_passes_the_handshake_and_stores_only_the_hash(svc: Services,
     assert [c.kind for c in hooked.webhook_calls] == ["validation"] * 4
     assert router.answers == [(200, b"{}")] * 4
     auth = auth_of(hooked)
-    record = tenant_directory(svc).get(TENANT_A)
+    record = svc.tenants.get(TENANT_A)
     assert record is not None and record.webhook_auth_hash == hash_secret(auth)
     assert auth not in record.model_dump_json()
     assert {hooked.subscription(TENANT_A, ct)["webhook"]["authId"] for ct in FEED_CONTENT_TYPES} == {auth}
-    assert webhook_stats(svc).to_dict() == {"handshakes": 4, "accepted": 0, "refused": {}}
+    assert svc.webhook_stats.to_dict() == {"handshakes": 4, "accepted": 0, "refused": {}}
 
 
 def test_a_notification_enqueues_content_and_polling_adds_no_duplicate(svc: Services, hooked, clock) -> None:
@@ -117,7 +117,7 @@ def test_a_notification_enqueues_content_and_polling_adds_no_duplicate(svc: Serv
     ]
     poll_tenants(svc)
     assert queued(svc) == []  # same MessageId: the queue dropped the poller's copy
-    assert webhook_stats(svc).to_dict() == {"handshakes": 4, "accepted": 1, "refused": {}}
+    assert svc.webhook_stats.to_dict() == {"handshakes": 4, "accepted": 1, "refused": {}}
 
 
 def test_a_body_validation_code_is_a_handshake_too(svc: Services, hooked) -> None:
@@ -169,14 +169,14 @@ def test_spoofed_notifications_are_refused_and_counted(
     answer = handle_webhook(svc, headers=bad_headers, body=orjson.dumps(bad_body))
     assert answer == (status, orjson.dumps({"error": reason}))
     assert queued(svc) == []
-    assert webhook_stats(svc).to_dict()["refused"] == {reason: 1}
+    assert svc.webhook_stats.to_dict()["refused"] == {reason: 1}
 
 
 def test_oversized_and_malformed_bodies(svc: Services, hooked) -> None:
     headers = {"webhook-authid": auth_of(hooked)}
     assert handle_webhook(svc, headers=headers, body=b"[" + b" " * MAX_BODY + b"]")[0] == 413
     assert handle_webhook(svc, headers=headers, body=b"[{")[0] == 400
-    assert webhook_stats(svc).to_dict()["refused"] == {"too_large": 1, "invalid_body": 1}
+    assert svc.webhook_stats.to_dict()["refused"] == {"too_large": 1, "invalid_body": 1}
 
 
 def test_header_names_are_case_insensitive_and_an_empty_array_is_fine(svc: Services, hooked, clock) -> None:
@@ -189,7 +189,7 @@ def test_header_names_are_case_insensitive_and_an_empty_array_is_fine(svc: Servi
 
 
 def test_an_offboarded_tenant_is_refused(svc: Services, hooked, clock) -> None:
-    directory = tenant_directory(svc)
+    directory = svc.tenants
     record = directory.get(TENANT_A)
     assert record is not None
     directory.upsert(record.model_copy(update={"status": "offboarded"}))

@@ -12,7 +12,10 @@ from shared.platform import logsafety
 @pytest.mark.parametrize(
     ("line", "secret"),
     [
-        ('HTTP Request: POST https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?api-version=2016-10-01&sp=%2Ftriggers&sv=1.0&sig=ujzQgqPNNM1D6I9BsYcd1a "HTTP/1.1 202"', "ujzQgqPNNM1D6I9BsYcd1a"),
+        (
+            'HTTP Request: POST https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?api-version=2016-10-01&sp=%2Ftriggers&sv=1.0&sig=ujzQgqPNNM1D6I9BsYcd1a "HTTP/1.1 202"',
+            "ujzQgqPNNM1D6I9BsYcd1a",
+        ),
         ("Authorization: Bearer fake-token:9f6a3d1e-0c4b", "fake-token:9f6a3d1e-0c4b"),
         ("token eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl was refused", "eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0"),
         ("GET https://acct.blob.core.windows.net/c/b?sv=2024&sig=abc%2Fdef&se=2026", "abc%2Fdef"),
@@ -34,7 +37,7 @@ def test_plain_lines_are_unchanged() -> None:
 def test_libraries_log_per_request_lines_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
     logsafety.install()
     policy = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
-    ours = logging.getLogger("shared.pipeline.delivery")
+    ours = logging.getLogger("shared.functions.deliver_alerts")
     with caplog.at_level(logging.INFO):
         policy.info("Request URL: 'https://acct.table.core.windows.net/state'")
         logging.getLogger("httpx").info("HTTP Request: GET https://graph.microsoft.com/v1.0/users/x")
@@ -42,5 +45,5 @@ def test_libraries_log_per_request_lines_only_when_asked(caplog: pytest.LogCaptu
         ours.info("incident delivered")
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         ("azure.core.pipeline.policies.http_logging_policy", "Retrying after 503"),
-        ("shared.pipeline.delivery", "incident delivered"),
+        ("shared.functions.deliver_alerts", "incident delivered"),
     ]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared.detection.config import TenantConfig
 from shared.detection.inbox_rules import owner_names, score_rule
 from shared.records.exchange import InboxRule, inbox_rule_from_graph
+from shared.tenant_config import TenantConfig
 
 TENANT = TenantConfig(tenant_id="t1", internal_domains=["contoso.com"])
 RSS_ID = "AAMkAGI2TG93AAA="

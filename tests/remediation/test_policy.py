@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.detection.model import Alert, Category, Severity
+from shared.alert_model import Alert, Category, Severity
 from shared.remediation.ledger import ActionKind, RemediationRequest
 from shared.remediation.policy import Mode, PlannedAction, RemediationPolicy, RetryPolicy, plan
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.detection.model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Category, Severity, alert_id_for
 from shared.emulators.graph import Fault
 from shared.graph.client import SyncGraphClient
 from shared.platform import names

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from detectors.signin_mfa_failure import SigninMfaFailure
+from shared.alert_model import Alert, Category, Severity
 from shared.alerts.store import AlertStatus, StoredAlert
-from shared.detection.model import Alert, Category, Severity
 from shared.detection.testing import TEST_TENANT, run_detector
 from shared.reports.credentials import (
     DATA_CREDIT,

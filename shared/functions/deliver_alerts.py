@@ -1,25 +1,22 @@
-"""Body of the ``deliver_alerts`` function: publish one incident revision to the partner's Logic App.
-
-Also the delivery of the weekly reports (:func:`deliver_weekly_report`, called by the ``weekly_report``
-timer body in :mod:`shared.pipeline.reports`).
-"""
+"""Body of ``deliver_alerts``: publish one incident revision (or a proof-of-life notice) to the partner's Logic App."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from shared.alerts.delivery import DeliveryResult
+from shared.alerts.store import AlertStatus
 from shared.app import Services
-from shared.pipeline.messages import IncidentRef
+from shared.messages import IncidentRef
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
-from shared.platform.errors import BadInputError, ConfigurationError, PermanentError, TransientError
+from shared.platform.errors import BadInputError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +31,7 @@ class PartnerUnavailableError(PermanentError):
     reason = "partner_unavailable"
 
 
-def delivery_client(svc: Services) -> Any:
-    """The partner delivery client (ledger in Table Storage), built once per process."""
-
-    def build() -> Any:
-        import httpx
-
-        from shared.alerts.delivery import PartnerDeliveryClient, TableDeliveryLedger
-
-        endpoint = svc.settings.partner_endpoint
-        if not endpoint:
-            raise ConfigurationError("ITDR_PARTNER_ENDPOINT is not set")
-        local = svc.extras.get("partner_allow_insecure", False)
-        return PartnerDeliveryClient(
-            endpoint,
-            http=httpx.Client(),
-            ledger=TableDeliveryLedger.from_storage(svc.storage),
-            format=svc.settings.partner_format,
-            sleep=svc.extras.get("sleep") or __import__("time").sleep,
-            allowed_hosts=("127.0.0.1", "localhost") if local else _default_hosts(),
-            allow_insecure=bool(local),
-        )
-
-    return svc.cached("delivery_client", build)
-
-
-def _default_hosts() -> Any:
-    from shared.alerts.delivery import DEFAULT_ALLOWED_HOSTS
-
-    return DEFAULT_ALLOWED_HOSTS
-
-
-def deliver_or_reschedule(svc: Services, body: bytes) -> Any:
+def handle(svc: Services, body: bytes) -> DeliveryResult | None:
     """`deliver`; while the partner endpoint is unavailable, the same message again later (and this one done).
 
     A Logic App outage or throttling thus waits out hours without using up the queue's delivery count; the
@@ -97,7 +63,7 @@ def deliver_or_reschedule(svc: Services, body: bytes) -> Any:
         return None
 
 
-def deliver(svc: Services, body: bytes) -> Any:
+def deliver(svc: Services, body: bytes) -> DeliveryResult | None:
     """Deliver the incident named by the message (or a proof-of-life notice)."""
     try:
         kind = orjson.loads(body).get("kind")
@@ -109,21 +75,17 @@ def deliver(svc: Services, body: bytes) -> Any:
         return _post_notice(svc, notice)
     ref = IncidentRef.parse(body)
     assert isinstance(ref, IncidentRef)
-    from shared.pipeline.respond import correlator, decide_incident, incident_book
-
     if ref.partner_id is not None:
-        pinc = correlator(svc).get_partner_incident(ref.partner_id, ref.incident_id)
+        pinc = svc.correlator.get_partner_incident(ref.partner_id, ref.incident_id)
         if pinc.revision > ref.revision:
             return None
-        return delivery_client(svc).deliver(pinc)
-    incident = incident_book(svc).get_incident(ref.tenant_id, ref.incident_id)
+        return svc.delivery.deliver(pinc)
+    incident = svc.incident_book.get_incident(ref.tenant_id, ref.incident_id)
     if incident.revision > ref.revision:
         return None  # a later revision has its own message
-    decision = decide_incident(svc, incident)
-    client = delivery_client(svc)
+    decision = svc.triage.decide(incident)
+    client = svc.delivery
     if not decision.publish:
-        from shared.alerts.store import AlertStatus
-
         closing = incident.status is AlertStatus.DISMISSED and client.delivered_revision(ref.tenant_id, ref.incident_id)
         if not closing:
             return None  # suppressed, waiting for an analyst, or dismissed before the partner saw it
@@ -132,24 +94,5 @@ def deliver(svc: Services, body: bytes) -> Any:
     return client.deliver(incident, decision=decision)
 
 
-def _post_notice(svc: Services, notice: dict[str, Any]) -> Any:
-    client = delivery_client(svc)
-    post = getattr(client, "deliver_notice", None)
-    if post is None:
-        raise ConfigurationError("this delivery client cannot send notices")
-    return post(notice)
-
-
-def deliver_weekly_report(svc: Services, report: Any, incidents: Sequence[Any]) -> Any:
-    """Post one tenant's weekly report (once per tenant and week; see PartnerDeliveryClient.deliver_weekly_report).
-
-    Raises ConfigurationError when no partner endpoint is set, and the client's errors when the post fails
-    (the failure is recorded in the delivery ledger first).
-    """
-    return delivery_client(svc).deliver_weekly_report(report, incidents)
-
-
-def send_weekly_reports(svc: Services) -> Any:
-    from shared.pipeline.reports import weekly_reports
-
-    return weekly_reports(svc)
+def _post_notice(svc: Services, notice: dict[str, Any]) -> DeliveryResult:
+    return svc.delivery.deliver_notice(notice)

@@ -1,4 +1,4 @@
-"""Detector metadata, findings and alerts.
+"""Detector metadata, findings and alerts: the types every stage shares (this module imports nothing of the project).
 
 `DetectorMeta` is a typed, frozen declaration validated when a detector is registered
 (the pypanther ``RuleModel`` idea): an ID that matches the module name, a category from

@@ -1,4 +1,4 @@
-"""The weekly per-tenant report: users whose password is known to an attacker, plus incidents.
+"""Body of ``weekly_report``: the weekly per-tenant report: users whose password is known to an attacker, plus incidents.
 
 Built by the ``weekly_report`` timer and by `itdr report credentials` (from Table Storage, or offline
 from the JSON Lines of `itdr scan`). The timer stores each tenant's report in the reports container
@@ -21,16 +21,13 @@ from shared.platform import names
 log = logging.getLogger(__name__)
 
 
-def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[str, Any]]:
+def run(svc: Services, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Write and deliver last week's report of every onboarded tenant; returns a summary per tenant.
 
     Each summary holds ``tenant_id``, ``users``, ``incidents``, ``blob`` and ``delivery``: the delivery
     outcome (``delivered``, ``already_delivered``), ``failed:<reason>`` or ``not_configured`` (no partner
     endpoint); plus ``historical_rules_error`` when the inbox-rule scan failed.
     """
-    from shared.ingest.historical_rules import scan_tenant_rules
-    from shared.pipeline.delivery import deliver_weekly_report
-    from shared.pipeline.respond import alert_store, incident_book, tenants
     from shared.platform.errors import ItdrError
     from shared.reports.credentials import (
         build_credentials_report,
@@ -47,21 +44,21 @@ def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[s
     if not deliver:
         log.warning("weekly reports stored but not delivered: no partner endpoint (ITDR_PARTNER_ENDPOINT)")
 
-    for rec in tenants(svc).list():
+    for rec in svc.tenants.list():
         if rec.status == "offboarded":
             continue  # no scan of its mailboxes, no report: the customer left
         tid = rec.tenant_id
         summary: dict[str, Any] = {"tenant_id": tid}
         try:  # rules that predate onboarding, or were made where the audit log did not see them
-            scan_tenant_rules(svc, tid)
+            svc.inbox_rule_sweep.scan(tid)
         except ItdrError as exc:
             summary["historical_rules_error"] = exc.reason
-        stored = alert_store(svc).list_alerts(tid, since=start.timestamp())
+        stored = svc.alert_store.list_alerts(tid, since=start.timestamp())
         report = build_credentials_report(
             [s.to_dict() for s in stored], tenant_id=tid, start=start, end=end, generated_at=when
         )
         incidents = [
-            i for i in incident_book(svc).list_incidents(tid, since=start.timestamp()) if i.first_seen < end.timestamp()
+            i for i in svc.incident_book.list_incidents(tid, since=start.timestamp()) if i.first_seen < end.timestamp()
         ]
         base = f"weekly/{tid}/{end.strftime('%Y-%m-%d')}"
         container.upload_blob(f"{base}-credentials.json", credentials_report_json(report), overwrite=True)
@@ -71,7 +68,7 @@ def weekly_reports(svc: Services, *, now: datetime | None = None) -> list[dict[s
             summary["delivery"] = "not_configured"
         else:
             try:
-                summary["delivery"] = deliver_weekly_report(svc, report, incidents).outcome
+                summary["delivery"] = svc.delivery.deliver_weekly_report(report, incidents).outcome
             except ItdrError as exc:
                 summary["delivery"] = f"failed:{exc.reason}"
                 log.warning(

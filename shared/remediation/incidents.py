@@ -1,11 +1,11 @@
 """Remediation outcomes into their incident, and the new incident revision to the partner.
 
-The remediation runner calls :func:`record_remediation` (through :func:`remediation_hook`) after every
+The remediation runner calls :meth:`RemediationRecorder.record` (its ``on_change``) after every
 change of a ledger row. A row awaiting approval or in a final state (succeeded, failed, needs_manual,
 skipped, rejected) becomes a :class:`~shared.alerts.incidents.RemediationEntry` of the row's incident;
 the incident's revision is raised, and when triage publishes the incident the revision goes to the
-alerts queue as an :class:`~shared.pipeline.messages.IncidentRef` with the message ID
-``incident:<id>:<revision>``, exactly as :func:`shared.pipeline.respond.after_alerts` sends it.
+alerts queue as an :class:`~shared.messages.IncidentRef` with the message ID
+``incident:<id>:<revision>``, exactly as :class:`shared.alerts.publisher.IncidentPublisher` sends it.
 
 Replay safe: the same row state gives an equal entry, which changes nothing (no new revision). When
 the entry is already recorded and the incident's latest revision is the one that recorded it, the
@@ -16,23 +16,24 @@ the send loses nothing; the delivery ledger keeps the partner from getting it tw
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from shared.alerts.incidents import Incident, RemediationEntry
-from shared.app import Services
-from shared.pipeline.messages import IncidentRef
-from shared.platform import names
+from shared.alert_model import Alert
+from shared.alerts.incidents import Incident, IncidentBook, RemediationEntry
+from shared.alerts.publisher import IncidentPublisher
+from shared.messages import IncidentRef
 from shared.platform.errors import NotFoundError
 from shared.platform.faults import crash_point
 from shared.remediation.ledger import TERMINAL_STATES, LedgerEntry, RemediationState
-from shared.remediation.runner import ChangeHook
+from shared.remediation.policy import RemediationPolicy, plan
+from shared.remediation.runner import RemediationRunner
 
 __all__ = [
     "SHOWN_STATES",
-    "record_remediation",
+    "RemediationRecorder",
+    "plan_for_incidents",
     "remediation_entry",
-    "remediation_hook",
     "target_text",
 ]
 
@@ -101,60 +102,68 @@ def remediation_entry(entry: LedgerEntry) -> RemediationEntry | None:
     )
 
 
-def _publish(svc: Services, incident: Incident) -> IncidentRef | None:
-    from shared.pipeline.respond import decide_incident
-
-    if not decide_incident(svc, incident).publish:
-        return None
-    ref = IncidentRef.of(incident)
-    svc.bus.send(names.QUEUE_ALERTS, [ref.message()])
-    return ref
-
-
-def record_remediation(svc: Services, entry: LedgerEntry) -> IncidentRef | None:
-    """Record a ledger row in its incident and publish the new revision; returns the message sent, if any.
+class RemediationRecorder:
+    """The runner's ``on_change``: each ledger row into its incident, and the new revision to the partner.
 
     Rows in states incidents do not show, and rows whose incident does not exist (an action requested by
     hand for another ID), change nothing.
     """
-    view = remediation_entry(entry)
-    if view is None:
-        return None
-    from shared.pipeline.respond import incident_book
 
-    try:
-        incident, changed = incident_book(svc).record_remediation(entry.tenant_id, entry.incident_id, view)
-    except NotFoundError:
-        log.info(
-            "remediation of an unknown incident not recorded",
-            extra={"tenant_id": entry.tenant_id, "incident": entry.incident_id, "key": entry.key},
-        )
-        return None
-    crash_point("remediation.after_incident")
-    if not changed:
-        recorded = next((r for r in incident.remediation if r.idempotency_key == view.idempotency_key), None)
-        if recorded is None or recorded.revision != incident.revision:
-            return None  # a later change of the incident has its own message
-    ref = _publish(svc, incident)
-    if changed:
-        log.info(
-            "remediation recorded in incident",
-            extra={
-                "tenant_id": entry.tenant_id,
-                "incident": entry.incident_id,
-                "revision": incident.revision,
-                "action": entry.action.value,
-                "state": entry.state.value,
-                "published": ref is not None,
-            },
-        )
-    return ref
+    def __init__(self, book: IncidentBook, publisher: IncidentPublisher) -> None:
+        self._book = book
+        self._publisher = publisher
+
+    def record(self, entry: LedgerEntry) -> IncidentRef | None:
+        """Record a ledger row in its incident and publish the new revision; returns the message sent, if any."""
+        view = remediation_entry(entry)
+        if view is None:
+            return None
+        try:
+            incident, changed = self._book.record_remediation(entry.tenant_id, entry.incident_id, view)
+        except NotFoundError:
+            log.info(
+                "remediation of an unknown incident not recorded",
+                extra={"tenant_id": entry.tenant_id, "incident": entry.incident_id, "key": entry.key},
+            )
+            return None
+        crash_point("remediation.after_incident")
+        if not changed:
+            recorded = next((r for r in incident.remediation if r.idempotency_key == view.idempotency_key), None)
+            if recorded is None or recorded.revision != incident.revision:
+                return None  # a later change of the incident has its own message
+        ref = self._publisher.publish(incident)
+        if changed:
+            log.info(
+                "remediation recorded in incident",
+                extra={
+                    "tenant_id": entry.tenant_id,
+                    "incident": entry.incident_id,
+                    "revision": incident.revision,
+                    "action": entry.action.value,
+                    "state": entry.state.value,
+                    "published": ref is not None,
+                },
+            )
+        return ref
 
 
-def remediation_hook(svc: Services) -> ChangeHook:
-    """The runner's ``on_change``: :func:`record_remediation` on the services of this process."""
+class AlertLookup(Protocol):
+    def get_alert(self, tenant_id: str, alert_id: str) -> Alert | None: ...
 
-    def on_change(entry: LedgerEntry) -> None:
-        record_remediation(svc, entry)
 
-    return on_change
+def plan_for_incidents(
+    runner: RemediationRunner,
+    policy: RemediationPolicy,
+    alerts: AlertLookup,
+    incidents: Sequence[Incident],
+) -> int:
+    """Plan the remediation of changed incidents under the tenant's policy and submit the actions (replay-safe)."""
+    if not policy.enabled:
+        return 0
+    submitted = 0
+    for inc in incidents:
+        found = [a for a in (alerts.get_alert(inc.tenant_id, aid) for aid in inc.alert_ids) if a is not None]
+        planned = plan(found, policy, incident_id=inc.incident_id)
+        if planned:
+            submitted += len(runner.submit(planned))
+    return submitted

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from shared.app import Services
+from shared.alert_model import Alert, DetectorMeta, alert_id_for
 from shared.detection.inbox_rules import score_rule
-from shared.detection.model import Alert, alert_id_for
+from shared.graph.client import SyncGraphClient
+from shared.messages import send_raised_alerts
+from shared.platform.bus import MessageBus
 from shared.platform.errors import ItdrError, NotFoundError
 from shared.records.exchange import inbox_rule_from_graph
+from shared.tenant_config import TenantConfig
 
-log = logging.getLogger("itdr.ingest")
+log = logging.getLogger("itdr.detection")
 
 
 @dataclass
@@ -62,16 +66,64 @@ def _graph_json(rule: Any) -> dict[str, Any]:
     }
 
 
-def scan_tenant_rules(svc: Services, tenant_id: str, *, now: float | None = None) -> RuleScan:
-    """List every mailbox's inbox rules of a tenant and raise alerts for suspicious ones."""
-    from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
-    from shared.pipeline.respond import alert_store, raise_alerts, tenants
+class AlertStore(Protocol):
+    def get_alert(self, tenant_id: str, alert_id: str) -> Alert | None: ...
 
-    meta = ExchangeSuspiciousInboxRule.meta
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None: ...
+
+
+class InboxRuleSweep:
+    """Scores every mailbox's existing inbox rules and raises the suspicious ones (new alerts only)."""
+
+    def __init__(
+        self,
+        *,
+        meta: DetectorMeta,
+        graph: Callable[[str], SyncGraphClient],
+        config: Callable[[str], TenantConfig],
+        alerts: AlertStore,
+        bus: MessageBus,
+        shards: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._meta = meta
+        self._graph = graph
+        self._config = config
+        self._alerts = alerts
+        self._bus = bus
+        self._shards = shards
+        self._clock = clock
+
+    def scan(self, tenant_id: str, *, now: float | None = None) -> RuleScan:
+        """List every mailbox's inbox rules of a tenant, store and raise alerts for the suspicious ones."""
+        out = scan_tenant_rules(
+            self._graph(tenant_id),
+            self._config(tenant_id),
+            tenant_id,
+            meta=self._meta,
+            now=self._clock() if now is None else now,
+        )
+        if out.alerts:
+            fresh = [a for a in out.alerts if self._alerts.get_alert(tenant_id, a.alert_id) is None]
+            self._alerts.upsert_alerts(fresh)
+            if fresh:  # folded into incidents by the detect function, in the users' session
+                send_raised_alerts(self._bus, tenant_id, fresh, source="historical_rules", shards=self._shards)
+        log.info(
+            "historical rule scan: tenant=%s mailboxes=%d rules=%d alerts=%d",
+            tenant_id,
+            out.mailboxes,
+            out.rules,
+            len(out.alerts),
+        )
+        return out
+
+
+def scan_tenant_rules(
+    graph: SyncGraphClient, cfg: TenantConfig, tenant_id: str, *, meta: DetectorMeta, now: float
+) -> RuleScan:
+    """List every mailbox's inbox rules of a tenant through Graph; returns the alerts for suspicious ones."""
     out = RuleScan(tenant_id)
-    cfg = tenants(svc).config(tenant_id)
-    at = svc.clock() if now is None else now
-    graph = svc.graph_client(tenant_id)
+    at = now
     for user in graph.list_users():
         upn = (user.user_principal_name or "").lower()
         try:
@@ -120,17 +172,4 @@ def scan_tenant_rules(svc: Services, tenant_id: str, *, now: float | None = None
                     runbook=meta.runbook,
                 )
             )
-    if out.alerts:
-        store = alert_store(svc)
-        fresh = [a for a in out.alerts if store.get_alert(tenant_id, a.alert_id) is None]
-        store.upsert_alerts(fresh)
-        if fresh:  # folded into incidents by the detect function, in the users' session
-            raise_alerts(svc, tenant_id, fresh, source="historical_rules")
-    log.info(
-        "historical rule scan: tenant=%s mailboxes=%d rules=%d alerts=%d",
-        tenant_id,
-        out.mailboxes,
-        out.rules,
-        len(out.alerts),
-    )
     return out

@@ -6,13 +6,17 @@ archive (the claim-check pattern): Service Bus messages per record stay near 0.0
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.platform.bus import OutboundMessage
+from shared.alert_model import Alert
+from shared.platform import names
+from shared.platform.bus import MessageBus, OutboundMessage
 from shared.platform.errors import BadInputError
 
 
@@ -124,3 +128,30 @@ def shard_of(user_key: str | None, shards: int) -> int:
     import zlib
 
     return zlib.crc32(user_key.encode()) % shards
+
+
+def send_raised_alerts(bus: MessageBus, tenant_id: str, alerts: Sequence[Alert], *, source: str, shards: int) -> int:
+    """Send stored alerts raised outside detection to the detect queue, one message per session; returns the count.
+
+    The detect function folds them into incidents in order with what detection raises for the same users
+    (one consumer per session). The message ID names the alerts, so raising the same ones again is one
+    message (duplicate detection).
+    """
+    by_shard: dict[int, list[str]] = {}
+    for a in alerts:
+        by_shard.setdefault(shard_of(a.user_key, shards), []).append(a.alert_id)
+    for shard, ids in sorted(by_shard.items()):
+        ids = sorted(set(ids))
+        digest = hashlib.sha256("|".join(ids).encode()).hexdigest()[:24]
+        ref = RaisedAlertsRef(tenant_id=tenant_id, alert_ids=ids, source=source)
+        bus.send(
+            names.QUEUE_DETECT,
+            [
+                OutboundMessage(
+                    ref.encode(),
+                    message_id=f"raised:{tenant_id}:{shard}:{digest}",
+                    session_id=session_for(tenant_id, shard, shards),
+                )
+            ],
+        )
+    return len(by_shard)
