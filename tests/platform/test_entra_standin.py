@@ -17,7 +17,8 @@ import ssl
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
 
 import httpx
 import jwt
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from shared.emulators.entra import AppRegistration, EntraStandIn, TokenRequest
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.emulators.tls import ClientCertificate, TestCA
+from shared.emulators.tls import ClientCertificate, LoopbackServer, TestCA
 from shared.ingest.client import ManagementActivityClient
 
 TENANT = "6a7b5f1c-0d0e-4b6a-9a55-1f2e3d4c5b6a"
@@ -395,3 +396,103 @@ def test_ingest_client_calls_the_api_with_a_token_from_the_standin(
     claims = entra.verify_access_token(call.authorization.removeprefix("Bearer "), audience=MANAGE)
     assert (claims.tenant_id, claims.app_id) == (TENANT, CLIENT_ID)
     assert [(r.scope, r.status) for r in entra.token_requests] == [(MANAGE_SCOPE, 200)]
+
+
+def test_connection_verify_trusts_the_bundle_without_environment(
+    entra: EntraStandIn, ca: TestCA, app_cert: ClientCertificate
+) -> None:
+    """The explicit alternative to REQUESTS_CA_BUNDLE: azure-core's ``connection_verify`` keyword."""
+    with credential(entra, app_cert, connection_verify=str(ca.bundle_path)) as cred:
+        token = cred.get_token(MANAGE_SCOPE)
+    assert entra.verify_access_token(token.token, audience=MANAGE).tenant_id == TENANT
+
+
+@pytest.mark.usefixtures("trusted")
+def test_graph_auth_provider_gets_a_graph_token_from_the_standin(
+    entra: EntraStandIn, app_cert: ClientCertificate
+) -> None:
+    """What shared/graph/client.py's AzureIdentityAuthenticationProvider does with the app credential (CAE on)."""
+    from kiota_authentication_azure.azure_identity_access_token_provider import AzureIdentityAccessTokenProvider
+
+    with credential(entra, app_cert) as cred:
+        provider = AzureIdentityAccessTokenProvider(
+            cred, None, scopes=["https://graph.microsoft.com/.default"], allowed_hosts=["graph.microsoft.com"]
+        )
+        token = asyncio.run(provider.get_authorization_token("https://graph.microsoft.com/v1.0/users"))
+
+    claims = entra.verify_access_token(token, audience="https://graph.microsoft.com")
+    assert (claims.tenant_id, claims.app_id, claims.roles) == (TENANT, CLIENT_ID, ())
+    assert [(r.scope, r.status) for r in entra.token_requests] == [("https://graph.microsoft.com/.default", 200)]
+
+
+@pytest.mark.usefixtures("trusted")
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ClientAuthenticationError, ValueError),
+    reason="shared/app.py builds CertificateCredential for ITDR_LOGIN_AUTHORITY without "
+    "disable_instance_discovery=True, so msal asks login.microsoftonline.com about the stand-in's host first",
+)
+def test_services_credential_for_reaches_a_login_authority_override(
+    entra: EntraStandIn, app_cert: ClientCertificate
+) -> None:
+    """The production wiring: ITDR_APP_CLIENT_ID, ITDR_APP_CERTIFICATE (base64 PFX), ITDR_LOGIN_AUTHORITY."""
+    from shared.app import Services
+    from shared.platform.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "ITDR_APP_CLIENT_ID": CLIENT_ID,
+            "ITDR_APP_CERTIFICATE": app_cert.pfx_base64,
+            "ITDR_LOGIN_AUTHORITY": entra.authority,
+        }
+    )
+    services = Services(settings=settings, storage=cast(Any, None), bus=cast(Any, None))
+    token = services.credential_for(TENANT, "commercial").get_token(MANAGE_SCOPE)
+    assert entra.verify_access_token(token.token, audience=MANAGE).tenant_id == TENANT
+
+
+# --------------------------------------------------------------------------- the CA and the loopback server
+
+
+def test_app_certificate_pfx_is_what_the_setting_holds(ca: TestCA, app_cert: ClientCertificate) -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key, cert, extra = pkcs12.load_key_and_certificates(base64.b64decode(app_cert.pfx_base64), None)
+    assert cert is not None and key is not None and extra == []
+    assert cert.subject.rfc4514_string() == "CN=m365-itdr"
+    assert cert.issuer == ca.certificate.subject
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert app_cert.thumbprint == hashlib.sha1(der).hexdigest().upper()  # noqa: S324
+    assert app_cert.x5t == b64url(hashlib.sha1(der).digest())  # noqa: S324
+    assert app_cert.x5t_s256 == b64url(hashlib.sha256(der).digest())
+
+
+class _Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"hello"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_loopback_server_serves_plain_http_without_tls() -> None:
+    with LoopbackServer(_Hello) as server, httpx.Client(trust_env=False) as client:
+        assert server.base_url == f"http://127.0.0.1:{server.port}"
+        assert client.get(server.base_url).text == "hello"
+
+
+def test_loopback_server_serves_https_with_a_ca_issued_certificate(ca: TestCA) -> None:
+    context = ssl.create_default_context(cafile=str(ca.bundle_path))
+    with (
+        LoopbackServer(_Hello, tls=ca.issue_server()) as server,
+        httpx.Client(verify=context, trust_env=False) as client,
+    ):
+        assert server.base_url == f"https://127.0.0.1:{server.port}"
+        assert client.get(server.base_url).text == "hello"
+        assert client.get(server.base_url.replace("127.0.0.1", "localhost")).text == "hello"
