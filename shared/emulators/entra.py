@@ -417,7 +417,7 @@ class EntraStandIn:
                 400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."
             )
         app = self._apps.get(client_id.lower())
-        if app is None or (app.tenants is not None and tenant not in app.tenants):
+        if app is None or (app.tenants is not None and tenant not in {t.lower() for t in app.tenants}):
             raise _Refusal(
                 400,
                 "unauthorized_client",
@@ -435,15 +435,15 @@ class EntraStandIn:
             )
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise _Refusal(400, "invalid_request", 900144, f"The 'client_assertion_type' must be '{ASSERTION_TYPE}'.")
-        self._check_assertion(tenant, app, assertion)
+        self._check_assertion(tenant, app, client_id, assertion)
         return self._access_token(tenant, app, resource)
 
-    def _check_assertion(self, tenant: str, app: AppRegistration, assertion: str) -> None:
+    def _check_assertion(self, tenant: str, app: AppRegistration, client_id: str, assertion: str) -> None:
         try:
             header, claims, signing_input, signature = _split_jwt(assertion)
         except ValueError as exc:
             raise _Refusal(400, "invalid_request", 50027, "JWT token is invalid or malformed.") from exc
-        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise _Refusal(
                 401,
                 "invalid_client",

@@ -186,6 +186,18 @@ class TestCA:
     ) -> None:
         self.close()
 
+    def trust_environment(self, *, include_public_roots: bool = False) -> dict[str, str]:
+        """Environment variables that make a (child) process trust this CA, verification left on.
+
+        ``REQUESTS_CA_BUNDLE``: requests, hence azure-core's default transport, azure-identity and msal.
+        ``SSL_CERT_FILE``: httpx (clients and transports built with ``trust_env=True``, the default; read
+        when the client is built) and OpenSSL's default verify paths (``ssl.create_default_context()``).
+        Both replace the default roots: ``include_public_roots=True`` points them at certifi's roots plus
+        this CA, for a process that also calls real Microsoft hosts.
+        """
+        path = self.combined_bundle_path() if include_public_roots else self.bundle_path
+        return {"REQUESTS_CA_BUNDLE": str(path), "SSL_CERT_FILE": str(path)}
+
     def combined_bundle_path(self) -> Path:
         """A PEM with certifi's public roots and this CA, for a process that also calls real hosts."""
         import certifi

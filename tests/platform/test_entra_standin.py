@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 
 from shared.emulators.entra import AppRegistration, EntraStandIn, TokenRequest
 from shared.emulators.management_api import ManagementApiEmulator
-from shared.emulators.tls import ClientCertificate, LoopbackServer, TestCA
+from shared.emulators.tls import ClientCertificate, LoopbackServer, TestCA, TLSServerMixin
 from shared.ingest.client import ManagementActivityClient
 
 TENANT = "6a7b5f1c-0d0e-4b6a-9a55-1f2e3d4c5b6a"
@@ -496,3 +497,62 @@ def test_loopback_server_serves_https_with_a_ca_issued_certificate(ca: TestCA) -
         assert server.base_url == f"https://127.0.0.1:{server.port}"
         assert client.get(server.base_url).text == "hello"
         assert client.get(server.base_url.replace("127.0.0.1", "localhost")).text == "hello"
+
+
+def test_trust_environment_names_the_bundle(ca: TestCA) -> None:
+    import certifi
+
+    ca_pem = ca.certificate.public_bytes(serialization.Encoding.PEM)
+    only = ca.trust_environment()
+    assert only == {"REQUESTS_CA_BUNDLE": str(ca.bundle_path), "SSL_CERT_FILE": str(ca.bundle_path)}
+    assert ca.bundle_path.read_bytes() == ca_pem
+    both = ca.trust_environment(include_public_roots=True)
+    combined = Path(both["SSL_CERT_FILE"]).read_bytes()
+    assert both["REQUESTS_CA_BUNDLE"] == both["SSL_CERT_FILE"] != str(ca.bundle_path)
+    assert combined.startswith(Path(certifi.where()).read_bytes())
+    assert combined.endswith(ca_pem)
+
+
+def _graph_emulator_over_https(monkeypatch: pytest.MonkeyPatch, ca: TestCA) -> None:
+    """The unchanged Graph emulator served over TLS by putting TLSServerMixin in front of its server class."""
+    from shared.emulators import graph as graph_emulator
+
+    context = ca.issue_server().server_context()
+
+    class TLSGraphServer(TLSServerMixin, graph_emulator._Server):
+        tls_context = context
+
+    monkeypatch.setattr(graph_emulator, "_Server", TLSGraphServer)
+
+
+@pytest.mark.parametrize("trust", [True, False], ids=["ssl_cert_file", "untrusted"])
+def test_project_graph_client_trusts_the_bundle_through_ssl_cert_file(
+    monkeypatch: pytest.MonkeyPatch, ca: TestCA, trust: bool
+) -> None:
+    from shared.emulators.graph import GraphEmulator
+    from shared.graph.client import SyncGraphClient
+    from shared.platform.errors import ServiceUnavailable
+
+    _graph_emulator_over_https(monkeypatch, ca)
+    if trust:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca.bundle_path))  # read when the client's transport is built
+    with GraphEmulator() as emulator:
+        user_id = emulator.add_user(TENANT, user_principal_name="adele.vance@contoso.com")
+        client = SyncGraphClient.create(
+            TENANT, credential=emulator.credential(TENANT), base_url=f"https://127.0.0.1:{emulator.port}/v1.0"
+        )
+        try:
+            if trust:
+                assert client.get_user(user_id).user_principal_name == "adele.vance@contoso.com"
+            else:
+                with pytest.raises(ServiceUnavailable) as info:  # the Graph client calls it transient
+                    client.get_user(user_id)
+                chain = []
+                error: BaseException | None = info.value
+                while error is not None:
+                    chain.append(str(error))
+                    error = error.__cause__ or error.__context__
+                assert any("CERTIFICATE_VERIFY_FAILED" in text for text in chain), chain
+        finally:
+            client.close()
+        assert [c.status for c in emulator.calls] == ([200] if trust else [])
