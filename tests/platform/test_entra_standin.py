@@ -68,7 +68,11 @@ def entra(ca: TestCA, app_cert: ClientCertificate) -> Iterator[EntraStandIn]:
 
 @pytest.fixture
 def trusted(monkeypatch: pytest.MonkeyPatch, ca: TestCA) -> None:
-    """The test CA trusted for this test only: requests (msal) and httpx read these at client build time."""
+    """The test CA trusted for this test only.
+
+    requests (azure-core's transport under azure-identity/msal) reads REQUESTS_CA_BUNDLE on every request;
+    httpx reads SSL_CERT_FILE when a client or transport is built (trust_env=True, its default).
+    """
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle_path))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.bundle_path))
 
