@@ -9,7 +9,7 @@ export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
 SEED ?=
 BENCH_RECORDS ?= 1000000
 
-.PHONY: setup demo test lint typecheck unit bench bench-smoke chaos chaos-smoke iac clean
+.PHONY: setup ipdata demo dev test lint typecheck unit e2e bench bench-smoke chaos chaos-smoke iac clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
@@ -34,6 +34,8 @@ $(IPDATA): node_modules/.installed $(VENV)/.installed shared/tools/build_ipdata.
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m shared.tools.build_ipdata --out $(IPDATA)
 
+ipdata: $(IPDATA)
+
 setup: $(VENV)/.installed node_modules/.installed $(IPDATA)
 	@mkdir -p $(TMPDIR)
 
@@ -43,15 +45,25 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check shared detectors function_app.py
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
 
 unit: setup
-	@set +e; $(BIN)/python -m pytest; rc=$$?; \
+	@set +e; $(BIN)/python -m pytest --ignore=tests/e2e; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-test: lint typecheck unit iac bench-smoke chaos-smoke
+# The deployed shape end to end: the Bicep's app settings, the real certificate credential over HTTPS to an
+# Entra stand-in, the Management Activity API, Graph and partner stand-ins, Azurite (tests/e2e).
+e2e: setup
+	$(BIN)/python -m pytest tests/e2e
+
+# Azurite and the stand-ins on the ports local.settings.sample.json names, for `func start` (docs/deploy.md).
+dev: setup
+	$(BIN)/python -m shared.runtime.dev
+
+test: lint typecheck unit e2e iac bench-smoke chaos-smoke
 
 iac: setup
 	$(BIN)/python -m shared.tools.iac_check

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
-from shared.records.event import Event, as_bool, iso
+from shared.records.event import Event, as_bool
 
 FLOOR = 500
 MULTIPLIER = 10.0

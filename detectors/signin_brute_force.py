@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     BRUTE_FORCE_FAILURES,
@@ -32,7 +32,7 @@ from shared.detection.baseline import (
 from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 THRESHOLD = 10
 WINDOW_S = 600.0

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -45,7 +45,7 @@ from shared.detection.geo import (
 )
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 MAX_SPEED_KMH = 900.0
 MIN_DISTANCE_KM = 500.0

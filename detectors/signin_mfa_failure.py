@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from detectors.signin_password_spray import spray_source_of
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     ERR_CA_BLOCKED,
@@ -42,7 +42,7 @@ from shared.detection.baseline import (
 from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 FATIGUE_FAILURES = 3
 FATIGUE_WINDOW_S = 3600.0

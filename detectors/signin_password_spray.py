@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_FAILED,
@@ -43,7 +43,7 @@ from shared.detection.baseline import (
 from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 DETECTOR_ID = "signin_password_spray"
 WINDOW_S = 3600.0

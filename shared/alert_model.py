@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -167,8 +167,6 @@ class Alert:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        from shared.records.event import iso
-
         return {
             "alert_id": self.alert_id,
             "detector": self.detector,
@@ -189,3 +187,8 @@ class Alert:
             "dedup_key": self.dedup_key,
             "runbook": self.runbook,
         }
+
+
+def iso(ts: float) -> str:
+    """ISO 8601 UTC text (seconds precision, 'Z') for epoch seconds."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -93,11 +93,11 @@ class IntelSources:
 
 @dataclass(frozen=True, slots=True)
 class PartnerTransport:
-    """How the partner client reaches the endpoint: an httpx client, and loopback hosts for local stand-ins."""
+    """How the partner client reaches the endpoint: an httpx client, and plain http for a local stand-in."""
 
     http: httpx.Client | None = None
-    allow_loopback: bool = False
-    """Accept an http:// endpoint on 127.0.0.1 or localhost (the local partner stand-in)."""
+    allow_http: bool = False
+    """Accept a plain http:// endpoint (the local stand-in; its host must still be allowed by the settings)."""
 
 
 class AppCertificateCredentials:
@@ -129,6 +129,9 @@ class AppCertificateCredentials:
                     s.app_client_id,
                     certificate_data=pfx,
                     authority=s.login_authority_override or cloud_profile(cloud).authority_host,
+                    # msal asks login.microsoftonline.com about any other authority host first; the override
+                    # (a sovereign or local Entra endpoint) is trusted as configured
+                    disable_instance_discovery=bool(s.login_authority_override),
                 )
                 self._made[key] = made
         return made
@@ -168,6 +171,24 @@ class Services:
         thresholds), ``remediation_defaults`` (policy fields under every tenant's own), ``on_detected``.
         """
         self.settings = settings
+        given = {
+            "storage": storage,
+            "bus": bus,
+            "credentials": credentials,
+            "management_http": management_http,
+            "feed_silence": feed_silence,
+            "remediation_defaults": remediation_defaults,
+            "on_detected": on_detected,
+            "rng": rng,
+        }
+        self.substituted: frozenset[str] = frozenset(
+            {name for name, value in given.items() if value is not None}
+            | ({"clock"} if clock is not time.time else set())
+            | ({"sleep"} if sleep is not time.sleep else set())
+            | ({"intel"} if intel != IntelSources() else set())
+            | ({"partner"} if partner != PartnerTransport() else set())
+        )
+        """The constructor parameters given in place of what the settings build (empty in production)."""
         self._storage = storage
         self._bus = bus
         self._credentials: CredentialSource = credentials or AppCertificateCredentials(settings)
@@ -408,7 +429,7 @@ class Services:
         endpoint = self.settings.partner_endpoint
         if not endpoint:
             raise ConfigurationError("ITDR_PARTNER_ENDPOINT is not set")
-        loopback = self._partner.allow_loopback
+        extra = tuple(h.strip() for h in (self.settings.partner_allowed_hosts or "").split(",") if h.strip())
         return PartnerDeliveryClient(
             endpoint,
             http=self._partner.http or httpx.Client(),
@@ -416,8 +437,8 @@ class Services:
             format=self.settings.partner_format,
             sleep=self.sleep,
             now=self.clock,
-            allowed_hosts=(*DEFAULT_ALLOWED_HOSTS, "127.0.0.1", "localhost") if loopback else DEFAULT_ALLOWED_HOSTS,
-            allow_insecure=loopback,
+            allowed_hosts=(*DEFAULT_ALLOWED_HOSTS, *extra),
+            allow_insecure=self._partner.allow_http,
         )
 
     # -- remediation ---------------------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ class EnrichedBatchRef(RecordBatchRef):
     """Object ID -> user principal name, for records that lacked a UPN."""
     unresolved: list[str] = Field(default_factory=list)
     """Object IDs Graph could not resolve now (resolved later; detection goes on)."""
+    object_ids: dict[str, str] = Field(default_factory=dict)
+    """UPN -> object ID, for records that carried only the UPN (their state joins the user's sign-ins)."""
 
 
 class RaisedAlertsRef(_Msg):

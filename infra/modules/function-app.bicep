@@ -10,7 +10,8 @@
 //   ITDR_SPUR_TOKEN                 a Key Vault reference to the Spur token's secret, or '' (no Spur API)
 // Development-only overrides are present and empty, so the parity test holds and nobody has
 // to guess whether a missing setting is an oversight: ITDR_STORAGE_CONNECTION_STRING (Azurite),
-// ITDR_MANAGEMENT_API_BASE_URL, ITDR_GRAPH_BASE_URL, ITDR_LOGIN_AUTHORITY (local emulators).
+// ITDR_MANAGEMENT_API_BASE_URL, ITDR_GRAPH_BASE_URL, ITDR_LOGIN_AUTHORITY, ITDR_PARTNER_ALLOWED_HOSTS
+// (local stand-ins).
 // Flex Consumption sets the runtime in functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION must not be app settings here.
 param name string
@@ -178,8 +179,6 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Microsoft 365 access ----------------------------------------------------------------
     ITDR_PUBLISHER_ID: publisherTenantId
     ITDR_APP_CLIENT_ID: appClientId
-    ITDR_KEY_VAULT_URL: keyVaultUri
-    ITDR_CERTIFICATE_NAME: certificateName
     ITDR_APP_CERTIFICATE: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${certificateName}/)'
     ITDR_WEBHOOK_URL: 'https://${site.properties.defaultHostName}/api/${webhookRoute}'
     // Partner delivery and admin ----------------------------------------------------------
@@ -206,6 +205,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ITDR_MANAGEMENT_API_BASE_URL: ''
     ITDR_GRAPH_BASE_URL: ''
     ITDR_LOGIN_AUTHORITY: ''
+    ITDR_PARTNER_ALLOWED_HOSTS: ''
   }
 }
 

@@ -1,5 +1,5 @@
 // Key Vault in RBAC mode (no access policies): holds
-//   - the Management Activity API certificate (ITDR_CERTIFICATE_NAME; imported after deployment,
+//   - the Management Activity API certificate (main.bicep's certificateName; imported after deployment,
 //     certificates cannot be created by ARM: docs/deploy.md section 3)
 //   - the partner endpoint secret (the Logic App trigger URL with its SAS signature, written by
 //     logic-app.bicep and read by the Function App through a Key Vault reference)

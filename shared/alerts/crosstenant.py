@@ -35,13 +35,12 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.alert_model import Alert, Category, Severity
+from shared.alert_model import Alert, Category, Severity, iso
 from shared.alerts.incidents import context_app_id, context_asn
 from shared.alerts.store import chunks, get_json, put_json, storage_error
 from shared.platform import names
 from shared.platform.errors import ConcurrencyError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key
-from shared.records.event import iso
 from shared.records.ip import normalize_ip
 
 PARTNER_PREFIX = "partner:"

@@ -54,7 +54,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.alert_model import Alert, Category, Severity
+from shared.alert_model import Alert, Category, Severity, iso
 from shared.alerts.store import (
     MAX_HISTORY,
     AlertStatus,
@@ -69,7 +69,6 @@ from shared.alerts.store import (
 from shared.platform import names
 from shared.platform.errors import ConcurrencyError, NotFoundError
 from shared.platform.storage import StorageClients, encode_key
-from shared.records.event import iso
 from shared.records.ip import normalize_ip
 
 IncidentStatus = AlertStatus

@@ -34,10 +34,10 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from shared.alert_model import iso
 from shared.alerts.crosstenant import PartnerIncident
 from shared.alerts.incidents import Incident, RemediationEntry
 from shared.alerts.triage import Decision
-from shared.records.event import iso
 from shared.reports.credentials import CredentialsReport, ExposedUser
 
 SCHEMA_VERSION = "1.1"

@@ -98,7 +98,7 @@ class StoredAlert:
 
     def to_dict(self) -> dict[str, Any]:
         """The alert's ``to_dict()`` plus ``status`` and ``history`` (times as ISO 8601 text)."""
-        from shared.records.event import iso
+        from shared.alert_model import iso
 
         out = self.alert.to_dict()
         out["status"] = self.status.value

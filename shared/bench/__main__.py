@@ -177,6 +177,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
         settings = Settings(
             ITDR_STORAGE_CONNECTION_STRING=az.connection_string,
             ITDR_PARTNER_ENDPOINT=partner.url,
+            ITDR_PARTNER_ALLOWED_HOSTS="127.0.0.1",
             ITDR_GRAPH_BASE_URL=graph.base_url,
         )
         # the pipeline's Graph clients on the emulator, which logs every request it receives
@@ -185,7 +186,7 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
             storage=storage,
             bus=bus,
             credentials=emulator_credentials(time.time),
-            partner=PartnerTransport(allow_loopback=True),
+            partner=PartnerTransport(allow_http=True),
         )
         configure(svc)
         raw = storage.container(names.CONTAINER_RAW)

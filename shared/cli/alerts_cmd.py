@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import orjson
 
+from shared.alert_model import iso
 from shared.alerts.incidents import IncidentBook, TableIncidentBook
 from shared.alerts.store import AlertStatus, AlertStore, StoredAlert, TableAlertStore
 from shared.alerts.suppressions import (
@@ -43,7 +44,6 @@ from shared.alerts.suppressions import (
 from shared.alerts.triage import apply_alert_verdict
 from shared.platform.errors import BadInputError
 from shared.platform.storage import StorageClients
-from shared.records.event import iso
 
 __all__ = [
     "Stores",

@@ -19,13 +19,13 @@ from typing import IO, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.alert_model import Alert
+from shared.alert_model import Alert, iso
 from shared.cli.inputs import iter_paths, read_input
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
-from shared.records.event import Event, Quarantined, iso
+from shared.records.event import Event, Quarantined
 from shared.tenant_config import TenantConfig
 
 BATCH = 5000

@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
+from shared.alert_model import iso
 from shared.app import IntelSources
 from shared.demo.workload import ATTACKER_IP, ATTACKER_RANGE, ROGUE_APP_ID, Workload, generate, sp_id_for
 from shared.enrich.factory import IntelFeeds
-from shared.records.event import iso
 from shared.runtime.world import LocalWorld
 
 DEMO_SILENCE = {

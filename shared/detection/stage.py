@@ -40,6 +40,11 @@ class DetectStage:
                 upn = ref.identities.get(ev.object_id)
                 if upn:
                     ev.upn = upn
+            elif ev.upn and not ev.object_id:
+                oid = ref.object_ids.get(ev.upn)
+                if oid:  # the same per-user state and incident as the user's sign-ins
+                    ev.object_id = oid
+                    ev.user_key = oid
         outcome = self._engine.process(
             ref.tenant_id, events, batch_id=f"{ref.batch_id}:{ref.shard}", after_alerts=self._after
         )

@@ -187,13 +187,14 @@ class EntraStandIn:
         clock: Callable[[], float] = time.time,
         token_lifetime: int = 3599,
         clock_skew: int = 300,
+        port: int = 0,
     ) -> None:
         self._tenants = frozenset(t.lower() for t in tenants)
         self._apps = {a.client_id.lower(): a for a in apps}
         self._clock = clock
         self.token_lifetime = token_lifetime
         self.clock_skew = clock_skew
-        self._server = LoopbackServer(_Handler, tls=tls, owner=self, name="entra-standin")
+        self._server = LoopbackServer(_Handler, tls=tls, owner=self, name="entra-standin", port=port)
         self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._kid = _b64url(_sha1(_int_bytes(self._signing_key.public_key().public_numbers().n)))
         self._lock = threading.Lock()

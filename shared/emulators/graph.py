@@ -536,11 +536,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: GraphEmulator) -> None:
+    def __init__(self, emulator: GraphEmulator, port: int = 0) -> None:
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.sockets_lock:
@@ -602,7 +602,13 @@ class GraphEmulator:
         next_link_base: str | None = None,
         disabled_rule_delete_404: bool = False,
         clock: Callable[[], datetime] | None = None,
+        token_tenant: Callable[[str], str | None] | None = None,
+        port: int = 0,
     ) -> None:
+        """``token_tenant`` checks a bearer token and returns its tenant (None: refused); by default the
+        emulator's own ``fake-token:<tenant>`` tokens (an Entra stand-in's verifier makes it check real JWTs)."""
+        self._token_tenant = token_tenant
+        self._port = port
         self._rng = random.Random(seed)
         self._fault_rng = random.Random(seed ^ 0x5EED)
         self.state = GraphState(self._rng, clock or (lambda: datetime.now(UTC)))
@@ -624,7 +630,7 @@ class GraphEmulator:
         """Bind a random free port on 127.0.0.1 and serve in a daemon thread."""
         if self._server is not None:
             return self
-        self._server = _Server(self)
+        self._server = _Server(self, self._port)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="graph-emulator", daemon=True
         )
@@ -955,9 +961,15 @@ class GraphEmulator:
         if not auth:
             raise _Reply(401, "InvalidAuthenticationToken", "Access token is empty.")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        if self._token_tenant is not None:
+            checked = self._token_tenant(token) if scheme.lower() == "bearer" else None
+            if checked is None:
+                raise _Reply(401, "InvalidAuthenticationToken", "Access token validation failure.")
+            tenant_id = checked
+        elif scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             raise _Reply(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.")
-        tenant_id = token.removeprefix(TOKEN_PREFIX)
+        else:
+            tenant_id = token.removeprefix(TOKEN_PREFIX)
         if self.state.tenant(tenant_id) is None:
             raise _Reply(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
         return tenant_id

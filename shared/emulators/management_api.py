@@ -219,7 +219,13 @@ class ManagementApiEmulator:
         enforce_start_spacing: bool = False,
         slow_delay: float = 0.2,
         webhook_failure_limit: int = 3,
+        token_tenant: Callable[[str], str | None] | None = None,
+        port: int = 0,
     ) -> None:
+        """``token_tenant`` checks a bearer token and returns its tenant (None: refused); by default any
+        token is accepted (an Entra stand-in's verifier makes the emulator check who calls, for which tenant)."""
+        self._token_tenant = token_tenant
+        self._port = port
         self.now = now
         self.page_size = page_size
         self.client_id = client_id
@@ -251,7 +257,7 @@ class ManagementApiEmulator:
         """Listen on 127.0.0.1 on a free port, serving from a background thread."""
         if self._server is not None:
             return self
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self._port), _Handler)
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -450,6 +456,8 @@ class ManagementApiEmulator:
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not token or token in self._revoked:
             return _Response(401, b'{"error":{"code":"Unauthorized","message":"Invalid or missing bearer token."}}')
+        if self._token_tenant is not None and (self._token_tenant(token) or "").lower() != (req.tenant or "").lower():
+            return _Response(401, b'{"error":{"code":"Unauthorized","message":"The token is not for this tenant."}}')
         if not req.query.get("PublisherIdentifier"):
             return _error(400, "AF20001", "Missing parameter: PublisherIdentifier.")
         try:

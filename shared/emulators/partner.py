@@ -41,6 +41,8 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from shared.emulators.tls import ServerCertificate, TLSServerMixin
+
 DownMode = Literal["status", "reset", "refuse", "slow"]
 
 
@@ -74,7 +76,7 @@ class _Outage:
     delay: float = 0.0
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(TLSServerMixin, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     endpoint: PartnerEndpoint
@@ -113,7 +115,11 @@ class PartnerEndpoint:
         signature: str | None = None,
         schema: Mapping[str, Any] | None = None,
         now: Callable[[], float] = time.monotonic,
+        tls: ServerCertificate | None = None,
+        port: int = 0,
     ) -> None:
+        """``tls``: serve HTTPS with this certificate (as a Logic App trigger is), else plain HTTP."""
+        self._tls = tls
         self.workflow = workflow
         self.signature = signature or secrets.token_urlsafe(24)
         self._schema = dict(schema) if schema is not None else None
@@ -123,7 +129,7 @@ class PartnerEndpoint:
         self._outage: _Outage | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._port: int = 0
+        self._port: int = port
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> PartnerEndpoint:
@@ -131,6 +137,7 @@ class PartnerEndpoint:
             return self
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.endpoint = self
+        server.tls_context = self._tls.server_context() if self._tls is not None else None
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -160,7 +167,8 @@ class PartnerEndpoint:
     def base_url(self) -> str:
         if not self._port:
             raise RuntimeError("the partner endpoint is not started")
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
 
     @property
     def path(self) -> str:

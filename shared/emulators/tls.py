@@ -382,7 +382,9 @@ class LoopbackServer:
         host: str = "127.0.0.1",
         name: str = "loopback-server",
         poll_interval: float = 0.05,
+        port: int = 0,
     ) -> None:
+        self._port = port
         self._handler = handler
         self._context = tls.server_context() if isinstance(tls, ServerCertificate) else tls
         self.owner = owner
@@ -396,7 +398,7 @@ class LoopbackServer:
         """Bind a free port and serve from a daemon thread (idempotent)."""
         if self._server is not None:
             return self
-        server = _LoopbackHTTPServer((self._host, 0), self._handler)
+        server = _LoopbackHTTPServer((self._host, self._port), self._handler)
         server.tls_context = self._context
         server.owner = self.owner  # type: ignore[attr-defined]
         self._server = server

@@ -1,4 +1,10 @@
-"""Identity resolution: object ID -> user principal name through Graph, cached per tenant.
+"""Identity resolution: object ID <-> user principal name through Graph, cached per tenant.
+
+Sign-ins are keyed on the user's object ID; Exchange and SharePoint records often carry only the UPN (their
+``UserKey`` is a PUID). So that one person's sign-ins and mailbox changes share one per-user state and one
+incident on every instance, the pairs that records carry together are stored (:meth:`IdentityResolver.learn`)
+and a UPN seen without its object ID is resolved (:meth:`IdentityResolver.resolve_upns`, ``GET /users/{upn}``)
+like an object ID without its UPN.
 
 Microsoft often logs ``UserId`` as "Not Available" or a GUID. The enrichment function asks
 Graph (``GET /users/{id}?$select=id,userPrincipalName``) once per unknown object ID, caches
@@ -19,6 +25,8 @@ from shared.platform import names
 from shared.platform.errors import NotFoundError, PermanentError, TransientError
 from shared.platform.storage import StorageClients, decode_key, encode_key
 
+_UPN = "upn:"
+"""Cache keys of UPN -> object ID answers (object IDs are GUIDs, so the two never collide)."""
 POSITIVE_TTL_S = 7 * 86400.0
 NEGATIVE_TTL_S = 86400.0
 
@@ -95,7 +103,31 @@ class IdentityResolver:
         for i in range(0, len(learned), self.BATCH):
             self._table.submit_transaction([("upsert", e) for e in learned[i : i + self.BATCH]])
 
-    def resolve(self, tenant_id: str, object_ids: Iterable[str]) -> Resolution:
+    def learn(self, tenant_id: str, pairs: Iterable[tuple[str, str]]) -> int:
+        """Store (object ID, UPN) pairs that records carried together, both ways; returns how many were new."""
+        learned: list[dict[str, Any]] = []
+        for oid, upn in sorted({(o.lower(), u.lower()) for o, u in pairs}):
+            hit, known = self._cached(tenant_id, oid)
+            if not (hit and known == upn):
+                self._store(tenant_id, oid, upn, learned)
+            hit, known = self._cached(tenant_id, _UPN + upn)
+            if not (hit and known == oid):
+                self._store(tenant_id, _UPN + upn, oid, learned)
+        self._write(learned)
+        return len(learned)
+
+    def resolve_upns(self, tenant_id: str, upns: Iterable[str]) -> Resolution:
+        """UPN -> object ID for UPNs seen without their object ID (``resolved`` maps UPN to object ID)."""
+        found = self.resolve(tenant_id, [_UPN + u.lower() for u in upns], answer="id")
+        return Resolution(
+            {k.removeprefix(_UPN): v for k, v in found.resolved.items()},
+            [k.removeprefix(_UPN) for k in found.unresolved],
+            found.graph_calls,
+            found.cache_hits,
+        )
+
+    def resolve(self, tenant_id: str, object_ids: Iterable[str], *, answer: str = "user_principal_name") -> Resolution:
+        """Object ID -> UPN (``resolved`` maps object ID to UPN), from the cache, else one Graph call each."""
         out = Resolution({}, [])
         learned: list[dict[str, Any]] = []
         graph: UserLookup | None = None
@@ -118,7 +150,7 @@ class IdentityResolver:
                     continue
             out.graph_calls += 1
             try:
-                user = graph.get_user(oid)
+                user = graph.get_user(oid.removeprefix(_UPN))
             except NotFoundError:
                 self._store(tenant_id, oid, None, learned)
                 continue
@@ -126,7 +158,7 @@ class IdentityResolver:
                 graph_down = True
                 out.unresolved.append(oid)
                 continue
-            upn = getattr(user, "user_principal_name", None)
+            upn = getattr(user, answer, None)
             upn = upn.lower() if isinstance(upn, str) and upn else None
             self._store(tenant_id, oid, upn, learned)
             if upn:

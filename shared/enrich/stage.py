@@ -21,9 +21,16 @@ class EnrichStage:
 
     def handle(self, ref: RecordBatchRef) -> EnrichedBatchRef:
         events = load_batch(self._storage, ref)
+        self._resolver.learn(ref.tenant_id, {(e.object_id, e.upn) for e in events if e.object_id and e.upn})
         missing = {e.object_id for e in events if e.object_id and not e.upn and is_guid(e.object_id)}
         res = self._resolver.resolve(ref.tenant_id, missing)
-        out = EnrichedBatchRef(**ref.model_dump(), identities=res.resolved, unresolved=sorted(res.unresolved))
+        upns = self._resolver.resolve_upns(ref.tenant_id, {e.upn for e in events if e.upn and not e.object_id})
+        out = EnrichedBatchRef(
+            **ref.model_dump(),
+            identities=res.resolved,
+            unresolved=sorted(res.unresolved + upns.unresolved),
+            object_ids=upns.resolved,
+        )
         self._bus.send(
             names.QUEUE_DETECT,
             [

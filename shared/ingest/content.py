@@ -37,6 +37,7 @@ from urllib.parse import quote
 import msgspec
 import orjson
 
+from shared.alert_model import iso
 from shared.ingest.checkpoints import utcnow
 from shared.ingest.context import IngestServices
 from shared.ingest.health import emit_alerts, integration_alert
@@ -54,7 +55,7 @@ from shared.platform.errors import (
 )
 from shared.platform.faults import crash_point
 from shared.platform.storage import encode_key
-from shared.records.event import Event, Quarantined, iso, parse_blob, parse_raw_record
+from shared.records.event import Event, Quarantined, parse_blob, parse_raw_record
 from shared.records.model import split_blob
 from shared.tenants import TenantRecord
 

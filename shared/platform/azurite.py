@@ -49,13 +49,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 class Azurite:
     """An in-memory Azurite on free loopback ports; use as a context manager."""
 
-    def __init__(self, *, binary: Path | None = None) -> None:
+    def __init__(self, *, binary: Path | None = None, ports: tuple[int, int, int] | None = None) -> None:
+        """``ports``: the blob, queue and table ports (default: free ones)."""
         self.binary = binary or find_azurite()
         if self.binary is None:
             raise ConfigurationError("azurite not found: run `make setup` (npm ci) first")
-        self.blob_port = _free_port()
-        self.queue_port = _free_port()
-        self.table_port = _free_port()
+        self.blob_port, self.queue_port, self.table_port = ports or (_free_port(), _free_port(), _free_port())
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 

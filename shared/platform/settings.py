@@ -33,13 +33,14 @@ class Settings(BaseModel):
     """The vendor's own tenant GUID, sent as PublisherIdentifier on every Management API call."""
     app_client_id: str | None = Field(default=None, alias="ITDR_APP_CLIENT_ID")
     """The multi-tenant app registration used for the Management Activity API and Graph."""
-    key_vault_url: str | None = Field(default=None, alias="ITDR_KEY_VAULT_URL")
-    certificate_name: str = Field(default="management-api", alias="ITDR_CERTIFICATE_NAME")
     app_certificate: SecretStr | None = Field(default=None, alias="ITDR_APP_CERTIFICATE")
     """The app registration's certificate (base64 PFX), as a Key Vault reference; never logged."""
     webhook_url: str | None = Field(default=None, alias="ITDR_WEBHOOK_URL")
     partner_endpoint: str | None = Field(default=None, alias="ITDR_PARTNER_ENDPOINT")
     """The partner Logic App HTTP trigger URL (a Key Vault reference in production)."""
+    partner_allowed_hosts: str | None = Field(default=None, alias="ITDR_PARTNER_ALLOWED_HOSTS")
+    """Development only: host names the partner endpoint may use besides Logic App hosts (comma-separated; the
+    local stand-in's 127.0.0.1). Empty in Azure."""
     partner_format: str = Field(default="itdr", alias="ITDR_PARTNER_FORMAT")
     """`itdr` (our versioned JSON schema) or `ocsf` (OCSF Detection Finding)."""
     admin_api_key_hash: str | None = Field(default=None, alias="ITDR_ADMIN_KEY_SHA256")

@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from shared.alert_model import iso
 from shared.records.ip import normalize_ip
 from shared.records.model import (
     AuditRecord,
@@ -89,11 +90,6 @@ def parse_time(value: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
-
-
-def iso(ts: float) -> str:
-    """ISO 8601 UTC text (seconds precision, 'Z') for epoch seconds."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def name_values(value: list[NameValue] | str | None) -> dict[str, str]:

@@ -123,6 +123,7 @@ class LocalWorld:
             ITDR_MANAGEMENT_API_BASE_URL=self.api.base_url,
             ITDR_GRAPH_BASE_URL=self.graph.base_url,
             ITDR_PARTNER_ENDPOINT=self.partner.url,
+            ITDR_PARTNER_ALLOWED_HOSTS="127.0.0.1",
         )
         self.svc = Services(
             settings,
@@ -133,7 +134,7 @@ class LocalWorld:
             sleep=self.clock.sleep,
             rng=random.Random(self.seed),
             intel=self._intel or IntelSources(),
-            partner=PartnerTransport(allow_loopback=True),
+            partner=PartnerTransport(allow_http=True),
             management_max_retry_delay=3600.0,
             feed_silence=self._feed_silence,
             on_detected=self._on_detected,

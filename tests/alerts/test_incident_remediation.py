@@ -18,7 +18,7 @@ import jsonschema
 import orjson
 import pytest
 
-from shared.alert_model import Alert, Category, Severity
+from shared.alert_model import Alert, Category, Severity, iso
 from shared.alerts.delivery import DeliveryFormat, InMemoryDeliveryLedger, PartnerDeliveryClient
 from shared.alerts.incidents import (
     Incident,
@@ -43,7 +43,6 @@ from shared.platform.errors import NotFoundError
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.platform.telemetry import telemetry
-from shared.records.event import iso
 from shared.remediation.actions import forwarding_cmdlet
 from shared.remediation.ledger import LedgerEntry, RemediationState, TableRemediationLedger
 from shared.remediation.runner import reject_action
@@ -121,14 +120,18 @@ def world(storage: StorageClients, clock: Clock) -> Iterator[World]:
         graph.add_user(TENANT, user_principal_name="megan@contoso.com", id=MEGAN)
         bus = InProcessBus(default_queue_options(), clock=clock)
         svc = Services(
-            Settings(ITDR_PARTNER_ENDPOINT=partner.url, ITDR_GRAPH_BASE_URL=graph.base_url),
+            Settings(
+                ITDR_PARTNER_ENDPOINT=partner.url,
+                ITDR_PARTNER_ALLOWED_HOSTS="127.0.0.1",
+                ITDR_GRAPH_BASE_URL=graph.base_url,
+            ),
             storage=storage,
             bus=bus,
             credentials=emulator_credentials(clock),
             clock=clock,
             sleep=lambda s: None,
             rng=random.Random(5),
-            partner=PartnerTransport(allow_loopback=True),
+            partner=PartnerTransport(allow_http=True),
             remediation_defaults=AUTO,
         )
         yield World(svc, bus, partner, graph, clock, [], telemetry().items)

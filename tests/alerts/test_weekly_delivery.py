@@ -114,7 +114,8 @@ class Rig:
 
 
 def make_services(storage: StorageClients, graph: GraphEmulator, endpoint: str | None) -> Services:
-    settings = {"ITDR_GRAPH_BASE_URL": graph.base_url, **({"ITDR_PARTNER_ENDPOINT": endpoint} if endpoint else {})}
+    settings = {"ITDR_GRAPH_BASE_URL": graph.base_url, "ITDR_PARTNER_ALLOWED_HOSTS": "127.0.0.1"}
+    settings.update({"ITDR_PARTNER_ENDPOINT": endpoint} if endpoint else {})
     return Services(
         Settings(**settings),
         storage=storage,
@@ -123,7 +124,7 @@ def make_services(storage: StorageClients, graph: GraphEmulator, endpoint: str |
         clock=lambda: NOW.timestamp(),
         sleep=lambda s: None,
         rng=random.Random(2),
-        partner=PartnerTransport(allow_loopback=True),
+        partner=PartnerTransport(allow_http=True),
     )
 
 

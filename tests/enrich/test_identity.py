@@ -117,3 +117,34 @@ def test_table_cost_is_one_partition_read_per_process_and_one_transaction_per_hu
     assert counter.counts["table"] - before == 1
     for c in [*clients.values(), *more.values()]:
         c.close()
+
+
+def test_a_upn_without_its_object_id_resolves_through_graph_then_from_the_cache(
+    graph: GraphEmulator, storage: StorageClients
+) -> None:
+    """Exchange records carry a PUID in UserKey: their UPN is resolved to the object ID the sign-ins are keyed on."""
+    clock = Clock()
+    resolver, _ = make(graph, storage, clock)
+    first = resolver.resolve_upns(TENANT_A, ["alice@contoso.com", "nobody@contoso.com"])
+    assert (first.resolved, first.unresolved, first.graph_calls) == ({"alice@contoso.com": ALICE}, [], 2)
+    again, _ = make(graph, storage, clock)  # another instance reads the stored answers
+    second = again.resolve_upns(TENANT_A, ["Alice@Contoso.com", "nobody@contoso.com"])
+    assert (second.resolved, second.graph_calls, second.cache_hits) == ({"alice@contoso.com": ALICE}, 0, 2)
+
+
+def test_pairs_carried_by_records_are_learned_both_ways_without_graph(
+    graph: GraphEmulator, storage: StorageClients
+) -> None:
+    clock = Clock()
+    resolver, _ = make(graph, storage, clock)
+    bob = "0b0b0b0b-0000-4000-8000-00000000b0b0"
+    assert resolver.learn(TENANT_A, [(bob.upper(), "Bob@Contoso.com")]) == 2
+    assert resolver.learn(TENANT_A, [(bob, "bob@contoso.com")]) == 0  # known: nothing written again
+    other, _ = make(graph, storage, clock)
+    upns = other.resolve_upns(TENANT_A, ["bob@contoso.com"])
+    oids = other.resolve(TENANT_A, [bob])
+    assert (upns.resolved, oids.resolved, upns.graph_calls + oids.graph_calls) == (
+        {"bob@contoso.com": bob},
+        {bob: "bob@contoso.com"},
+        0,
+    )

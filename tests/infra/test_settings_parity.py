@@ -131,7 +131,6 @@ DEFAULTS = {
     "ITDR_WEEKLY_REPORT_SCHEDULE": "weeklyReportSchedule",
     "ITDR_RECORDS_PER_BATCH": "recordsPerBatch",
     "ITDR_TENANT_SHARDS": "tenantShards",
-    "ITDR_CERTIFICATE_NAME": "certificateName",
     "ITDR_PARTNER_FORMAT": "partnerFormat",
 }
 
@@ -263,3 +262,44 @@ def test_parity_check_reads_the_sample_file(infra: list[BicepFile], sample: dict
     assert [p.message for p in iac_check.check_settings_parity(infra, sample_path=broken)] == [
         "cannot read Values: 'Values'"
     ]
+
+
+def _code_text() -> str:
+    files = [*(REPO / "shared").rglob("*.py"), *(REPO / "detectors").glob("*.py"), REPO / "function_app.py"]
+    return "\n".join(p.read_text(encoding="utf-8") for p in files if p.name != "settings.py")
+
+
+def test_every_setting_is_read_by_the_code() -> None:
+    """A setting the Bicep sets that nothing reads is a dead knob (or a mistake): each field is used somewhere."""
+    import re
+
+    code = _code_text()
+    unread = sorted(
+        f.alias
+        for name, f in Settings.model_fields.items()
+        if f.alias is not None
+        and not re.search(rf"\.{name}\b", code)  # settings.<field>
+        and f"%{f.alias}%" not in code  # a binding expression of function_app.py
+    )
+    assert unread == []
+
+
+def test_every_binding_expression_of_function_app_resolves(
+    bicep_settings: dict[str, Any], sample: dict[str, Any]
+) -> None:
+    import re
+
+    from shared.runtime.local import registered_functions
+
+    expressions = set()
+    for fn in registered_functions().values():
+        expressions |= set(re.findall(r"%([^%]+)%", fn.get_function_json()))
+    assert expressions == {
+        "ITDR_POLL_SCHEDULE",
+        "ITDR_FEED_HEALTH_SCHEDULE",
+        "ITDR_INTEL_REFRESH_SCHEDULE",
+        "ITDR_WEEKLY_REPORT_SCHEDULE",
+    }
+    for name in expressions:  # set in Azure, locally, and read (with the same default) by the code
+        assert name in bicep_settings and sample["Values"][name]
+        assert name in setting_names()

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import jwt
@@ -431,17 +431,11 @@ def test_graph_auth_provider_gets_a_graph_token_from_the_standin(
 
 
 @pytest.mark.usefixtures("trusted")
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ClientAuthenticationError, ValueError),
-    reason="shared/app.py builds CertificateCredential for ITDR_LOGIN_AUTHORITY without "
-    "disable_instance_discovery=True, so msal asks login.microsoftonline.com about the stand-in's host first",
-)
 def test_services_credential_for_reaches_a_login_authority_override(
     entra: EntraStandIn, app_cert: ClientCertificate
 ) -> None:
     """The production wiring: ITDR_APP_CLIENT_ID, ITDR_APP_CERTIFICATE (base64 PFX), ITDR_LOGIN_AUTHORITY."""
-    from shared.app import Services
+    from shared.app import AppCertificateCredentials
     from shared.platform.settings import Settings
 
     settings = Settings.from_env(
@@ -451,8 +445,7 @@ def test_services_credential_for_reaches_a_login_authority_override(
             "ITDR_LOGIN_AUTHORITY": entra.authority,
         }
     )
-    services = Services(settings=settings, storage=cast(Any, None), bus=cast(Any, None))
-    token = services.credential_for(TENANT, "commercial").get_token(MANAGE_SCOPE)
+    token = AppCertificateCredentials(settings)(TENANT, "commercial").get_token(MANAGE_SCOPE)
     assert entra.verify_access_token(token.token, audience=MANAGE).tenant_id == TENANT
 
 

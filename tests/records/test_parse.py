@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.records.event import Event, iso, parse_blob, parse_raw_record
+from shared.alert_model import iso
+from shared.records.event import Event, parse_blob, parse_raw_record
 
 TENANT = "9f6a3d1e-0c4b-4e8a-9d57-2b1f0c3e4a11"
 OID = "c3f3b8b0-1111-2222-3333-444455556666"
