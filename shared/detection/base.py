@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from shared.detection.config import TenantConfig
-from shared.detection.model import DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Severity
 from shared.detection.state import TENANT_KEY, UserState
 from shared.records.event import Event
 
@@ -78,6 +78,7 @@ class Detector(ABC):
         evidence: Sequence[str] | None = None,
         first_seen: float | None = None,
         context: Mapping[str, Any] | None = None,
+        category: Category | None = None,
     ) -> Finding:
         """A finding about ``event``'s user with this detector's defaults."""
         return Finding(
@@ -93,6 +94,7 @@ class Detector(ABC):
             dedup_key=dedup_key if dedup_key is not None else (event.user_key or "tenant"),
             ip=event.ip,
             context=dict(context or {}),
+            category=category,
         )
 
 
