@@ -9,6 +9,7 @@ from detectors.app_credential_added import AppCredentialAdded
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defense_audit_disabled import DefenseAuditDisabled
+from detectors.defense_device_registration import DefenseDeviceRegistration
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
 from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
@@ -30,6 +31,7 @@ from detectors.signin_impossible_travel import SigninImpossibleTravel
 from detectors.signin_mfa_failure import SigninMfaFailure
 from detectors.signin_new_location import SigninNewLocation
 from detectors.signin_password_spray import SigninPasswordSpray
+from detectors.signin_session_replay import SigninSessionReplay
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
 from shared.detection.base import Detector, Registry
 
@@ -60,6 +62,9 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninPasswordSpray,
     SigninBruteForce,
     SigninMfaFailure,
+    # Detection wave 2, items 1-7 (issue #20)
+    SigninSessionReplay,
+    DefenseDeviceRegistration,
 )
 
 
