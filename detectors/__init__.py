@@ -22,6 +22,7 @@ from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
 from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
+from detectors.exfil_sync_new_client import ExfilSyncNewClient
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
@@ -65,6 +66,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     # Detection wave 2, items 1-7 (issue #20)
     SigninSessionReplay,
     DefenseDeviceRegistration,
+    ExfilSyncNewClient,
 )
 
 
