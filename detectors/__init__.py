@@ -22,6 +22,7 @@ from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
 from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
+from detectors.exfil_sharing_burst import ExfilSharingBurst
 from detectors.exfil_sync_new_client import ExfilSyncNewClient
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
 from detectors.signin_anonymizer import SigninAnonymizer
@@ -67,6 +68,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninSessionReplay,
     DefenseDeviceRegistration,
     ExfilSyncNewClient,
+    ExfilSharingBurst,
 )
 
 
