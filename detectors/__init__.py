@@ -20,6 +20,7 @@ from detectors.exchange_mailbox_forwarding import ExchangeMailboxForwarding
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
 from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
+from detectors.exfil_app_mailbox_sweep import ExfilAppMailboxSweep
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.exfil_sharing_burst import ExfilSharingBurst
@@ -69,6 +70,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     DefenseDeviceRegistration,
     ExfilSyncNewClient,
     ExfilSharingBurst,
+    ExfilAppMailboxSweep,
 )
 
 
