@@ -21,6 +21,7 @@ from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissio
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
 from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
 from detectors.exfil_app_mailbox_sweep import ExfilAppMailboxSweep
+from detectors.exfil_ediscovery_export import ExfilEdiscoveryExport
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.exfil_sharing_burst import ExfilSharingBurst
@@ -71,6 +72,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     ExfilSyncNewClient,
     ExfilSharingBurst,
     ExfilAppMailboxSweep,
+    ExfilEdiscoveryExport,
 )
 
 
