@@ -10,6 +10,7 @@ from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defense_audit_disabled import DefenseAuditDisabled
 from detectors.defense_device_registration import DefenseDeviceRegistration
+from detectors.defense_mail_deletion import DefenseMailDeletion
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
 from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
@@ -75,6 +76,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     ExfilAppMailboxSweep,
     ExfilEdiscoveryExport,
     ExchangeMailProtocolEnabled,
+    DefenseMailDeletion,
 )
 
 
