@@ -8,6 +8,7 @@ from __future__ import annotations
 from detectors.app_credential_added import AppCredentialAdded
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
+from detectors.defender_alert_policy import DefenderAlertPolicy
 from detectors.defense_audit_disabled import DefenseAuditDisabled
 from detectors.defense_device_registration import DefenseDeviceRegistration
 from detectors.defense_mail_deletion import DefenseMailDeletion
@@ -77,6 +78,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     ExfilEdiscoveryExport,
     ExchangeMailProtocolEnabled,
     DefenseMailDeletion,
+    DefenderAlertPolicy,
 )
 
 

@@ -146,6 +146,7 @@ class AuditRecord(msgspec.Struct, gc=False):
     Severity: msgspec.Raw = NO_VALUE
     Category: msgspec.Raw = NO_VALUE
     Status: msgspec.Raw = NO_VALUE
+    Source: msgspec.Raw = NO_VALUE
     Data: msgspec.Raw = NO_VALUE
     """The alert's detail: a JSON object serialised as a string (short keys: ``f3u`` user, ``trc`` recipient...)."""
 
