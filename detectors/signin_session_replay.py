@@ -32,24 +32,18 @@ SIGNIN_OPS = frozenset({"userloggedin"})
 WORKLOAD_OPS = frozenset(
     {
         "filedownloaded",
-        "fileaccessed",
-        "filepreviewed",
         "filesyncdownloadedfull",
-        "fileuploaded",
-        "filemodified",
-        "sharingset",
         "anonymouslinkcreated",
         "sharinginvitationcreated",
         "mailitemsaccessed",
-        "send",
-        "sendas",
         "updateinboxrules",
         "new-inboxrule",
         "set-inboxrule",
         "set-mailbox",
-        "searchqueryperformed",
     }
 )
+"""Workload operations other detectors route already: the session check adds no routing, enrichment or state load
+for high-volume records no detector reads (FileAccessed, FilePreviewed, Send)."""
 SESSION_TTL_S = 7 * 86400
 MAX_SESSIONS = 12
 SECTION = "signin_session_replay"
