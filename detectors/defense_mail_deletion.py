@@ -6,7 +6,7 @@ writes ``HardDelete``, ``SoftDelete`` and ``MoveToDeletedItems`` with the folder
 messages (``AffectedItems``: subject and parent folder). Per user:
 
 * messages from Sent Items, or whose subject reads like a security notice (sign-in, verification code,
-  password, MFA, security info, suspicious activity, new rule...);
+  password, MFA, security info, suspicious activity, new rule, new device...);
 * a burst: `FLOOR` messages in an hour and ten times the user's usual deleting hour.
 
 Each is low on its own (people clean their mailbox and empty newsletters) and high when the user had a risky
@@ -32,7 +32,8 @@ MULTIPLIER = 10.0
 RISK_WINDOW_S = 24 * 3600
 NOTICE = re.compile(
     r"sign[- ]?in|log[- ]?in|verification code|verify|security|password|multi[- ]?factor|\bmfa\b|\b2fa\b|"
-    r"authenticator|one[- ]time|passcode|unusual|suspicious|new (inbox )?rule|forwarding|account (activity|alert)",
+    r"authenticator|one[- ]time|passcode|unusual|suspicious|new (inbox )?rule|forwarding|account (activity|alert)|"
+    r"new device|device (was )?(registered|added)",
     re.IGNORECASE,
 )
 SYSTEM_CLIENTS = re.compile(r"mailboxassistants|client=tba|managedfolderassistant", re.IGNORECASE)
@@ -92,7 +93,7 @@ class DefenseMailDeletion(Detector):
         if burst is not None:
             reasons.append(f"{burst.volume} messages deleted in under an hour")
         if notices:
-            reasons.append(f"{len(notices)} security notices")
+            reasons.append(f"{len(notices)} security notice" + ("s" if len(notices) > 1 else ""))
         if sent_count and risk is not None:
             reasons.append(f"{sent_count} messages from Sent Items")
         if not reasons:
