@@ -17,7 +17,7 @@ parsed at the edge by ``shared.records.event.cmdlet_parameters``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -92,7 +92,7 @@ class ExfilEdiscoveryExport(Detector):
         mailbox = p.get("identity") or event.record.ObjectId or ""
         return self._mailbox(event, ctx, "Search-Mailbox copy", mailbox, f"into {target}")
 
-    def _remember(self, event: Event, ctx: DetectionContext, p: Any) -> None:
+    def _remember(self, event: Event, ctx: DetectionContext, p: Mapping[str, str]) -> None:
         name = (p.get("name") or event.record.ObjectId or "").strip()
         if not name:
             return
