@@ -260,15 +260,19 @@ def alert_data(rec: AuditRecord) -> dict[str, str]:
 def alert_subject(rec: AuditRecord) -> str | None:
     """The user (lower-case UPN) a Security and Compliance alert record is about, or None.
 
-    In order: the alert data's ``f3u`` (the user of mail-flow and activity alerts), an entity of type User, Sender,
-    Recipients or Mailbox whose id is an address (``AlertEntityGenerated``), the data's ``trc`` (the recipient of
-    a threat-protection alert).
+    In order: the entity of an ``AlertEntityGenerated`` record when it is an address (``AlertEntityId``, else
+    ``ObjectId``; Splunk's public detection of these alerts reads the user from ``ObjectId``) and its
+    ``EntityType`` is User, Sender, Recipients, Mailbox or absent; the alert data's ``f3u`` (the user of mail-flow
+    alerts; key name not confirmed by a public sample); the data's ``trc`` (the recipient of a threat-protection
+    alert, Sekoia's public samples).
     """
-    data = alert_data(rec)
-    user = data.get("f3u", "")
-    if "@" not in user:
-        entity_type = (decode_text(rec.EntityType) or "").strip().lower()
-        entity = (decode_text(rec.AlertEntityId) or rec.ObjectId or "").strip()
-        user = entity if entity_type in _ALERT_SUBJECT_ENTITIES and "@" in entity else data.get("trc", "")
+    entity_type = (decode_text(rec.EntityType) or "").strip().lower()
+    entity = (decode_text(rec.AlertEntityId) or rec.ObjectId or "").strip()
+    user = entity if "@" in entity and (not entity_type or entity_type in _ALERT_SUBJECT_ENTITIES) else ""
+    if not user:
+        data = alert_data(rec)
+        user = data.get("f3u", "")
+        if "@" not in user:
+            user = data.get("trc", "")
     user = user.strip().lower()
     return user if "@" in user and " " not in user else None

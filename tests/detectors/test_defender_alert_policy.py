@@ -5,10 +5,12 @@ Record shapes: Security and Compliance Alerts (RecordType 40, Workload SecurityC
 with short keys, EntityType, AlertEntityId, Name, PolicyId, Severity, Source, Status) from Sekoia's public samples
 SEKOIA-IO/intake-formats "Office 365/o365/tests/security_compliance_alert.json", "security_compliance_alert_2.json"
 and "security_compliance_alert_7.json" (the last one with the zero-width space Microsoft leaves in some names), and
-the "Security and Compliance Alerts schema" of the Office 365 Management Activity API schema. The ``f3u`` key for
-the user of mail-flow alerts follows Splunk's public o365 alert data (security_content
-"o365_email_suspicious_behavior_alert", which reads the user of "User restricted from sending email" alerts from
-these records). Policy names from Microsoft's "Alert policies in the Microsoft Defender portal".
+the "Security and Compliance Alerts schema" of the Office 365 Management Activity API schema. The user of an
+``AlertEntityGenerated`` record is its ``ObjectId`` / ``AlertEntityId`` as Splunk's public detection reads it
+(security_content "O365 Email Suspicious Behavior Alert": ``rename ObjectId as user`` for "User restricted from
+sending email" and "Suspicious email sending patterns detected"); the ``f3u`` data key used for ``AlertTriggered``
+below is not confirmed by a public sample [inferred]. Policy names from Microsoft's "Alert policies in the
+Microsoft Defender portal".
 """
 
 from __future__ import annotations
@@ -173,3 +175,14 @@ def test_a_tenant_wide_alert_without_a_user_is_a_tenant_alert() -> None:
     rec = alert_record("AlertTriggered", "Tenant restricted from sending email", when=at(minutes=1), user=None)
     got = run([rec])
     assert [(a["severity"], a["user_key"], a["dedup_key"]) for a in got] == [("high", None, f"{ALERT_ID}|tenant")]
+
+
+def test_an_entity_record_without_entity_type_names_its_user_by_object_id() -> None:
+    rec = alert_record(
+        "AlertEntityGenerated", "Suspicious email sending patterns detected", when=at(minutes=1), user=None
+    )
+    rec["ObjectId"] = "Bob@Contoso.com"
+    got = run([rec])
+    assert [(a["severity"], a["user"], a["category"]) for a in got] == [
+        ("medium", "bob@contoso.com", "credential_compromise")
+    ]
