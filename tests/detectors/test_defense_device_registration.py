@@ -4,7 +4,9 @@ Record shapes: the Device Registration Service as actor (``{"ID": "Device Regist
 its service principal GUIDs), ``TargetId.DeviceOSType`` / ``TargetId.DeviceTrustType`` modified properties and the
 ``additionalDetails`` JSON follow Sekoia's public sample SEKOIA-IO/intake-formats
 "Office 365/o365/tests/update_device.json"; the user in ``Target`` (``User_<oid>``, object id, ``User``, UPN) follows
-the Target encoding of "Office 365/o365/tests/add_member_to_role.json". Operation names from Microsoft's "Audit
+the Target encoding of "Office 365/o365/tests/add_member_to_role.json" (that the owner record lists the owner
+this way is inferred from Entra's audit view, which shows the device and the user as its targets; no public UAL
+sample of it was found). Operation names from Microsoft's "Audit
 log activities" (user administration: "Add device.", "Add registered owner to device.", "Add registered users to
 device."); "Register device." from the Entra audit activity reference.
 """

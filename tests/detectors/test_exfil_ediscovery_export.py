@@ -3,9 +3,10 @@
 Record shapes: Security & Compliance Center cmdlet records (RecordType 18, SecurityComplianceCenterEOPCmdlet) with
 ``Parameters`` as one string, ``StartTime``, ``ClientRequestId``, ``CmdletVersion``, ``EffectiveOrganization``,
 ``UserServicePlan`` and ``NonPiiParameters`` per the "Security and Compliance Center schema" of the Office 365
-Management Activity API schema; eDiscovery activity records (RecordType 24, Discovery: ``SearchExported``,
+Management Activity API schema (the schema types ``Parameters`` as a string; the ``-Name "value"`` rendering is
+inferred from how the cmdlets are written, no public sample was found); eDiscovery activity records (RecordType 24, Discovery: ``SearchExported``,
 ``SearchExportDownloaded`` with the search name in ``ObjectId``) per Microsoft Purview "Search for eDiscovery
-activities in the audit log"; Exchange admin records (``New-MailboxExportRequest``, ``Search-Mailbox``) as in
+activities in the audit log" (the ``Case`` and ``ObjectType`` fields are inferred); Exchange admin records (``New-MailboxExportRequest``, ``Search-Mailbox``) as in
 records.exchange_cmdlet.
 """
 
