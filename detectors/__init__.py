@@ -8,19 +8,27 @@ from __future__ import annotations
 from detectors.app_credential_added import AppCredentialAdded
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
+from detectors.defender_alert_policy import DefenderAlertPolicy
 from detectors.defense_audit_disabled import DefenseAuditDisabled
+from detectors.defense_device_registration import DefenseDeviceRegistration
+from detectors.defense_mail_deletion import DefenseMailDeletion
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
 from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
 from detectors.evasive_mailbox_access_unusual_client import EvasiveMailboxAccessUnusualClient
 from detectors.evasive_public_client_first_use import EvasivePublicClientFirstUse
 from detectors.exchange_application_impersonation import ExchangeApplicationImpersonation
+from detectors.exchange_mail_protocol_enabled import ExchangeMailProtocolEnabled
 from detectors.exchange_mailbox_forwarding import ExchangeMailboxForwarding
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
 from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleForwarding
+from detectors.exfil_app_mailbox_sweep import ExfilAppMailboxSweep
+from detectors.exfil_ediscovery_export import ExfilEdiscoveryExport
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
+from detectors.exfil_sharing_burst import ExfilSharingBurst
+from detectors.exfil_sync_new_client import ExfilSyncNewClient
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
@@ -30,6 +38,7 @@ from detectors.signin_impossible_travel import SigninImpossibleTravel
 from detectors.signin_mfa_failure import SigninMfaFailure
 from detectors.signin_new_location import SigninNewLocation
 from detectors.signin_password_spray import SigninPasswordSpray
+from detectors.signin_session_replay import SigninSessionReplay
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
 from shared.detection.base import Detector, Registry
 
@@ -60,6 +69,16 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninPasswordSpray,
     SigninBruteForce,
     SigninMfaFailure,
+    # Detection wave 2, items 1-7 (issue #20)
+    SigninSessionReplay,
+    DefenseDeviceRegistration,
+    ExfilSyncNewClient,
+    ExfilSharingBurst,
+    ExfilAppMailboxSweep,
+    ExfilEdiscoveryExport,
+    ExchangeMailProtocolEnabled,
+    DefenseMailDeletion,
+    DefenderAlertPolicy,
 )
 
 

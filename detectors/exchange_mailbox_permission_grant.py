@@ -4,10 +4,15 @@
   from the grantee's Outlook: raised);
 * ``Add-RecipientPermission -AccessRights SendAs``;
 * ``Add-/Set-MailboxFolderPermission`` giving ``Default`` (every user) or ``Anonymous`` read rights
-  on the Inbox, the top of the mailbox or Sent Items (calendar sharing is not reported).
+  on the Inbox, the top of the mailbox or Sent Items (high);
+* ``Add-/Set-MailboxFolderPermission`` giving one named user rights on a mail folder (low: assistants
+  are given Inbox access; one step more for a grantee outside the tenant);
+* ``Set-Mailbox -GrantSendOnBehalfTo`` (low; clearing it is not reported).
 
-Grants made by the Exchange system account, to the mailbox itself, and folder rights of None,
-AvailabilityOnly or LimitedDetails are ignored.
+Calendar, contacts, tasks and notes folders are not reported. The delegations an attacker makes from a
+taken-over account (sharing the victim's Inbox with a mailbox they control) are raised two steps when the
+actor had a risky sign-in shortly before, the others one step. Grants made by the Exchange system account, to
+the mailbox itself, and folder rights of None, AvailabilityOnly or LimitedDetails are ignored.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
 from shared.records.event import Event
-from shared.records.exchange import is_system_account
+from shared.records.exchange import EMPTY_VALUES, is_system_account
 
 FOLDER_OPS = frozenset({"add-mailboxfolderpermission", "set-mailboxfolderpermission"})
+SET_MAILBOX = "set-mailbox"
 MAIL_FOLDERS = frozenset({"", "inbox", "top of information store", "sent items", "msgfolderroot"})
+NOT_MAIL_FOLDERS = frozenset({"calendar", "contacts", "tasks", "notes", "journal", "birthdays"})
 HARMLESS_FOLDER_RIGHTS = frozenset({"none", "availabilityonly", "limiteddetails"})
 EVERYONE = frozenset({"default", "anonymous"})
 
@@ -37,14 +44,15 @@ class ExchangeMailboxPermissionGrant(Detector):
         id="exchange_mailbox_permission_grant",
         title="Mailbox access delegated",
         description=(
-            "FullAccess or SendAs was granted on a mailbox, or the Default/Anonymous user was given rights on its "
-            "Inbox or top folder: ways to keep reading or sending as the victim without their password."
+            "FullAccess, SendAs or SendOnBehalf was granted on a mailbox, or rights on its Inbox or other mail folders "
+            "were given to a user or to everyone: ways to keep reading or sending as the victim without their "
+            "password."
         ),
         category=Category.SHADOW_WORKFLOW,
         severity=Severity.MEDIUM,
         mitre=("T1098.002",),
         dedup_window=timedelta(hours=24),
-        operations=frozenset({"add-mailboxpermission", "add-recipientpermission"}) | FOLDER_OPS,
+        operations=frozenset({"add-mailboxpermission", "add-recipientpermission", SET_MAILBOX}) | FOLDER_OPS,
         runbook=(
             "1. List the mailbox's delegates: Get-MailboxPermission <mailbox> | ? {$_.IsInherited -eq $false}; "
             "Get-RecipientPermission <mailbox>; Get-MailboxFolderPermission <mailbox>:\\Inbox. 2. Confirm with the "
@@ -62,6 +70,8 @@ class ExchangeMailboxPermissionGrant(Detector):
         p = event.parameters
         if event.op in FOLDER_OPS:
             return self._folder(event, ctx)
+        if event.op == SET_MAILBOX:
+            return self._send_on_behalf(event, ctx)
         mailbox = p.get("identity") or event.record.ObjectId or ""
         if event.op == "add-mailboxpermission":
             rights = _rights(p.get("accessrights", ""))
@@ -109,18 +119,66 @@ class ExchangeMailboxPermissionGrant(Detector):
             ),
         )
 
+    def _send_on_behalf(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+        p = event.parameters
+        grantee = (p.get("grantsendonbehalfto") or "").strip()
+        if grantee.lower() in EMPTY_VALUES:
+            return ()
+        mailbox = (p.get("identity") or event.record.ObjectId or "").strip()
+        names: list[str] = []
+        for part in grantee.replace(";", ",").split(","):
+            n = part.strip().strip("\"'@{}")
+            low = n.lower()
+            if low.startswith("remove="):
+                continue
+            if low.startswith("add="):
+                n = n[4:].strip().strip("\"'")
+            if n:
+                names.append(n)
+        if not names:
+            return ()
+        if mailbox and all(n.lower() == mailbox.lower() for n in names):
+            return ()
+        reasons: list[str] = []
+        severity = Severity.LOW
+        home = home_domains_of(mailbox, event.upn)
+        if any("@" in n and not is_internal_recipient(n, ctx.tenant, home_domains=home) for n in names):
+            severity = severity.upgrade()
+            reasons.append("grantee is outside the tenant")
+        risk = risk_of(ctx, event)
+        severity = raise_for_risk(severity, risk, steps=2)
+        summary = f"{event.user_display} granted {', '.join(names)} SendOnBehalf on {mailbox or 'a mailbox'}"
+        if reasons:
+            summary += " (" + "; ".join(reasons) + ")"
+        return (
+            self.finding(
+                event,
+                summary=summary + risk_note(risk),
+                severity=severity,
+                dedup_key=f"{mailbox.lower()}|{','.join(sorted(n.lower() for n in names))}|sendonbehalf",
+                context={
+                    "mailbox": mailbox,
+                    "grantee": ", ".join(names),
+                    "permission": "SendOnBehalf",
+                    "access_rights": ["SendOnBehalf"],
+                    "reasons": reasons,
+                    "risk": risk_context(risk),
+                },
+            ),
+        )
+
     def _folder(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
         p = event.parameters
         identity = p.get("identity") or ""
         user = (p.get("user") or "").strip()
-        if user.lower() not in EVERYONE:
-            return ()
         mailbox, _, path = identity.partition(":")
         folder = path.strip().strip("\\/").lower()
-        if folder not in MAIL_FOLDERS:
-            return ()
         rights = _rights(p.get("accessrights", ""))
         if not rights or all(r.lower() in HARMLESS_FOLDER_RIGHTS for r in rights):
+            return ()
+        if user.lower() not in EVERYONE:
+            return self._folder_to_user(event, ctx, mailbox, path, folder, user, rights)
+        if folder not in MAIL_FOLDERS:
             return ()
         risk = risk_of(ctx, event)
         severity = raise_for_risk(Severity.HIGH, risk)
@@ -143,6 +201,49 @@ class ExchangeMailboxPermissionGrant(Detector):
                     "permission": "FolderPermission",
                     "access_rights": rights,
                     "reasons": [],
+                    "risk": risk_context(risk),
+                },
+            ),
+        )
+
+    def _folder_to_user(
+        self,
+        event: Event,
+        ctx: DetectionContext,
+        mailbox: str,
+        path: str,
+        folder: str,
+        user: str,
+        rights: list[str],
+    ) -> Iterable[Finding]:
+        top = folder.split("\\", 1)[0].split("/", 1)[0]
+        if not user or top in NOT_MAIL_FOLDERS or user.strip().lower() == mailbox.strip().lower():
+            return ()
+        reasons: list[str] = []
+        severity = Severity.LOW
+        home = home_domains_of(mailbox, event.upn)
+        if "@" in user and not is_internal_recipient(user, ctx.tenant, home_domains=home):
+            severity = severity.upgrade()
+            reasons.append("grantee is outside the tenant")
+        risk = risk_of(ctx, event)
+        severity = raise_for_risk(severity, risk, steps=2)
+        shown = path.strip() or "\\"
+        summary = f"{event.user_display} gave {user} {', '.join(rights)} on {mailbox}:{shown}"
+        if reasons:
+            summary += " (" + "; ".join(reasons) + ")"
+        return (
+            self.finding(
+                event,
+                summary=summary + risk_note(risk),
+                severity=severity,
+                dedup_key=f"{mailbox.lower()}|{folder}|{user.lower()}",
+                context={
+                    "mailbox": mailbox,
+                    "folder": shown,
+                    "grantee": user,
+                    "permission": "FolderPermission",
+                    "access_rights": rights,
+                    "reasons": reasons,
                     "risk": risk_context(risk),
                 },
             ),

@@ -1,9 +1,11 @@
 """A burst of SharePoint/OneDrive downloads well above the user's own baseline.
 
 Counts ``FileDownloaded`` records per user in hourly buckets (sync-client downloads,
-``FileSyncDownloadedFull``, are a new device filling its cache and are not counted). An hour
-alerts when it reaches ``max(FLOOR, MULTIPLIER × the user's usual active hour)``; the bucket that
-alerted is kept out of the baseline.
+``FileSyncDownloadedFull``, are a new device filling its cache and are judged by
+``exfil_sync_new_client``). An hour alerts when it reaches ``max(FLOOR, MULTIPLIER × the user's usual
+active hour)``; the bucket that alerted is kept out of the baseline. After a risky sign-in of the user (or
+from an anonymous or hosting address) the floor drops to `RISKY_FLOOR`: a taken-over account's
+download burst is smaller than a script's and still well above the user's own habit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.enrich.access import access_of
 from shared.records.event import Event
 
 FLOOR = 150
+RISKY_FLOOR = 40
 MULTIPLIER = 10.0
 
 
@@ -27,8 +30,8 @@ class ExfilMassFileDownload(Detector):
         id="exfil_mass_file_download",
         title="Mass file download",
         description=(
-            "A user downloaded far more SharePoint or OneDrive files in one hour than usual (at least 150 and ten "
-            "times their usual active hour)."
+            "A user downloaded far more SharePoint or OneDrive files in one hour than usual (at least 150, or 40 "
+            "after a risky sign-in, and ten times their usual active hour)."
         ),
         category=Category.DATA_EXFILTRATION,
         severity=Severity.HIGH,
@@ -49,13 +52,14 @@ class ExfilMassFileDownload(Detector):
         if event.user_key is None:
             return ()
         state = ctx.state(event, self.meta.id)
+        risk = risk_of(ctx, event)
+        floor = FLOOR if risk is None else RISKY_FLOOR
         burst = add_volume(
-            state, time=event.time, volume=1, record_id=event.record_id, floor=FLOOR, multiplier=MULTIPLIER
+            state, time=event.time, volume=1, record_id=event.record_id, floor=floor, multiplier=MULTIPLIER
         )
         if burst is None:
             return ()
         access = access_of(event)
-        risk = risk_of(ctx, event)
         base = Severity.CRITICAL if access.is_public_client_tool else Severity.HIGH
         severity = raise_for_risk(base, risk) if base is Severity.HIGH else base
         usual = f"usual {burst.baseline:.0f}" if burst.baseline is not None else "no baseline yet"

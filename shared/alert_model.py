@@ -117,6 +117,8 @@ class Finding:
     dedup_key: str
     ip: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    category: Category | None = None
+    """The alert's category when it is not the detector's own (a detector relaying alerts of several kinds)."""
 
 
 def alert_id_for(tenant_id: str, detector_id: str, dedup_key: str, first_evidence_id: str) -> str:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from shared.alert_model import DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity
 from shared.detection.state import TENANT_KEY, UserState
 from shared.records.event import Event
 from shared.tenant_config import TenantConfig
@@ -74,6 +74,7 @@ class Detector(ABC):
         evidence: Sequence[str] | None = None,
         first_seen: float | None = None,
         context: Mapping[str, Any] | None = None,
+        category: Category | None = None,
     ) -> Finding:
         """A finding about ``event``'s user with this detector's defaults."""
         return Finding(
@@ -89,6 +90,7 @@ class Detector(ABC):
             dedup_key=dedup_key if dedup_key is not None else (event.user_key or "tenant"),
             ip=event.ip,
             context=dict(context or {}),
+            category=category,
         )
 
 

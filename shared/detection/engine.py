@@ -205,7 +205,7 @@ class DetectionEngine:
             alert_id=alert_id_for(f.tenant_id, f.detector_id, f.dedup_key, f.evidence_record_ids[0]),
             detector=f.detector_id,
             title=meta.title,
-            category=meta.category,
+            category=f.category or meta.category,
             severity=f.severity,
             tenant_id=f.tenant_id,
             user=f.user,

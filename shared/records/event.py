@@ -32,10 +32,15 @@ import orjson
 from shared.alert_model import iso
 from shared.records.ip import normalize_ip
 from shared.records.model import (
+    SECURITY_ALERTS_USER,
+    AffectedItem,
     AuditRecord,
     IdentityRef,
     NameValue,
+    alert_subject,
     convert_record,
+    decode_affected_items,
+    decode_folder,
     decode_identities,
     decode_modified_properties,
     decode_name_values,
@@ -105,6 +110,8 @@ def name_values(value: list[NameValue] | str | None) -> dict[str, str]:
         text = value.strip()
         if not text:
             return {}
+        if text[0] == "-":
+            return cmdlet_parameters(text)
         try:
             decoded = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -122,6 +129,32 @@ def name_values(value: list[NameValue] | str | None) -> dict[str, str]:
             v = nv.Value
             pairs[name.lower()] = v if type(v) is str else _text(v)
     return pairs
+
+
+_CMDLET_TOKEN = re.compile(
+    r"""-(?P<name>[A-Za-z][A-Za-z0-9]*)(?::(?P<bound>"[^"]*"|'[^']*'|\S+))?"""
+    r"""(?:\s+(?P<value>"[^"]*"|'[^']*'|[^\s"'-][^\s]*|-?\d+(?:\.\d+)?))?"""
+)
+
+
+def cmdlet_parameters(text: str) -> dict[str, str]:
+    """The parameters of a cmdlet line as the Security & Compliance Center logs it (``Parameters`` as one string,
+    e.g. ``-SearchName "Q3" -Export -Format "FxStream"``): lower-cased names; a switch without a value is "True",
+    ``-Switch:$false`` is "False"; quotes removed."""
+    out: dict[str, str] = {}
+    for m in _CMDLET_TOKEN.finditer(text):
+        if m.start() > 0 and not text[m.start() - 1].isspace():
+            continue
+        raw = m.group("bound") if m.group("bound") is not None else m.group("value")
+        if raw is None:
+            value = "True"
+        else:
+            value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
+            low = value.lower()
+            if low in ("$true", "$false"):
+                value = "True" if low == "$true" else "False"
+        out[m.group("name").lower()] = value
+    return out
 
 
 def _text(v: Any) -> str:
@@ -264,6 +297,34 @@ class Event(msgspec.Struct, gc=False, eq=False):
         return decode_identities(self.record.Target) or []
 
     # Convenience ---------------------------------------------------------------------
+    @property
+    def aad_session_id(self) -> str | None:
+        """The Entra sign-in session: ``DeviceProperties`` SessionId of a sign-in, ``AppAccessContext.AADSessionId``
+        of a workload record (lower case; None when the record names none)."""
+        sid = self.device_properties.get("sessionid") if self.record.DeviceProperties is not None else None
+        if not sid:
+            ctx = self.record.AppAccessContext
+            sid = ctx.AADSessionId if ctx is not None else None
+        sid = (sid or "").strip().lower()
+        return sid if sid and sid not in NOT_AVAILABLE and sid.strip("0-") else None
+
+    @property
+    def folder_path(self) -> str | None:
+        """``Folder.Path`` of a mailbox-audit item operation (the folder the items were in)."""
+        f = decode_folder(self.record.Folder)
+        return f.Path if f is not None else None
+
+    @property
+    def dest_folder_path(self) -> str | None:
+        """``DestFolder.Path`` of a mailbox move or copy."""
+        f = decode_folder(self.record.DestFolder)
+        return f.Path if f is not None else None
+
+    @property
+    def affected_items(self) -> list[AffectedItem]:
+        """``AffectedItems`` of a delete or move, empty when absent."""
+        return decode_affected_items(self.record.AffectedItems) or []
+
     @property
     def record_type(self) -> int | None:
         return as_int(self.record.RecordType)
@@ -446,6 +507,26 @@ def _pairs(pairs_json: bytes) -> Mapping[str, str]:
     return got
 
 
+SUBJECT_IS_TARGET_OPS = frozenset({"add registered owner to device", "add registered users to device"})
+"""Operations whose actor is a service (Entra's Device Registration Service) acting for the user it names in
+``Target``: the record belongs to that user, so it joins their state and their incident."""
+
+
+def _target_user(target_json: bytes) -> tuple[str | None, str | None]:
+    """(object id, upn) of the user a ``Target`` list names: the GUID after ``User_`` (IdentityType 2), the UPN
+    (IdentityType 5)."""
+    oid: str | None = None
+    upn: str | None = None
+    for t in decode_identities(msgspec.Raw(target_json)) or ():
+        ident = (t.ID or "").strip()
+        typ = t.Type if isinstance(t.Type, int) else as_int(t.Type)
+        if oid is None and typ == 2 and ident.startswith("User_") and _is_guid_cached(ident[5:]):
+            oid = ident[5:].lower()
+        elif upn is None and typ == 5 and "@" in ident:
+            upn = ident.lower()
+    return oid, upn
+
+
 def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
     """(object id, upn) from whatever the record carries."""
     uid = rec.UserId
@@ -455,6 +536,12 @@ def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
         oid, actor_upn = _actor_identity(bytes(rec.Actor))
         if upn is None:
             upn = actor_upn
+    if uid == SECURITY_ALERTS_USER:
+        return None, alert_subject(rec)
+    if upn is None and rec.Target and rec.Operation and _op_key(rec.Operation) in SUBJECT_IS_TARGET_OPS:
+        t_oid, t_upn = _target_user(bytes(rec.Target))
+        if t_oid is not None or t_upn is not None:
+            return t_oid, t_upn
     if oid is None:
         rt = rec.RecordType
         if rt is not None and type(rt) is not int:

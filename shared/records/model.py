@@ -54,6 +54,21 @@ class Folder(msgspec.Struct, gc=False):
 class AppAccessContext(msgspec.Struct, gc=False):
     ClientAppId: str | None = None
     ClientAppName: str | None = None
+    AADSessionId: str | None = None
+    """The Entra sign-in session the app's token came from (the sign-in record's ``DeviceProperties`` SessionId)."""
+
+
+class FolderRef(msgspec.Struct, gc=False):
+    """A mailbox folder named by a mailbox-audit record (``Folder``, ``DestFolder``, an item's ``ParentFolder``)."""
+
+    Path: str | None = None
+
+
+class AffectedItem(msgspec.Struct, gc=False):
+    """One message of a ``HardDelete`` / ``SoftDelete`` / ``MoveToDeletedItems`` record."""
+
+    Subject: str | None = None
+    ParentFolder: FolderRef | None = None
 
 
 NameValues = list[NameValue] | str | None
@@ -107,10 +122,33 @@ class AuditRecord(msgspec.Struct, gc=False):
     MailboxOwnerUPN: str | None = None
     Folders: list[Folder] | None = None
     SessionId: str | None = None
+    Folder: msgspec.Raw = NO_VALUE
+    """``FolderRef | None``: the folder of a mailbox-audit item operation; see `decode_folder`."""
+    DestFolder: msgspec.Raw = NO_VALUE
+    """``FolderRef | None``: where a move or copy put the items; see `decode_folder`."""
+    AffectedItems: msgspec.Raw = NO_VALUE
+    """``list[AffectedItem] | None``: the messages a delete or move touched; see `decode_affected_items`."""
 
-    # SharePoint / OneDrive file operations
+    # SharePoint / OneDrive file operations and sharing
     SiteUrl: str | None = None
     UserAgent: str | None = None
+    MachineId: str | None = None
+    """The OneDrive sync client's machine (``FileSyncDownloadedFull`` / ``FileSyncUploadedFull``)."""
+    TargetUserOrGroupName: str | None = None
+    TargetUserOrGroupType: str | None = None
+    """``Member``, ``Guest``, ``Group`` or ``Partner`` (SharePoint Sharing schema)."""
+
+    # Security and Compliance alerts (RecordType 40): generic names, so kept raw and decoded by `decode_text`
+    AlertId: msgspec.Raw = NO_VALUE
+    AlertEntityId: msgspec.Raw = NO_VALUE
+    EntityType: msgspec.Raw = NO_VALUE
+    Name: msgspec.Raw = NO_VALUE
+    Severity: msgspec.Raw = NO_VALUE
+    Category: msgspec.Raw = NO_VALUE
+    Status: msgspec.Raw = NO_VALUE
+    Source: msgspec.Raw = NO_VALUE
+    Data: msgspec.Raw = NO_VALUE
+    """The alert's detail: a JSON object serialised as a string (short keys: ``f3u`` user, ``trc`` recipient...)."""
 
 
 _RECORD_DECODER = msgspec.json.Decoder(AuditRecord, strict=False)
@@ -166,6 +204,75 @@ def decode_name_values(raw: msgspec.Raw) -> NameValues:
     return _lazy(_NAME_VALUES, raw)
 
 
+_FOLDER: msgspec.json.Decoder[FolderRef | None] = msgspec.json.Decoder(FolderRef | None, strict=False)
+_AFFECTED: msgspec.json.Decoder[list[AffectedItem] | None] = msgspec.json.Decoder(
+    list[AffectedItem] | None, strict=False
+)
+_TEXT: msgspec.json.Decoder[str | int | float | bool | None] = msgspec.json.Decoder(
+    str | int | float | bool | None, strict=False
+)
+
+
+def decode_folder(raw: msgspec.Raw) -> FolderRef | None:
+    """``Folder`` / ``DestFolder``: None when absent or not a folder object."""
+    return _lazy(_FOLDER, raw)
+
+
+def decode_affected_items(raw: msgspec.Raw) -> list[AffectedItem] | None:
+    """``AffectedItems``: None when absent or not a list of items."""
+    return _lazy(_AFFECTED, raw)
+
+
+def decode_text(raw: msgspec.Raw) -> str | None:
+    """A scalar field kept raw (alert ``Name``, ``Severity``...): its text, None when absent or not a scalar."""
+    got = _lazy(_TEXT, raw)
+    if got is None:
+        return None
+    return got if isinstance(got, str) else str(got)
+
+
 def decode_modified_properties(raw: msgspec.Raw) -> list[ModifiedProperty] | str | None:
     """``ModifiedProperties``: the entries, the JSON string they were sent as, or None."""
     return _lazy(_MODIFIED, raw)
+
+
+SECURITY_ALERTS_USER = "SecurityComplianceAlerts"
+"""``UserId`` and ``UserKey`` of every Security and Compliance alert record (RecordType 40)."""
+_ALERT_SUBJECT_ENTITIES = frozenset({"user", "sender", "recipients", "mailbox"})
+
+
+def alert_data(rec: AuditRecord) -> dict[str, str]:
+    """The alert's ``Data`` (a JSON object sent as a string) as text values; empty when absent or not an object."""
+    text = decode_text(rec.Data)
+    if not text:
+        return {}
+    try:
+        got = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return {}
+    if not isinstance(got, dict):
+        return {}
+    return {
+        str(k): v if isinstance(v, str) else msgspec.json.encode(v).decode() for k, v in got.items() if v is not None
+    }
+
+
+def alert_subject(rec: AuditRecord) -> str | None:
+    """The user (lower-case UPN) a Security and Compliance alert record is about, or None.
+
+    In order: the entity of an ``AlertEntityGenerated`` record when it is an address (``AlertEntityId``, else
+    ``ObjectId``; Splunk's public detection of these alerts reads the user from ``ObjectId``) and its
+    ``EntityType`` is User, Sender, Recipients, Mailbox or absent; the alert data's ``f3u`` (the user of mail-flow
+    alerts; key name not confirmed by a public sample); the data's ``trc`` (the recipient of a threat-protection
+    alert, Sekoia's public samples).
+    """
+    entity_type = (decode_text(rec.EntityType) or "").strip().lower()
+    entity = (decode_text(rec.AlertEntityId) or rec.ObjectId or "").strip()
+    user = entity if "@" in entity and (not entity_type or entity_type in _ALERT_SUBJECT_ENTITIES) else ""
+    if not user:
+        data = alert_data(rec)
+        user = data.get("f3u", "")
+        if "@" not in user:
+            user = data.get("trc", "")
+    user = user.strip().lower()
+    return user if "@" in user and " " not in user else None

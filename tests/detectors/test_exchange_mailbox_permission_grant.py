@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from records import SYSTEM_ACCOUNT, TEST_TENANT, VPN_NL, exchange_cmdlet, expected_alert, identity_enricher
+from records import (
+    RISKY_IP,
+    SYSTEM_ACCOUNT,
+    TEST_TENANT,
+    VPN_NL,
+    RiskySigninMarker,
+    at,
+    exchange_cmdlet,
+    expected_alert,
+    identity_enricher,
+    signin,
+)
 
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
 from shared.detection.testing import run_detector
@@ -187,3 +198,94 @@ def test_plain_full_access_for_a_shared_mailbox_is_medium() -> None:
 )
 def test_no_alert(record: dict[str, Any]) -> None:
     assert run([record]) == []
+
+
+# Named-user folder rights and SendOnBehalf (issue #20, item 7). Parameter names from Microsoft's
+# Add-MailboxFolderPermission and Set-Mailbox references; record shape as records.exchange_cmdlet.
+ALICE = "alice@contoso.com"
+
+
+def run_after_risk(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    got = run_detector(
+        [RiskySigninMarker, ExchangeMailboxPermissionGrant], records, tenant=TENANT, enricher=identity_enricher()
+    )
+    assert got.quarantined == []
+    return [a.to_dict() for a in got.alerts]
+
+
+def test_inbox_shared_with_an_outsider_from_a_taken_over_account_is_critical() -> None:
+    login = signin(ALICE, when=at(minutes=0), ip=RISKY_IP)
+    grant = exchange_cmdlet(
+        "Add-MailboxFolderPermission",
+        {"Identity": f"{ALICE}:\\Inbox", "User": "collector@proton.me", "AccessRights": "Reviewer"},
+        ALICE,
+        when=at(minutes=7),
+    )
+    assert run_after_risk([login, grant]) == [
+        expected_alert(
+            ExchangeMailboxPermissionGrant,
+            records=[grant],
+            severity="critical",
+            summary=f"{ALICE} gave collector@proton.me Reviewer on {ALICE}:\\Inbox (grantee is outside the tenant) "
+            f"after a risky sign-in (vpn from {RISKY_IP})",
+            dedup_key=f"{ALICE}|inbox|collector@proton.me",
+            ip=HOME,
+            context={
+                "mailbox": ALICE,
+                "folder": "\\Inbox",
+                "grantee": "collector@proton.me",
+                "permission": "FolderPermission",
+                "access_rights": ["Reviewer"],
+                "reasons": ["grantee is outside the tenant"],
+                "risk": {
+                    "source": "risky_signin",
+                    "reason": "vpn",
+                    "ip": RISKY_IP,
+                    "time": 1714550400.0,
+                    "record_id": login["Id"],
+                },
+            },
+        )
+    ]
+
+
+def test_ordinary_assistant_given_the_inbox_is_low_and_calendar_or_self_is_silent() -> None:
+    assistant = exchange_cmdlet(
+        "Add-MailboxFolderPermission",
+        {"Identity": "ceo@contoso.com:\\Inbox", "User": "assistant@contoso.com", "AccessRights": "Editor"},
+        ADMIN,
+    )
+    assert [(a["severity"], a["summary"]) for a in run([assistant])] == [
+        ("low", f"{ADMIN} gave assistant@contoso.com Editor on ceo@contoso.com:\\Inbox")
+    ]
+    calendar = exchange_cmdlet(
+        "Add-MailboxFolderPermission",
+        {"Identity": "ceo@contoso.com:\\Calendar", "User": "assistant@contoso.com", "AccessRights": "Editor"},
+        ADMIN,
+    )
+    availability = exchange_cmdlet(
+        "Set-MailboxFolderPermission",
+        {"Identity": "ceo@contoso.com:\\Inbox", "User": "bob@contoso.com", "AccessRights": "None"},
+        ADMIN,
+    )
+    assert run([calendar, availability]) == []
+
+
+def test_send_on_behalf_granted_after_a_risky_sign_in_is_high_and_cleared_is_silent() -> None:
+    login = signin(ALICE, when=at(minutes=0), ip=RISKY_IP)
+    grant = exchange_cmdlet(
+        "Set-Mailbox", {"Identity": ALICE, "GrantSendOnBehalfTo": "mallory@contoso.com"}, ALICE, when=at(minutes=3)
+    )
+    got = run_after_risk([login, grant])
+    assert [(a["severity"], a["summary"], a["dedup_key"]) for a in got] == [
+        (
+            "high",
+            f"{ALICE} granted mallory@contoso.com SendOnBehalf on {ALICE} after a risky sign-in (vpn from {RISKY_IP})",
+            f"{ALICE}|mallory@contoso.com|sendonbehalf",
+        )
+    ]
+    cleared = exchange_cmdlet("Set-Mailbox", {"Identity": ALICE, "GrantSendOnBehalfTo": "$null"}, ADMIN)
+    forwarding_only = exchange_cmdlet(
+        "Set-Mailbox", {"Identity": ALICE, "ForwardingSmtpAddress": "smtp:x@y.example"}, ADMIN
+    )
+    assert run([cleared, forwarding_only]) == []

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from records import EDGE_UA, HOME_DE, TEST_TENANT, at, expected_alert, file_record, identity_enricher
+from records import (
+    EDGE_UA,
+    HOME_DE,
+    RISKY_IP,
+    TEST_TENANT,
+    RiskySigninMarker,
+    at,
+    expected_alert,
+    file_record,
+    identity_enricher,
+    signin,
+)
 
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from shared.detection.testing import run_detector
@@ -78,3 +89,23 @@ def test_below_the_floor_or_the_users_own_tenfold_is_quiet() -> None:
     assert run([*heavy, *downloads(250)]) == []
     got = run([*heavy, *downloads(300)])
     assert [(a["severity"], a["context"]["files"], a["context"]["threshold"]) for a in got] == [("high", 300, 300.0)]
+
+
+def test_after_a_risky_sign_in_a_smaller_burst_above_the_users_habit_alerts() -> None:
+    login = signin(ALICE, when=at(days=3, minutes=-20), ip=RISKY_IP)
+    burst = downloads(45)
+    got = run_detector(
+        [RiskySigninMarker, ExfilMassFileDownload],
+        [*usual_days(), login, *burst],
+        tenant=TenantConfig(tenant_id=TEST_TENANT),
+        enricher=identity_enricher(),
+        batch_size=40,
+    )
+    alerts = [a.to_dict() for a in got.alerts]
+    # threshold max(40, 10 x usual 3) = 40; high raised one step for the risky sign-in
+    assert [
+        (a["severity"], a["context"]["files"], a["context"]["threshold"], a["context"]["risk"]["record_id"])
+        for a in alerts
+    ] == [("critical", 40, 40.0, login["Id"])]
+    # the same 45 downloads without the risky sign-in stay below the floor of 150
+    assert run([*usual_days(), *burst]) == []

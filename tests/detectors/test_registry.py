@@ -34,3 +34,11 @@ def test_registry_builds_and_routes() -> None:
     reg = default_registry()
     assert {d.meta.id for d in reg.detectors} == {c.meta.id for c in ALL_DETECTORS}
     assert "new-inboxrule" in reg.operations
+
+
+def test_every_category_a_detector_can_raise_joins_an_incident_stage() -> None:
+    from detectors.defender_alert_policy import POLICIES
+    from shared.alerts.incidents import STAGE_OF
+
+    categories = {cls.meta.category for cls in ALL_DETECTORS} | {category for category, _ in POLICIES.values()}
+    assert categories - set(STAGE_OF) == set()
