@@ -24,10 +24,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
-from shared.enrich.access import KNOWN_APPS, access_of
-from shared.records.event import Event, iso
+from shared.enrich.access import access_of
+from shared.records.apps import KNOWN_APPS
+from shared.records.event import Event
 
 API_VIAS = frozenset({"rest", "graph", "ews"})
 FLOOR = 20

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 ANONYMOUS = "anonymouslinkcreated"
 INVITATION = "sharinginvitationcreated"

@@ -22,11 +22,12 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.enrich.access import KNOWN_APPS, access_of
-from shared.records.event import Event, iso
+from shared.enrich.access import access_of
+from shared.records.apps import KNOWN_APPS
+from shared.records.event import Event
 
 FILE_SYNC = "filesyncdownloadedfull"
 MAIL_READ = "mailitemsaccessed"

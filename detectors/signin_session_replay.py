@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import ip_risk, raise_for_risk, risk_context, risk_note
 from shared.detection.signals import mark_risky_signin, recent_risky_signin
-from shared.records.event import Event, iso
+from shared.records.event import Event
 
 SIGNIN_OPS = frozenset({"userloggedin"})
 WORKLOAD_OPS = frozenset(
