@@ -9,6 +9,7 @@ from detectors.app_credential_added import AppCredentialAdded
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defense_audit_disabled import DefenseAuditDisabled
+from detectors.defense_mail_security_tampering import DefenseMailSecurityTampering
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
 from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
@@ -60,6 +61,8 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninPasswordSpray,
     SigninBruteForce,
     SigninMfaFailure,
+    # Detection wave 2, issue #20 items 8-15
+    DefenseMailSecurityTampering,
 )
 
 
