@@ -9,6 +9,7 @@ from detectors.app_credential_added import AppCredentialAdded
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defense_audit_disabled import DefenseAuditDisabled
+from detectors.defense_identity_policy_tampering import DefenseIdentityPolicyTampering
 from detectors.defense_mail_security_tampering import DefenseMailSecurityTampering
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
@@ -23,6 +24,8 @@ from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleFo
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
+from detectors.privilege_pim_role_assignment import PrivilegePimRoleAssignment
+from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
 from detectors.signin_geo_allowlist import SigninGeoAllowlist
@@ -63,6 +66,9 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninMfaFailure,
     # Detection wave 2, issue #20 items 8-15
     DefenseMailSecurityTampering,
+    DefenseIdentityPolicyTampering,
+    PrivilegeRoleGroupMember,
+    PrivilegePimRoleAssignment,
 )
 
 
