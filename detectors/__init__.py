@@ -17,6 +17,7 @@ from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
 from detectors.evasive_mailbox_access_unusual_client import EvasiveMailboxAccessUnusualClient
 from detectors.evasive_public_client_first_use import EvasivePublicClientFirstUse
 from detectors.exchange_application_impersonation import ExchangeApplicationImpersonation
+from detectors.exchange_forwarding_harvest import ExchangeForwardingHarvest
 from detectors.exchange_mailbox_forwarding import ExchangeMailboxForwarding
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
 from detectors.exchange_suspicious_inbox_rule import ExchangeSuspiciousInboxRule
@@ -69,6 +70,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     DefenseIdentityPolicyTampering,
     PrivilegeRoleGroupMember,
     PrivilegePimRoleAssignment,
+    ExchangeForwardingHarvest,
 )
 
 
