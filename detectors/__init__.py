@@ -25,6 +25,7 @@ from detectors.exchange_transport_rule_forwarding import ExchangeTransportRuleFo
 from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
+from detectors.privilege_domain_federation import PrivilegeDomainFederation
 from detectors.privilege_pim_role_assignment import PrivilegePimRoleAssignment
 from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
 from detectors.signin_anonymizer import SigninAnonymizer
@@ -71,6 +72,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     PrivilegeRoleGroupMember,
     PrivilegePimRoleAssignment,
     ExchangeForwardingHarvest,
+    PrivilegeDomainFederation,
 )
 
 
