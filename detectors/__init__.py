@@ -6,6 +6,7 @@ Each entry is one module of this package whose file name equals the detector's i
 from __future__ import annotations
 
 from detectors.app_credential_added import AppCredentialAdded
+from detectors.app_persistence_change import AppPersistenceChange
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defense_audit_disabled import DefenseAuditDisabled
@@ -73,6 +74,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     PrivilegePimRoleAssignment,
     ExchangeForwardingHarvest,
     PrivilegeDomainFederation,
+    AppPersistenceChange,
 )
 
 
