@@ -29,6 +29,7 @@ from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
 from detectors.privilege_domain_federation import PrivilegeDomainFederation
 from detectors.privilege_pim_role_assignment import PrivilegePimRoleAssignment
 from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
+from detectors.signin_adversary_infrastructure import SigninAdversaryInfrastructure
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
 from detectors.signin_geo_allowlist import SigninGeoAllowlist
@@ -75,6 +76,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     ExchangeForwardingHarvest,
     PrivilegeDomainFederation,
     AppPersistenceChange,
+    SigninAdversaryInfrastructure,
 )
 
 
