@@ -27,6 +27,7 @@ from detectors.exfil_mass_file_download import ExfilMassFileDownload
 from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
 from detectors.privilege_domain_federation import PrivilegeDomainFederation
+from detectors.privilege_guest_invitation_burst import PrivilegeGuestInvitationBurst
 from detectors.privilege_pim_role_assignment import PrivilegePimRoleAssignment
 from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
 from detectors.signin_adversary_infrastructure import SigninAdversaryInfrastructure
@@ -39,6 +40,7 @@ from detectors.signin_mfa_failure import SigninMfaFailure
 from detectors.signin_new_location import SigninNewLocation
 from detectors.signin_password_spray import SigninPasswordSpray
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
+from detectors.teams_external_access_opened import TeamsExternalAccessOpened
 from shared.detection.base import Detector, Registry
 
 ALL_DETECTORS: tuple[type[Detector], ...] = (
@@ -77,6 +79,8 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     PrivilegeDomainFederation,
     AppPersistenceChange,
     SigninAdversaryInfrastructure,
+    TeamsExternalAccessOpened,
+    PrivilegeGuestInvitationBurst,
 )
 
 
