@@ -19,7 +19,7 @@ from shared.detection.apps import is_first_party
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import app_target
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event, as_int
 
 CREDENTIAL_OPS = frozenset(
@@ -52,6 +52,7 @@ class AppCredentialAdded(Detector):
         mitre=("T1098.001",),
         dedup_window=timedelta(hours=24),
         operations=CREDENTIAL_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the app in Entra ID > App registrations (or Enterprise applications) > Certificates & secrets "
             "and find the key id from the alert. 2. Ask the app's owners whether they rotated it; check the actor's "

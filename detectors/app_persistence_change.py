@@ -27,7 +27,7 @@ from shared.detection.apps import is_first_party
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import app_target
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 
 ADD_APP = "add application"
@@ -91,6 +91,7 @@ class AppPersistenceChange(Detector):
         mitre=("T1098", "T1098.001", "T1136.003"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({ADD_APP, UPDATE_APP}) | OWNER_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the app in Entra ID > App registrations / Enterprise applications: owners, redirect URIs, "
             "certificates and secrets, API permissions. 2. Ask the app's team whether the change is theirs; check "

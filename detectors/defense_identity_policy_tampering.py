@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 
 CA_DELETE = "delete conditional access policy"
@@ -107,6 +107,7 @@ class DefenseIdentityPolicyTampering(Detector):
         mitre=("T1556.009", "T1562.001", "T1098"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({CA_DELETE, CA_UPDATE, POLICY_UPDATE, SD_DISABLE}) | NAMED_LOCATION_OPS | TAP_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open Entra ID > Conditional Access (policies, named locations) or the user's Authentication methods "
             "and compare with the alert. 2. Ask the identity team whether the change was planned; check the actor's "

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import is_system_account
 
@@ -99,6 +99,7 @@ class DefenseMailSecurityTampering(Detector):
         | frozenset(SETTINGS_OFF)
         | {DKIM_OP, CONNECTOR_OP}
         | TRANSPORT_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.GENERAL, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the named policy, rule, connector or transport rule in the Defender portal or with the matching "
             "Get- cmdlet (Get-AntiPhishRule, Get-TransportRule '<name>' | Format-List SetSCL,SetHeaderName,Conditions). "

@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.enrich.access import KNOWN_APPS, AccessMethod, access_of
 from shared.records.event import Event
 
@@ -52,6 +52,7 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         mitre=("T1114.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"mailitemsaccessed"}),
+        needs=(Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Identify the app: look up the AppId in Entra ID > Enterprise applications (or Microsoft's first-party "
             "list) and who consented to it. 2. Check the user's sign-ins just before for the same IP, VPN, hosting or "

@@ -22,7 +22,7 @@ from typing import Any
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import INBOX_RULE_OPS, addresses, inbox_rule_from_event, is_empty_value, is_system_account
 
@@ -64,6 +64,7 @@ class ExchangeForwardingHarvest(Detector):
         mitre=("T1114.003",),
         dedup_window=timedelta(days=14),
         operations=INBOX_RULE_OPS | {SET_MAILBOX},
+        needs=(Need.EXCHANGE_ADMIN, Need.MAILBOX_AUDIT, Need.TENANT_CONFIG, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the mailboxes in the alert and check each one's rules and forwarding (Get-InboxRule -Mailbox <m> "
             "-IncludeHidden; Get-Mailbox <m> | Format-List ForwardingSmtpAddress,ForwardingAddress). 2. Treat every "

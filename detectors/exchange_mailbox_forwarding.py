@@ -17,7 +17,7 @@ from typing import Any
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import addresses, is_empty_value, is_system_account
 
@@ -40,6 +40,7 @@ class ExchangeMailboxForwarding(Detector):
         mitre=("T1114.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"set-mailbox"}) | CONTACT_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.TENANT_CONFIG, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Confirm the forwarding on the mailbox: Get-Mailbox <mailbox> | Format-List "
             "ForwardingSmtpAddress,ForwardingAddress,DeliverToMailboxAndForward. 2. Ask the mailbox owner and the "

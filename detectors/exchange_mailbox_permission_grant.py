@@ -18,7 +18,7 @@ from datetime import timedelta
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import is_system_account
 
@@ -45,6 +45,7 @@ class ExchangeMailboxPermissionGrant(Detector):
         mitre=("T1098.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"add-mailboxpermission", "add-recipientpermission"}) | FOLDER_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the mailbox's delegates: Get-MailboxPermission <mailbox> | ? {$_.IsInherited -eq $false}; "
             "Get-RecipientPermission <mailbox>; Get-MailboxFolderPermission <mailbox>:\\Inbox. 2. Confirm with the "

@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 
 ADD_OPS = frozenset({"add domain to company", "add unverified domain"})
@@ -69,6 +69,7 @@ class PrivilegeDomainFederation(Detector):
         mitre=("T1484.002", "T1556.007"),
         dedup_window=timedelta(days=7),
         operations=ADD_OPS | VERIFY_OPS | {AUTH_OP, FEDERATION_OP},
+        needs=(Need.DIRECTORY, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Check the domain in Entra ID > Custom domain names and its federation settings "
             "(Get-MgDomainFederationConfiguration -DomainId <domain>): issuer URI, signing certificate, "

@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 
 INVITE_OP = "invite external user"
@@ -54,6 +54,7 @@ class PrivilegeGuestInvitationBurst(Detector):
         mitre=("T1136.003", "T1098"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({INVITE_OP, ADD_USER_OP}),
+        needs=(Need.DIRECTORY, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the guests the account invited (Entra ID > Users, filter User type = Guest, sort by creation "
             "time; or the audit log for 'Invite external user' by the inviter). 2. Ask the inviter and their manager "

@@ -22,7 +22,7 @@ from datetime import timedelta
 from detectors.privilege_admin_role_grant import ADMIN_ROLES, ROLE_TEMPLATES, TAKEOVER_ROLES
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 
 ELIGIBLE_OPS = frozenset(
@@ -85,6 +85,7 @@ class PrivilegePimRoleAssignment(Detector):
         mitre=("T1098.003",),
         dedup_window=timedelta(hours=24),
         operations=ELIGIBLE_OPS | ACTIVE_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open Entra ID > Privileged Identity Management > Microsoft Entra roles > Assignments and find the "
             "member's eligible and active assignments. 2. Check for an approved request or change ticket and who "

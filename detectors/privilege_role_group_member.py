@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import is_empty_value, is_system_account
 
@@ -65,6 +65,7 @@ class PrivilegeRoleGroupMember(Detector):
         mitre=("T1098.003",),
         dedup_window=timedelta(hours=24),
         operations=OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the group's members: Get-RoleGroupMember 'Organization Management'. 2. Check for a change "
             "ticket; check the actor's sign-ins just before (VPN, hosting, new country). 3. If not approved: remove "

@@ -19,7 +19,7 @@ from shared.detection.adversary_infra import adversary_asn
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import OP_SIGNIN_SUCCESS, is_successful_signin, signin_context
 from shared.detection.helpers import risk_context
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import RISK_MEMORY_S, RISK_SECTION, mark_risky_signin
 from shared.records.event import Event
 
@@ -45,6 +45,7 @@ class SigninAdversaryInfrastructure(Detector):
         mitre=("T1078.004", "T1583.003"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
         runbook=(
             "1. Read the alert's provider and source: the network is documented as bulletproof or sanctioned "
             "hosting. 2. Treat the session as an attacker's unless the user can show otherwise: revoke sessions, "

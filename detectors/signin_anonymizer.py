@@ -23,7 +23,7 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import ANONYMIZER_LABELS, anonymizer_kind
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
@@ -52,6 +52,7 @@ class SigninAnonymizer(Detector):
         mitre=("T1078.004", "T1090.003"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band, not by mail) whether they use this VPN or proxy; a Tor or residential proxy "
             "sign-in is almost never the user. 2. List the user's sign-ins of the last 7 days: a new country, ASN, "

@@ -29,7 +29,7 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso
@@ -63,6 +63,7 @@ class SigninBruteForce(Detector):
         mitre=("T1110.001",),
         dedup_window=timedelta(hours=1),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Look at the failing addresses and user agents: one known device retrying an old password (a phone "
             "mail app after a password change) is benign; fix the device. 2. Unknown addresses, Tor, hosting or "

@@ -29,7 +29,7 @@ from shared.detection.baseline import (
 )
 from shared.detection.config import TenantConfig
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
@@ -65,6 +65,7 @@ class SigninGeoAllowlist(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band) whether they are in that country. 2. If travelling: add a travel exception "
             "for the user, country and end date. 3. If not: revoke sessions, reset the password, review MFA methods "

@@ -26,7 +26,7 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting, network_key
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
@@ -49,6 +49,7 @@ class SigninHostingProvider(Detector):
         mitre=("T1078.004", "T1583.003"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Look up the address and ASN (whois, the cloud provider's ranges): a VPS provider is not where people "
             "work. 2. Compare the user agent and application with the user's usual ones; python-requests, axios, "

@@ -42,7 +42,7 @@ from shared.detection.geo import (
     speed_kmh,
     unreliable_location,
 )
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso
@@ -155,6 +155,7 @@ class SigninImpossibleTravel(Detector):
         mitre=("T1078.004", "T1550.004"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Compare the two sign-ins in the alert: which one matches the user's usual country, device, browser "
             "and application? The other is the suspect. 2. Check the suspect address for VPN, hosting or proxy use "

@@ -39,7 +39,7 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso
@@ -65,6 +65,7 @@ class SigninMfaFailure(Detector):
         mitre=("T1078.004", "T1621"),
         dedup_window=timedelta(days=7),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band) whether they made the attempt: a mistyped code on their own device is "
             "benign. 2. If not: the password is compromised; reset it now, revoke sessions, and check the MFA "

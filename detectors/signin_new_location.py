@@ -29,7 +29,7 @@ from shared.detection.baseline import (
     travel_countries,
 )
 from shared.detection.geo import ANONYMIZER_LABELS, anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
@@ -49,6 +49,7 @@ class SigninNewLocation(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(days=7),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user whether they are travelling (out of band). 2. Check the address: an anonymiser or a "
             "hosting provider in the new country makes takeover likely. 3. Compare device, browser and application "

@@ -40,7 +40,7 @@ from shared.detection.baseline import (
     user_hash,
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event, iso
@@ -117,6 +117,7 @@ class SigninPasswordSpray(Detector):
         mitre=("T1110.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Block the source address or range with a Conditional Access named location (or at the edge). "
             "2. List every sign-in from the source in the alert window: any success or MFA prompt (50074/50076) "

@@ -37,7 +37,7 @@ from shared.detection.baseline import (
     signin_context,
 )
 from shared.detection.geo import network_key
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.signals import mark_risky_signin
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
@@ -63,6 +63,7 @@ class SigninUnfamiliarFingerprint(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Read the alert's new attributes against the user's known ones (context new_attributes and known). "
             "2. Ask the user whether they signed in from that device and place (out of band). 3. Look for concurrent "

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
-from shared.detection.model import Category, DetectorMeta, Finding, Severity
+from shared.detection.model import Category, DetectorMeta, Finding, Need, Severity
 from shared.records.event import Event
 from shared.records.exchange import is_empty_value
 
@@ -48,6 +48,7 @@ class TeamsExternalAccessOpened(Detector):
         mitre=("T1562", "T1199"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({FEDERATION_OP, CLIENT_OP}),
+        needs=(Need.GENERAL, Need.RISKY_SIGNIN),
         runbook=(
             "1. Check the settings: Get-CsTenantFederationConfiguration | Format-List AllowFederatedUsers,"
             "AllowedDomains,AllowTeamsConsumer,AllowPublicUsers; Get-CsTeamsClientConfiguration | Format-List "
