@@ -5,7 +5,7 @@ Read from Entra directory records (credentials are ``app_credential_added``'s):
 * "Add application." — a new app registration: low on its own (developers do this every day);
 * "Add owner to application." / "Add owner to service principal." — an owner can add secrets and change the
   app whenever they like: medium; high when the app is a Microsoft first-party one;
-* "Update application." whose ``ModifiedProperties.AppAddress`` gains a reply (redirect) URI: medium (tokens
+* "Update application." (or "Update service principal.") whose ``ModifiedProperties.AppAddress`` gains a reply (redirect) URI: medium (tokens
   and codes for the app's users are sent there); high for a plain-http address that is not localhost, or an
   address by IP; low when every new address is localhost (a developer's own machine).
 
@@ -33,6 +33,7 @@ from shared.records.event import Event
 ADD_APP = "add application"
 OWNER_OPS = frozenset({"add owner to application", "add owner to service principal"})
 UPDATE_APP = "update application"
+UPDATE_SP = "update service principal"
 _ADDRESS = re.compile(r'"Address"\s*:\s*"([^"]{1,2048})"', re.I)
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -90,7 +91,7 @@ class AppPersistenceChange(Detector):
         severity=Severity.MEDIUM,
         mitre=("T1098", "T1098.001", "T1136.003"),
         dedup_window=timedelta(hours=24),
-        operations=frozenset({ADD_APP, UPDATE_APP}) | OWNER_OPS,
+        operations=frozenset({ADD_APP, UPDATE_APP, UPDATE_SP}) | OWNER_OPS,
         needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the app in Entra ID > App registrations / Enterprise applications: owners, redirect URIs, "

@@ -74,9 +74,11 @@ def addresses(*uris: str) -> str:
     ).decode()
 
 
-def reply_urls(old: list[str], new: list[str], *, actor: str = ADMIN, when: str | None = None) -> dict[str, Any]:
+def reply_urls(
+    old: list[str], new: list[str], *, actor: str = ADMIN, when: str | None = None, op: str = "Update application."
+) -> dict[str, Any]:
     return directory_record(
-        "Update application.",
+        op,
         actor,
         when=when,
         object_id=APP_OBJ,
@@ -179,6 +181,18 @@ def test_a_new_app_registered_from_a_risky_session_is_high() -> None:
             APP_ID,
             {"added_uris": ["http://45.140.13.7/cb"]},
             id="redirect-uri-by-ip-over-http",
+        ),
+        pytest.param(
+            reply_urls(
+                ["https://payroll.contoso.com/auth"], ["https://evil.example/cb"], op="Update service principal."
+            ),
+            "medium",
+            f"{ADMIN} added redirect URI https://evil.example/cb to 'Payroll Sync'",
+            "redirect_uri_added",
+            "Payroll Sync",
+            APP_ID,
+            {"added_uris": ["https://evil.example/cb"]},
+            id="service-principal-reply-url",
         ),
     ],
 )
