@@ -32,14 +32,20 @@ class DocsError(ValueError):
     """README.md lacks the markers of the generated section."""
 
 
+def _text(text: str) -> str:
+    """Metadata prose as one Markdown line: whitespace collapsed, ``<``/``>``/``&`` escaped (runbooks name
+    placeholders such as ``<mailbox>`` that a renderer would take for HTML tags)."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    return _text(text).replace("|", "\\|")
 
 
 def _window(w: timedelta) -> str:
     s = int(w.total_seconds())
-    if s % 86400 == 0:
+    if s % 86400 == 0 and s >= 2 * 86400:
         return f"{s // 86400} d"
     if s % 3600 == 0:
         return f"{s // 3600} h"
@@ -89,25 +95,25 @@ def render_catalogue(metas: Sequence[DetectorMeta]) -> str:
         out += [
             f'<a id="{m.id}"></a>',
             "",
-            f"## {m.title}",
+            f"## {_text(m.title)}",
             "",
             f"`{m.id}` · {m.category.value} · **{m.severity.value}** · "
             + ", ".join(_mitre_link(t) for t in m.mitre)
             + f" · dedup window {_window(m.dedup_window)}",
             "",
-            " ".join(m.description.split()),
+            _text(m.description),
             "",
             "**Reads:** " + ", ".join(f"`{op}`" for op in sorted(m.operations)),
             "",
             "**Needs:**",
             "",
-            *(f"- `{n.value}`: {n.description}" for n in m.needs),
+            *(f"- `{n.value}`: {_text(n.description)}" for n in m.needs),
             "",
             "**False positives:**",
             "",
-            *(f"- {' '.join(fp.split())}" for fp in m.false_positives),
+            *(f"- {_text(fp)}" for fp in m.false_positives),
             "",
-            "**Runbook:** " + " ".join(m.runbook.split()),
+            "**Runbook:** " + _text(m.runbook),
             "",
             f"**Reference:** <{m.reference}>",
             "",

@@ -11,7 +11,16 @@ import pytest
 
 from detectors import ALL_DETECTORS
 from shared.tools import detector_docs
-from shared.tools.detector_docs import END, START, DocsError, expected_files, main, render_catalogue, replace_section
+from shared.tools.detector_docs import (
+    END,
+    START,
+    DocsError,
+    _text,
+    expected_files,
+    main,
+    render_catalogue,
+    replace_section,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 METAS = [cls.meta for cls in ALL_DETECTORS]
@@ -29,11 +38,19 @@ def test_every_detector_has_a_section_with_its_facts() -> None:
     text = render_catalogue(METAS)
     for m in METAS:
         assert f'<a id="{m.id}"></a>' in text
-        assert f"## {m.title}" in text
+        assert f"## {_text(m.title)}" in text
+        assert "**Runbook:** " + _text(m.runbook) in text
         for fp in m.false_positives:
-            assert " ".join(fp.split()) in text
+            assert f"- {_text(fp)}" in text
         for need in m.needs:
-            assert f"- `{need.value}`: {need.description}" in text
+            assert f"- `{need.value}`: {_text(need.description)}" in text
+
+
+def test_placeholders_in_runbooks_are_escaped_not_swallowed_as_html() -> None:
+    assert (
+        _text("Get-Mailbox <mailbox>  | Format-List\n a & b") == "Get-Mailbox &lt;mailbox&gt; | Format-List a &amp; b"
+    )
+    assert "Get-TransportRule '&lt;name&gt;'" in render_catalogue(METAS)
 
 
 def test_check_mode_reports_a_stale_readme_and_leaves_it(tmp_path: Path) -> None:
