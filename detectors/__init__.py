@@ -6,18 +6,22 @@ Each entry is one module of this package whose file name equals the detector's i
 from __future__ import annotations
 
 from detectors.app_credential_added import AppCredentialAdded
+from detectors.app_persistence_change import AppPersistenceChange
 from detectors.app_privileged_role_assignment import AppPrivilegedRoleAssignment
 from detectors.app_risky_consent import AppRiskyConsent
 from detectors.defender_alert_policy import DefenderAlertPolicy
 from detectors.defense_audit_disabled import DefenseAuditDisabled
 from detectors.defense_device_registration import DefenseDeviceRegistration
+from detectors.defense_identity_policy_tampering import DefenseIdentityPolicyTampering
 from detectors.defense_mail_deletion import DefenseMailDeletion
+from detectors.defense_mail_security_tampering import DefenseMailSecurityTampering
 from detectors.defense_mfa_method_change import DefenseMfaMethodChange
 from detectors.evasive_attack_tool_user_agent import EvasiveAttackToolUserAgent
 from detectors.evasive_legacy_or_ropc_signin import EvasiveLegacyOrRopcSignin
 from detectors.evasive_mailbox_access_unusual_client import EvasiveMailboxAccessUnusualClient
 from detectors.evasive_public_client_first_use import EvasivePublicClientFirstUse
 from detectors.exchange_application_impersonation import ExchangeApplicationImpersonation
+from detectors.exchange_forwarding_harvest import ExchangeForwardingHarvest
 from detectors.exchange_mail_protocol_enabled import ExchangeMailProtocolEnabled
 from detectors.exchange_mailbox_forwarding import ExchangeMailboxForwarding
 from detectors.exchange_mailbox_permission_grant import ExchangeMailboxPermissionGrant
@@ -30,6 +34,11 @@ from detectors.exfil_mass_mail_access import ExfilMassMailAccess
 from detectors.exfil_sharing_burst import ExfilSharingBurst
 from detectors.exfil_sync_new_client import ExfilSyncNewClient
 from detectors.privilege_admin_role_grant import PrivilegeAdminRoleGrant
+from detectors.privilege_domain_federation import PrivilegeDomainFederation
+from detectors.privilege_guest_invitation_burst import PrivilegeGuestInvitationBurst
+from detectors.privilege_pim_role_assignment import PrivilegePimRoleAssignment
+from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
+from detectors.signin_adversary_infrastructure import SigninAdversaryInfrastructure
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
 from detectors.signin_geo_allowlist import SigninGeoAllowlist
@@ -40,6 +49,7 @@ from detectors.signin_new_location import SigninNewLocation
 from detectors.signin_password_spray import SigninPasswordSpray
 from detectors.signin_session_replay import SigninSessionReplay
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
+from detectors.teams_external_access_opened import TeamsExternalAccessOpened
 from shared.detection.base import Detector, Registry
 
 ALL_DETECTORS: tuple[type[Detector], ...] = (
@@ -79,6 +89,17 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     ExchangeMailProtocolEnabled,
     DefenseMailDeletion,
     DefenderAlertPolicy,
+    # Detection wave 2, issue #20 items 8-15
+    DefenseMailSecurityTampering,
+    DefenseIdentityPolicyTampering,
+    PrivilegeRoleGroupMember,
+    PrivilegePimRoleAssignment,
+    ExchangeForwardingHarvest,
+    PrivilegeDomainFederation,
+    AppPersistenceChange,
+    SigninAdversaryInfrastructure,
+    TeamsExternalAccessOpened,
+    PrivilegeGuestInvitationBurst,
 )
 
 

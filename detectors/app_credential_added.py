@@ -4,7 +4,9 @@
 carry the key list before and after in ``ModifiedProperties.KeyDescription``
 (``[KeyIdentifier=…, KeyType=Password, KeyUsage=Verify, DisplayName=…]``). Only additions alert;
 a removal or rotation that leaves no new key does not. A credential added by a service principal
-(an app acting on another app, Midnight Blizzard style) or after a risky sign-in is raised.
+(an app acting on another app, Midnight Blizzard style) or after a risky sign-in is raised. A credential on
+the tenant's service principal of a Microsoft first-party application (Microsoft Graph, Exchange Online...,
+see shared.detection.apps) is critical: nobody in the tenant needs a key to Microsoft's own apps.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.detection.apps import is_first_party
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import app_target
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
@@ -49,6 +52,7 @@ class AppCredentialAdded(Detector):
         mitre=("T1098.001",),
         dedup_window=timedelta(hours=24),
         operations=CREDENTIAL_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the app in Entra ID > App registrations (or Enterprise applications) > Certificates & secrets "
             "and find the key id from the alert. 2. Ask the app's owners whether they rotated it; check the actor's "
@@ -72,13 +76,16 @@ class AppCredentialAdded(Detector):
         user_type = as_int(event.record.UserType)
         by_app = user_type in (5, 6) or any((a.ID or "").lower().startswith("serviceprincipal") for a in event.actors)
         risk = risk_of(ctx, event)
+        first_party = is_first_party(target.app_id)
         severity = Severity.HIGH if by_app else Severity.MEDIUM
-        severity = raise_for_risk(severity, risk)
+        severity = Severity.CRITICAL if first_party else raise_for_risk(severity, risk)
         name = target.display_name or target.app_id or target.service_principal_id or "an application"
         kinds = sorted({t for t, _ in added.values()}) or ["unknown"]
         summary = f"{actor_display(event)} added a {'/'.join(kinds)} credential to {name!r}"
         if by_app:
             summary += " (the actor is an application)"
+        if first_party:
+            summary += ", a Microsoft first-party application"
         return (
             self.finding(
                 event,
@@ -92,6 +99,7 @@ class AppCredentialAdded(Detector):
                     "operation": event.record.Operation,
                     "added_keys": [{"key_id": k, "type": t, "display_name": d or None} for k, (t, d) in added.items()],
                     "actor_is_application": by_app,
+                    "first_party_app": first_party,
                     "risk": risk_context(risk),
                 },
             ),

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import app_target, scope_risk
 from shared.detection.helpers import actor_display, raise_for_risk, risk_context, risk_note, risk_of
@@ -56,6 +56,7 @@ class AppPrivilegedRoleAssignment(Detector):
         mitre=("T1098.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({APP_ROLE_OP, DELEGATED_OP}),
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open Entra ID > Enterprise applications > the app > Permissions and confirm the granted permission and "
             "who granted it. 2. Check whether the app is a known, verified integration and whether the actor signed "

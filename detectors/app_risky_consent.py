@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.consent import CONSENT_OP, consent_from_event, scope_risk
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
@@ -35,6 +35,7 @@ class AppRiskyConsent(Detector):
         mitre=("T1528", "T1550.001"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({CONSENT_OP}),
+        needs=(Need.DIRECTORY, Need.ROGUE_APPS, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open Entra ID > Enterprise applications > the app in the alert: publisher, verified status, reply "
             "URLs, and Permissions (user and admin consent). 2. Ask the user whether they meant to connect it; check "

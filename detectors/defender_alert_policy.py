@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note
 from shared.detection.signals import recent_risky_signin
@@ -70,6 +70,7 @@ class DefenderAlertPolicy(Detector):
         severity=Severity.MEDIUM,
         mitre=("T1078.004", "T1114.003", "T1534"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.GENERAL, Need.RISKY_SIGNIN),
         operations=RELAYED_OPS,
         runbook=(
             "1. Open the alert in the Microsoft Defender portal (Alerts, search the alert id) and read its evidence. "

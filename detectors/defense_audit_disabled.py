@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event
@@ -38,6 +38,7 @@ class DefenseAuditDisabled(Detector):
         operations=frozenset(
             {"set-adminauditlogconfig", "set-organizationconfig", "set-mailbox", "set-mailboxauditbypassassociation"}
         ),
+        needs=(Need.EXCHANGE_ADMIN, Need.RISKY_SIGNIN),
         runbook=(
             "1. Re-enable at once: Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true, "
             "Set-OrganizationConfig -AuditDisabled $false, Set-Mailbox <m> -AuditEnabled $true, or "

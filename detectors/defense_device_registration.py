@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event, as_int
@@ -92,6 +92,7 @@ class DefenseDeviceRegistration(Detector):
         severity=Severity.LOW,
         mitre=("T1098.005",),
         dedup_window=timedelta(hours=24),
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         operations=REGISTER_OPS | OWNER_OPS,
         runbook=(
             "1. Open the device in Entra ID > Devices (name, OS, trust type, registration time) and compare it with the "

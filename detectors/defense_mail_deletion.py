@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
@@ -57,6 +57,7 @@ class DefenseMailDeletion(Detector):
         severity=Severity.LOW,
         mitre=("T1070.008",),
         dedup_window=timedelta(hours=24),
+        needs=(Need.MAILBOX_AUDIT, Need.RISKY_SIGNIN),
         operations=DELETE_OPS,
         runbook=(
             "1. List the user's HardDelete/SoftDelete/MoveToDeletedItems records of the period: subjects, folders, "

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event
@@ -134,6 +134,7 @@ class DefenseMfaMethodChange(Detector):
         mitre=("T1556.006", "T1098.005"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({UPDATE_USER}) | ADDED_OPS | REMOVED_OPS | DISABLE_OPS,
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Open the user's Authentication methods in Entra ID and compare with the change (device name, phone "
             "number). 2. Call the user on a known number: did they just set up a new phone? 3. If not: delete the "

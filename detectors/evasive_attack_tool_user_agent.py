@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import AccessMethod, access_of
@@ -68,6 +68,7 @@ class EvasiveAttackToolUserAgent(Detector):
         mitre=("T1087.004", "T1110.003", "T1078.004"),
         dedup_window=timedelta(hours=24),
         operations=SIGNIN_OPS | {"mailitemsaccessed", "filedownloaded"},
+        needs=(Need.SIGNINS, Need.MAILBOX_AUDIT, Need.SHAREPOINT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Read the user agent and IP in the alert; an attack tool's agent on a successful sign-in means the "
             "account is in an attacker's hands. 2. Check the user's other activity from the same IP in the hour "

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
@@ -40,6 +40,7 @@ class EvasiveLegacyOrRopcSignin(Detector):
         mitre=("T1078.004", "T1528"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"userloggedin"}),
+        needs=(Need.SIGNINS, Need.USER_HISTORY, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
         runbook=(
             "1. Identify the client: the app id and user agent in the alert (BAV2ROPC is a password grant; a "
             "device-code sign-in is a code the user typed at microsoft.com/devicelogin). 2. Ask the user whether they "

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import AccessMethod, access_of
@@ -53,6 +53,7 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         mitre=("T1114.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"mailitemsaccessed"}),
+        needs=(Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Identify the app: look up the AppId in Entra ID > Enterprise applications (or Microsoft's first-party "
             "list) and who consented to it. 2. Check the user's sign-ins just before for the same IP, VPN, hosting or "

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
@@ -39,6 +39,7 @@ class EvasivePublicClientFirstUse(Detector):
         mitre=("T1078.004", "T1059.009"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"userloggedin"}),
+        needs=(Need.SIGNINS, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Ask the user (by phone, not email) whether they ran this tool; developers and admins do, most users "
             "never. 2. Look at the sign-in's IP and the user's other sign-ins that hour: a VPN, hosting provider or "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event
@@ -32,6 +32,7 @@ class ExchangeApplicationImpersonation(Detector):
         mitre=("T1098.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"new-managementroleassignment"}),
+        needs=(Need.EXCHANGE_ADMIN, Need.RISKY_SIGNIN),
         runbook=(
             "1. List impersonation holders: Get-ManagementRoleAssignment -Role ApplicationImpersonation "
             "-GetEffectiveUsers. 2. Ask the Exchange admins whether a migration or archiving tool needs it "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event, as_bool
@@ -39,6 +39,7 @@ class ExchangeMailProtocolEnabled(Detector):
         severity=Severity.LOW,
         mitre=("T1114.002", "T1098"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.EXCHANGE_ADMIN, Need.RISKY_SIGNIN),
         operations=frozenset({SET_CAS}),
         runbook=(
             "1. Check the mailbox's protocols: Get-CASMailbox <mailbox> | fl PopEnabled,ImapEnabled,EwsEnabled,"

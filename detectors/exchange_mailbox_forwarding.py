@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
@@ -40,6 +40,7 @@ class ExchangeMailboxForwarding(Detector):
         mitre=("T1114.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"set-mailbox"}) | CONTACT_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.TENANT_CONFIG, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Confirm the forwarding on the mailbox: Get-Mailbox <mailbox> | Format-List "
             "ForwardingSmtpAddress,ForwardingAddress,DeliverToMailboxAndForward. 2. Ask the mailbox owner and the "

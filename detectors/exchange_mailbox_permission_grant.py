@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
@@ -53,6 +53,7 @@ class ExchangeMailboxPermissionGrant(Detector):
         mitre=("T1098.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"add-mailboxpermission", "add-recipientpermission", SET_MAILBOX}) | FOLDER_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the mailbox's delegates: Get-MailboxPermission <mailbox> | ? {$_.IsInherited -eq $false}; "
             "Get-RecipientPermission <mailbox>; Get-MailboxFolderPermission <mailbox>:\\Inbox. 2. Confirm with the "

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import risk_context, risk_of
 from shared.detection.inbox_rules import home_domains_of, owner_names, score_rule
@@ -54,6 +54,7 @@ class ExchangeSuspiciousInboxRule(Detector):
         mitre=("T1564.008", "T1114.003"),
         dedup_window=timedelta(hours=24),
         operations=INBOX_RULE_OPS,
+        needs=(Need.EXCHANGE_ADMIN, Need.MAILBOX_AUDIT, Need.TENANT_CONFIG, Need.RISKY_SIGNIN, Need.USER_HISTORY),
         runbook=(
             "1. Open the mailbox's rules (Get-InboxRule -Mailbox <user> -IncludeHidden) and compare with the "
             "alert's rule. 2. Check the user's sign-ins in the hour before the rule was made: VPN, hosting or new "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.detection.inbox_rules import home_domains_of, is_internal_recipient
@@ -55,6 +55,7 @@ class ExchangeTransportRuleForwarding(Detector):
         mitre=("T1114.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"new-transportrule", "set-transportrule"}),
+        needs=(Need.EXCHANGE_ADMIN, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
         runbook=(
             "1. Inspect the rule: Get-TransportRule '<name>' | Format-List Name,State,Mode,Priority,Conditions,"
             "BlindCopyTo,RedirectMessageTo,AddToRecipients,CopyTo. 2. Ask the Exchange admins whether it is a "

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.enrich.access import access_of
 from shared.records.apps import KNOWN_APPS
@@ -59,6 +59,7 @@ class ExfilAppMailboxSweep(Detector):
         severity=Severity.HIGH,
         mitre=("T1114.002", "T1098.003"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.MAILBOX_AUDIT, Need.TENANT_HISTORY),
         operations=frozenset({"mailitemsaccessed"}),
         runbook=(
             "1. Identify the application (AppId in Entra ID > Enterprise applications): owner, who consented, its "

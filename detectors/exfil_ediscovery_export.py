@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.records.event import Event
@@ -57,6 +57,7 @@ class ExfilEdiscoveryExport(Detector):
         severity=Severity.MEDIUM,
         mitre=("T1114.002", "T1530"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.GENERAL, Need.EXCHANGE_ADMIN, Need.RISKY_SIGNIN),
         operations=frozenset({NEW_SEARCH, SEARCH_ACTION, MAILBOX_EXPORT, SEARCH_MAILBOX}) | EXPORTED,
         runbook=(
             "1. Confirm with the legal or compliance team that an eDiscovery case or export was requested (case name, "

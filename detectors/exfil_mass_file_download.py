@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
@@ -38,6 +38,7 @@ class ExfilMassFileDownload(Detector):
         mitre=("T1530", "T1213.002"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"filedownloaded"}),
+        needs=(Need.SHAREPOINT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. List the user's FileDownloaded records of that hour: sites, file names, user agent and IP. 2. A script "
             "user agent, an unusual IP or a site the user rarely opens means exfiltration: revoke sessions, reset the "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
@@ -40,6 +40,7 @@ class ExfilMassMailAccess(Detector):
         mitre=("T1114.002",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"mailitemsaccessed"}),
+        needs=(Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Group the user's MailItemsAccessed records of that hour by ClientInfoString, AppId, SessionId and "
             "ClientIPAddress to find the client that read. 2. A Graph/EWS client, an unknown app or an unusual IP "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.burst import add_volume
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
@@ -52,6 +52,7 @@ class ExfilSharingBurst(Detector):
         severity=Severity.MEDIUM,
         mitre=("T1567", "T1213.002"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.SHAREPOINT, Need.TENANT_CONFIG, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         operations=frozenset({ANONYMOUS, INVITATION}),
         runbook=(
             "1. List the user's AnonymousLinkCreated and SharingInvitationCreated records of that hour: files, link "

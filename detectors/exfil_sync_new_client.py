@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
@@ -83,6 +83,7 @@ class ExfilSyncNewClient(Detector):
         severity=Severity.LOW,
         mitre=("T1530", "T1114.002", "T1213.002"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.SHAREPOINT, Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         operations=frozenset({FILE_SYNC, MAIL_READ}),
         runbook=(
             "1. Identify the client: the MachineId (Entra ID > Devices, Intune) or the mail application id and its "

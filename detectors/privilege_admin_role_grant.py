@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import actor_display, risk_context, risk_note, risk_of
 from shared.records.event import Event, as_int
@@ -89,6 +89,7 @@ class PrivilegeAdminRoleGrant(Detector):
         mitre=("T1098.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({"add member to role"}),
+        needs=(Need.DIRECTORY, Need.RISKY_SIGNIN),
         runbook=(
             "1. Confirm the assignment in Entra ID > Roles and administrators > the role > Assignments. 2. Check for a "
             "change ticket or PIM request; a direct permanent assignment outside PIM is itself unusual. 3. Check the "

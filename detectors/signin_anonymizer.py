@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     DAY_S,
@@ -52,6 +52,7 @@ class SigninAnonymizer(Detector):
         mitre=("T1078.004", "T1090.003"),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band, not by mail) whether they use this VPN or proxy; a Tor or residential proxy "
             "sign-in is almost never the user. 2. List the user's sign-ins of the last 7 days: a new country, ASN, "

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     BRUTE_FORCE_FAILURES,
@@ -63,6 +63,7 @@ class SigninBruteForce(Detector):
         mitre=("T1110.001",),
         dedup_window=timedelta(hours=1),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Look at the failing addresses and user agents: one known device retrying an old password (a phone "
             "mail app after a password change) is benign; fix the device. 2. Unknown addresses, Tor, hosting or "

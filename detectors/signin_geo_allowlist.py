@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -65,6 +65,7 @@ class SigninGeoAllowlist(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band) whether they are in that country. 2. If travelling: add a travel exception "
             "for the user, country and end date. 3. If not: revoke sessions, reset the password, review MFA methods "

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from detectors.signin_password_spray import spray_source_of
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     ERR_CA_BLOCKED,
@@ -65,6 +65,7 @@ class SigninMfaFailure(Detector):
         mitre=("T1078.004", "T1621"),
         dedup_window=timedelta(days=7),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user (out of band) whether they made the attempt: a mistyped code on their own device is "
             "benign. 2. If not: the password is compromised; reset it now, revoke sessions, and check the MFA "

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -49,6 +49,7 @@ class SigninNewLocation(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(days=7),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Ask the user whether they are travelling (out of band). 2. Check the address: an anonymiser or a "
             "hosting provider in the new country makes takeover likely. 3. Compare device, browser and application "

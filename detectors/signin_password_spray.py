@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_FAILED,
@@ -117,6 +117,7 @@ class SigninPasswordSpray(Detector):
         mitre=("T1110.003",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_FAILED, OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Block the source address or range with a Conditional Access named location (or at the edge). "
             "2. List every sign-in from the source in the alert window: any success or MFA prompt (50074/50076) "

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import ip_risk, raise_for_risk, risk_context, risk_note
 from shared.detection.signals import mark_risky_signin, recent_risky_signin
@@ -80,6 +80,7 @@ class SigninSessionReplay(Detector):
         severity=Severity.HIGH,
         mitre=("T1550.004", "T1557", "T1539"),
         dedup_window=timedelta(hours=24),
+        needs=(Need.SIGNINS, Need.MAILBOX_AUDIT, Need.IP_CONTEXT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         operations=SIGNIN_OPS | WORKLOAD_OPS,
         runbook=(
             "1. Compare the two networks in the alert (first use and reuse): ASN, country, user agent; ask the user "

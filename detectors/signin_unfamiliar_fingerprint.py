@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -63,6 +63,7 @@ class SigninUnfamiliarFingerprint(Detector):
         mitre=("T1078.004",),
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
+        needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
         runbook=(
             "1. Read the alert's new attributes against the user's known ones (context new_attributes and known). "
             "2. Ask the user whether they signed in from that device and place (out of band). 3. Look for concurrent "

@@ -52,6 +52,47 @@ class Category(StrEnum):
     INTEGRATION_HEALTH = "integration_health"
 
 
+class Need(StrEnum):
+    """What a detector needs to see or know: audit content, enrichment, configuration, state.
+
+    Documented for each detector in ``docs/detectors.md`` (generated from the metadata), so an operator knows
+    which Management Activity API content types to subscribe to and what to configure.
+    """
+
+    SIGNINS = "signins"
+    DIRECTORY = "directory"
+    EXCHANGE_ADMIN = "exchange_admin"
+    MAILBOX_AUDIT = "mailbox_audit"
+    SHAREPOINT = "sharepoint"
+    GENERAL = "general"
+    IP_CONTEXT = "ip_context"
+    USER_HISTORY = "user_history"
+    TENANT_HISTORY = "tenant_history"
+    TENANT_CONFIG = "tenant_config"
+    RISKY_SIGNIN = "risky_signin"
+    ROGUE_APPS = "rogue_apps"
+
+    @property
+    def description(self) -> str:
+        return _NEED_TEXT[self]
+
+
+_NEED_TEXT = {
+    Need.SIGNINS: "Entra ID sign-ins (content type Audit.AzureActiveDirectory, RecordType 15)",
+    Need.DIRECTORY: "Entra ID directory changes (Audit.AzureActiveDirectory, RecordType 8)",
+    Need.EXCHANGE_ADMIN: "Exchange Online admin cmdlets, including Exchange Online Protection (Audit.Exchange, RecordType 1)",
+    Need.MAILBOX_AUDIT: "mailbox auditing: MailItemsAccessed, UpdateInboxRules (Audit.Exchange, RecordTypes 2 and 50)",
+    Need.SHAREPOINT: "SharePoint and OneDrive file operations (Audit.SharePoint, RecordType 6)",
+    Need.GENERAL: "Teams / Skype for Business and Security & Compliance cmdlets (Audit.General, RecordTypes 18 and 23)",
+    Need.IP_CONTEXT: "IP enrichment: location, ASN, hosting, VPN, proxy and Tor flags",
+    Need.USER_HISTORY: "the user's own history kept in per-user state (quiet or lower until learned)",
+    Need.TENANT_HISTORY: "tenant-wide state across users (shared networks, recent contacts, domains, destinations)",
+    Need.TENANT_CONFIG: "tenant configuration: internal and approved forwarding domains, countries, trusted ranges",
+    Need.RISKY_SIGNIN: "risky sign-ins marked by the sign-in detectors (raise the severity when they come first)",
+    Need.ROGUE_APPS: "the RogueApps list of known malicious and abused applications",
+}
+
+
 class DetectorMeta(BaseModel):
     """What an alert says about the detector that raised it."""
 
@@ -70,6 +111,9 @@ class DetectorMeta(BaseModel):
     runbook: str = Field(min_length=40)
     reference: HttpUrl
     false_positives: tuple[str, ...] = ()
+    """Benign activity that raises the same alert (documented; tests/detectors/test_registry.py requires one)."""
+    needs: tuple[Need, ...] = ()
+    """What the detector reads (documented; tests/detectors/test_registry.py requires one)."""
 
     @field_validator("mitre")
     @classmethod

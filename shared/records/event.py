@@ -9,7 +9,7 @@ rejecting the whole record.
 
 Messy inputs handled here: ``CreationTime`` without a zone (UTC), ``UserId`` of
 "Not Available" or absent (the Actor object ID and ``UserKey`` are kept), ``Parameters``
-as a list in any order or as a JSON string, ``ClientIP`` as ``[ip]:port`` / ``ip:port`` /
+as a list in any order, ``Name:Value`` strings, an object, a JSON string or a command line, ``ClientIP`` as ``[ip]:port`` / ``ip:port`` /
 ``::ffff:a.b.c.d`` / host name, numbers as strings, unknown workloads and fields.
 """
 
@@ -44,6 +44,7 @@ from shared.records.model import (
     decode_identities,
     decode_modified_properties,
     decode_name_values,
+    decode_parameters,
     decode_record,
     split_blob,
 )
@@ -131,30 +132,90 @@ def name_values(value: list[NameValue] | str | None) -> dict[str, str]:
     return pairs
 
 
-_CMDLET_TOKEN = re.compile(
-    r"""-(?P<name>[A-Za-z][A-Za-z0-9]*)(?::(?P<bound>"[^"]*"|'[^']*'|\S+))?"""
-    r"""(?:\s+(?P<value>"[^"]*"|'[^']*'|[^\s"'-][^\s]*|-?\d+(?:\.\d+)?))?"""
-)
-
-
 def cmdlet_parameters(text: str) -> dict[str, str]:
     """The parameters of a cmdlet line as the Security & Compliance Center logs it (``Parameters`` as one string,
     e.g. ``-SearchName "Q3" -Export -Format "FxStream"``): lower-cased names; a switch without a value is "True",
-    ``-Switch:$false`` is "False"; quotes removed."""
+    ``-Switch:$false`` is "False"; quotes removed (one parser for every command line: :func:`parameter_values`)."""
+    return _text_parameters(text)
+
+
+_CMDLET_PARAM = re.compile(r"(?:^|\s)-([A-Za-z][A-Za-z0-9]*)(?=[:\s]|$)")
+"""A parameter name on a cmdlet's command line (``-ForwardTo``, ``-StopProcessingRules:$true``)."""
+_PAIR_START = re.compile(r"(?:^|[;\n\r]|,\s*)\s*([A-Za-z][A-Za-z0-9]*)\s*[:=]")
+"""The start of one ``Name:Value`` / ``Name=Value`` pair in a text of pairs."""
+
+
+def parameter_values(value: Any) -> dict[str, str]:
+    """Exchange ``Parameters`` in any shape as one case-insensitive mapping (lower-cased keys) of strings.
+
+    The same parameters come as Name/Value pairs in any order (the documented shape), as ``"Name:Value"``
+    strings, as one ``{"Name": value}`` object, or as one string holding any of these as JSON, the cmdlet's
+    command line (``-Name "x" -ForwardTo "a@b.com" -StopProcessingRules:$true``) or ``Name:Value`` pairs
+    separated by ``;`` or new lines. All give the same mapping, so a rule reads the same in every shape.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k).lower(): _unquote(_text(v)) for k, v in value.items() if str(k).strip()}
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        if text[0] in '[{"':
+            try:
+                decoded = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                decoded = None
+            if isinstance(decoded, (list, dict)):
+                return parameter_values(decoded)
+            if isinstance(decoded, str):
+                return parameter_values(decoded)
+        return _text_parameters(text)
     out: dict[str, str] = {}
-    for m in _CMDLET_TOKEN.finditer(text):
-        if m.start() > 0 and not text[m.start() - 1].isspace():
-            continue
-        raw = m.group("bound") if m.group("bound") is not None else m.group("value")
-        if raw is None:
-            value = "True"
-        else:
-            value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'" else raw
-            low = value.lower()
-            if low in ("$true", "$false"):
-                value = "True" if low == "$true" else "False"
-        out[m.group("name").lower()] = value
+    for item in value:
+        if isinstance(item, NameValue):
+            if item.Name is not None:
+                v = item.Value
+                out[item.Name.lower()] = v if type(v) is str else _text(v)
+        elif isinstance(item, dict):
+            name = item.get("Name", item.get("name"))
+            if name is not None:
+                out[str(name).lower()] = _text(item.get("Value", item.get("value")))
+        elif isinstance(item, str):
+            out.update(_text_parameters(item))
     return out
+
+
+def _text_parameters(text: str) -> dict[str, str]:
+    """Parameters written as text: a cmdlet command line, or ``Name:Value`` pairs."""
+    t = text.strip()
+    if not t:
+        return {}
+    out: dict[str, str] = {}
+    if t.startswith("-") or (_CMDLET_PARAM.search(t) is not None and not _PAIR_START.match(t)):
+        marks = list(_CMDLET_PARAM.finditer(t))
+        for i, m in enumerate(marks):
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(t)
+            raw = t[m.end() : end].strip()
+            if raw.startswith(":"):
+                raw = raw[1:].strip()
+            value = _unquote(raw) if raw else "True"
+            low = value.lower()
+            out[m.group(1).lower()] = ("True" if low == "$true" else "False") if low in ("$true", "$false") else value
+        return out
+    starts = list(_PAIR_START.finditer(t))
+    for i, m in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(t)
+        out[m.group(1).lower()] = _unquote(t[m.end() : end].strip().rstrip(";,").strip())
+    return out
+
+
+def _unquote(v: str) -> str:
+    """A value without the one pair of quotes around it (inner quotes of multi-valued lists stay)."""
+    v = v.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'" and v.count(v[0]) == 2:
+        return v[1:-1]
+    return v
 
 
 def _text(v: Any) -> str:
@@ -242,7 +303,7 @@ class Event(msgspec.Struct, gc=False, eq=False):
         """Exchange cmdlet ``Parameters`` (keys lower-cased)."""
         got = self._par
         if got is None:
-            got = self._par = name_values(decode_name_values(self.record.Parameters))
+            got = self._par = parameter_values(decode_parameters(self.record.Parameters))
         return got
 
     @property

@@ -3,7 +3,9 @@
 Inbox rules reach the audit log in four shapes, all normalised into one `InboxRule`:
 
 * ``New-InboxRule`` / ``Set-InboxRule`` / ``Enable-InboxRule`` admin records with ``Parameters``
-  (a list in any order, or a JSON string; ``Set-`` carries only changed parameters, so its
+  (Name/Value pairs in any order, ``Name:Value`` strings, a name-to-value object, or one string holding
+  JSON, the command line or ``Name:Value`` pairs: all read alike by ``Event.parameters``, see
+  `shared.records.event.parameter_values`; ``Set-`` carries only changed parameters, so its
   `InboxRule` has ``partial=True`` and says nothing about the parameters it does not carry);
 * ``UpdateInboxRules`` mailbox-audit records from Outlook (``OperationProperties`` with
   RuleOperation / RuleName / RuleCondition / RuleActions as text);

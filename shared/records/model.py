@@ -72,6 +72,9 @@ class AffectedItem(msgspec.Struct, gc=False):
 
 
 NameValues = list[NameValue] | str | None
+ParameterValues = list[NameValue | str] | dict[str, Any] | str | None
+"""Exchange ``Parameters`` in every shape seen: Name/Value pairs, ``"Name:Value"`` strings, a ``{name: value}``
+object, or one string (the JSON of any of these, or the cmdlet's command line)."""
 NO_VALUE = msgspec.Raw()
 """The value of a lazily decoded field the record does not have."""
 
@@ -112,7 +115,7 @@ class AuditRecord(msgspec.Struct, gc=False):
 
     # Exchange admin cmdlets and mailbox audit
     Parameters: msgspec.Raw = NO_VALUE
-    """``NameValues``: see `decode_name_values`."""
+    """``ParameterValues``: see `decode_parameters`."""
     OperationProperties: msgspec.Raw = NO_VALUE
     """``NameValues``: see `decode_name_values`."""
     AppId: str | None = None
@@ -178,6 +181,7 @@ _IDENTITIES: msgspec.json.Decoder[list[IdentityRef] | None] = msgspec.json.Decod
     list[IdentityRef] | None, strict=False
 )
 _NAME_VALUES: msgspec.json.Decoder[NameValues] = msgspec.json.Decoder(NameValues, strict=False)
+_PARAMETERS: msgspec.json.Decoder[ParameterValues] = msgspec.json.Decoder(ParameterValues, strict=False)
 _MODIFIED: msgspec.json.Decoder[list[ModifiedProperty] | str | None] = msgspec.json.Decoder(
     list[ModifiedProperty] | str | None, strict=False
 )
@@ -229,6 +233,12 @@ def decode_text(raw: msgspec.Raw) -> str | None:
     if got is None:
         return None
     return got if isinstance(got, str) else str(got)
+
+
+def decode_parameters(raw: msgspec.Raw) -> ParameterValues:
+    """``Parameters``: the pairs (objects or ``"Name:Value"`` strings), a name-to-value object, the string they were
+    sent as, or None."""
+    return _lazy(_PARAMETERS, raw)
 
 
 def decode_modified_properties(raw: msgspec.Raw) -> list[ModifiedProperty] | str | None:

@@ -67,6 +67,7 @@ def test_a_secret_added_to_a_service_principal_is_medium() -> None:
                 "operation": "Add service principal credentials.",
                 "added_keys": [{"key_id": KEY1, "type": "Password", "display_name": "backup"}],
                 "actor_is_application": False,
+                "first_party_app": False,
                 "risk": None,
             },
         )
@@ -116,6 +117,7 @@ def test_a_certificate_added_by_an_application_is_high() -> None:
                 "operation": "Update application – Certificates and secrets management ",
                 "added_keys": [{"key_id": KEY2, "type": "AsymmetricX509Cert", "display_name": "CN=sync"}],
                 "actor_is_application": True,
+                "first_party_app": False,
                 "risk": None,
             },
         )
@@ -154,3 +156,47 @@ def test_a_certificate_added_by_an_application_is_high() -> None:
 )
 def test_no_alert(record: dict[str, Any]) -> None:
     assert run([record]) == []
+
+
+EXCHANGE_APP = "00000002-0000-0ff1-ce00-000000000000"  # Office 365 Exchange Online, a Microsoft first-party app
+
+
+def test_a_certificate_on_microsofts_exchange_online_service_principal_is_critical() -> None:
+    """Issue #20 item 9: keys on first-party service principals (Midnight Blizzard guidance: "Add service principal
+    credentials." on Office 365 Exchange Online to use its full_access_as_app role)."""
+    rec = directory_record(
+        "Add service principal credentials.",
+        ADMIN,
+        object_id=SP,
+        target=[
+            {"ID": f"ServicePrincipal_{SP}", "Type": 2},
+            {"ID": SP, "Type": 2},
+            {"ID": "ServicePrincipal", "Type": 2},
+            {"ID": "Office 365 Exchange Online", "Type": 1},
+            {"ID": EXCHANGE_APP, "Type": 2},
+        ],
+        modified=[
+            {"Name": "KeyDescription", "OldValue": "[]", "NewValue": f'["{key(KEY1, "AsymmetricX509Cert", "CN=x")}"]'}
+        ],
+    )
+    assert run([rec]) == [
+        expected_alert(
+            AppCredentialAdded,
+            records=[rec],
+            severity="critical",
+            summary=f"{ADMIN} added a AsymmetricX509Cert credential to 'Office 365 Exchange Online', a Microsoft "
+            "first-party application",
+            dedup_key=EXCHANGE_APP,
+            ip=None,
+            context={
+                "app_display_name": "Office 365 Exchange Online",
+                "app_id": EXCHANGE_APP,
+                "service_principal_id": SP,
+                "operation": "Add service principal credentials.",
+                "added_keys": [{"key_id": KEY1, "type": "AsymmetricX509Cert", "display_name": "CN=x"}],
+                "actor_is_application": False,
+                "first_party_app": True,
+                "risk": None,
+            },
+        )
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from records import (
     RISKY_IP,
@@ -375,3 +376,28 @@ NEGATIVES = [
 @pytest.mark.parametrize(("records", "tenant"), NEGATIVES)
 def test_benign_rules_raise_nothing(records: list[dict[str, Any]], tenant: TenantConfig) -> None:
     assert run(records, tenant) == []
+
+
+def _command_line(pairs: list[dict[str, str]]) -> str:
+    """The cmdlet's command line for ``pairs`` (how some exports render ``Parameters``: one string)."""
+    return " ".join(f'-{p["Name"]} "{p["Value"]}"' for p in pairs)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(lambda pairs: _command_line(pairs), id="one-string-command-line"),
+        pytest.param(lambda pairs: ";".join(f"{p['Name']}:{p['Value']}" for p in pairs), id="one-string-of-pairs"),
+        pytest.param(lambda pairs: [f"{p['Name']}:{p['Value']}" for p in pairs], id="list-of-name-colon-value"),
+        pytest.param(lambda pairs: {p["Name"]: p["Value"] for p in pairs}, id="name-value-object"),
+        pytest.param(lambda pairs: orjson.dumps(pairs[::-1]).decode(), id="pairs-as-json-string"),
+    ],
+)
+def test_the_same_rule_alerts_identically_in_every_parameter_shape(shape: Any) -> None:
+    """Issue #20 item 14: Parameters as one string, as a list or as name:value pairs give the same alert."""
+    login = signin(ALICE, when=at(minutes=0), ip=RISKY_IP)
+    as_pairs = exchange_cmdlet("New-InboxRule", DEMO_RULE, ALICE, when=at(minutes=7), ip=RISKY_IP)
+    reshaped = {**as_pairs, "Parameters": shape(DEMO_RULE)}
+    expected = run([login, as_pairs])
+    assert len(expected) == 1 and expected[0]["severity"] == "critical"
+    assert run([login, reshaped]) == expected

@@ -28,6 +28,8 @@ def test_declaration_invariants(cls: type[Detector]) -> None:
     assert (ROOT / "tests" / "detectors" / f"test_{meta.id}.py").exists(), f"{meta.id} - has no test file"
     assert meta.runbook.count(".") >= 2, f"{meta.id} - runbook should give concrete steps"
     assert str(meta.reference).startswith("https://"), f"{meta.id} - reference must be https"
+    assert meta.false_positives, f"{meta.id} - name at least one false positive (docs/detectors.md shows them)"
+    assert meta.needs, f"{meta.id} - declare what the detector needs (shared.alert_model.Need)"
 
 
 def test_registry_builds_and_routes() -> None:

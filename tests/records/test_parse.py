@@ -104,6 +104,60 @@ def test_parameters_as_string_and_in_any_order() -> None:
     assert dict(as_list.parameters) == dict(as_text.parameters) == {"forwardto": "x@gmail.com", "name": "."}
 
 
+# Parameters in every shape the unified audit log and its exporters write (issue #20, item 14): Name/Value
+# pairs (the documented shape, office-365-management-activity-api-schema "ExchangeAdmin schema": Parameters is
+# a "Collection of Common.NameValuePair"), the same pairs serialised to a JSON string (search-unifiedauditlog's
+# AuditData), "Name:Value" strings, one {name: value} object (SIEM exports that flatten the pairs), and one
+# string holding the cmdlet's command line or "Name:Value" pairs.
+PARAMETER_SHAPES = {
+    "pairs": [
+        {"Name": "Name", "Value": "Fwd"},
+        {"Name": "ForwardTo", "Value": "x@gmail.com"},
+        {"Name": "MoveToFolder", "Value": "alice:\\RSS Feeds"},
+        {"Name": "StopProcessingRules", "Value": "True"},
+    ],
+    "pairs-as-json-string": orjson.dumps(
+        [
+            {"Name": "StopProcessingRules", "Value": "True"},
+            {"Name": "MoveToFolder", "Value": "alice:\\RSS Feeds"},
+            {"Name": "ForwardTo", "Value": "x@gmail.com"},
+            {"Name": "Name", "Value": "Fwd"},
+        ]
+    ).decode(),
+    "name-colon-value-strings": [
+        "Name:Fwd",
+        "ForwardTo:x@gmail.com",
+        "MoveToFolder:alice:\\RSS Feeds",
+        "StopProcessingRules:True",
+    ],
+    "object": {
+        "Name": "Fwd",
+        "ForwardTo": "x@gmail.com",
+        "MoveToFolder": "alice:\\RSS Feeds",
+        "StopProcessingRules": True,
+    },
+    "object-as-json-string": '{"Name":"Fwd","ForwardTo":"x@gmail.com","MoveToFolder":"alice:\\\\RSS Feeds","StopProcessingRules":true}',
+    "one-string-of-pairs": "Name:Fwd;ForwardTo:x@gmail.com;MoveToFolder:alice:\\RSS Feeds;StopProcessingRules:True",
+    "one-string-command-line": '-Name "Fwd" -ForwardTo "x@gmail.com" -MoveToFolder "alice:\\RSS Feeds" -StopProcessingRules:True',
+}
+
+
+@pytest.mark.parametrize("shape", list(PARAMETER_SHAPES))
+def test_parameters_in_every_shape_read_the_same(shape: str) -> None:
+    ev = parse_one(signin(Operation="New-InboxRule", RecordType=1, Parameters=PARAMETER_SHAPES[shape]))
+    assert dict(ev.parameters) == {
+        "name": "Fwd",
+        "forwardto": "x@gmail.com",
+        "movetofolder": "alice:\\RSS Feeds",
+        "stopprocessingrules": "True",
+    }
+
+
+def test_parameters_of_an_unreadable_shape_are_empty_and_the_record_is_kept() -> None:
+    ev = parse_one(signin(Operation="New-InboxRule", RecordType=1, Parameters=42))
+    assert dict(ev.parameters) == {}
+
+
 def test_extended_properties_and_error_number() -> None:
     ev = parse_one(signin(Operation="UserLoginFailed", ErrorNumber="500121"))
     assert ev.error_number == 500121
