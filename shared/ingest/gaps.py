@@ -1,0 +1,348 @@
+"""Gaps in the input are findings: a tenant, or one of its workloads, falling silent while the rest flows.
+
+Audit logging turned off, export pages lost between two downloads, or a feed that stopped all look the
+same to a responder: a stream of records that goes quiet for far longer than it ever does, while the
+tenant's other workloads (or, for a whole tenant, the other tenants) keep producing records. The
+:class:`GapDetector` watches records in ``CreationTime`` order (as ``itdr scan`` processes them) and
+raises one ``integration_health`` alert (:func:`shared.ingest.health.integration_alert`, kind
+``input_gap``) per such silence, naming the tenant, the workload and the silent interval.
+
+Streams. Every record counts in three nested streams: the whole input, its tenant, and its tenant's
+workload (the content type of its ``RecordType``: Exchange, SharePoint, AzureActiveDirectory or
+General). A workload is judged against its tenant (the other workloads), a tenant against the input
+(the other tenants); the input itself is never judged (a hole in everything is the export's window).
+
+The test, per stream and silence (two consecutive records ``t0 < t1``, or the stream's first / last
+record and its parent's first / last, for a feed that started late or stopped):
+
+1. **Weekly rhythm.** Per stream, 168 hour-of-week counters of the distinct clock hours that had a
+   record. ``p(h)`` = the share of the stream's own occurrences of hour-of-week ``h`` (inside its span,
+   the silence itself left out) that were active. The silence's *expected active hours*
+   ``E = Σ p(h)`` over its whole clock hours: what the stream's own rhythm predicted. A small tenant's
+   nights and weekends have ``p ≈ 0``, so its quiet nights and weekends weigh nothing.
+2. **Its own usual gaps.** Every inter-record gap of the stream is scored the same way online (with
+   the profile known so far) into a log-binned histogram; the silence must reach
+   ``max(min_expected_hours, factor x quantile)`` of that histogram (0.99 quantile, factor 3,
+   4 hours by default).
+3. **A floor.** At least ``floor`` (6 hours) of wall-clock time.
+4. **The rest kept flowing.** The parent stream had records inside the silence, and its own silences
+   (those of at least half the floor) cover at most half of it.
+
+Memory is bounded per stream: counters, a 16-bin histogram, at most :data:`MAX_CANDIDATES` candidate
+silences (the longest) and at most :data:`MAX_PARENT_GAPS` recorded silences used by child streams;
+no timestamps are kept. Work per record is O(1), plus O(hours) for a silence of more than an hour.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.detection.model import Alert
+from shared.records.event import Event, iso
+
+HOUR = 3600.0
+WEEK_HOURS = 168
+KIND = "input_gap"
+MAX_CANDIDATES = 16
+"""Candidate silences kept per stream (the longest)."""
+MAX_PARENT_GAPS = 4096
+"""Silences kept per stream for judging its children (the longest when more)."""
+WORKLOADS = ("AzureActiveDirectory", "Exchange", "SharePoint", "General")
+ALL_WORKLOADS = "*"
+
+# RecordType values (Office 365 Management Activity API schema, AuditLogRecordType) by content type.
+_EXCHANGE_TYPES = frozenset({1, 2, 3, 13, 19, 50})
+_SHAREPOINT_TYPES = frozenset({4, 6, 7, 14, 36, 37})
+_AAD_TYPES = frozenset({8, 9, 15})
+
+
+def workload_of(record_type: int | str | None) -> str:
+    """The content-type workload of a ``RecordType`` (number, numeric text or its enum name)."""
+    if isinstance(record_type, str):
+        text = record_type.strip()
+        if text.isdigit():
+            record_type = int(text)
+        else:
+            name = text.lower()
+            if name.startswith(("exchange", "compliancedlpexchange")):
+                return "Exchange"
+            if name.startswith(("sharepoint", "onedrive")):
+                return "SharePoint"
+            if name.startswith("azureactivedirectory"):
+                return "AzureActiveDirectory"
+            return "General"
+    if isinstance(record_type, int):
+        if record_type in _EXCHANGE_TYPES:
+            return "Exchange"
+        if record_type in _SHAREPOINT_TYPES:
+            return "SharePoint"
+        if record_type in _AAD_TYPES:
+            return "AzureActiveDirectory"
+    return "General"
+
+
+def content_type_of(workload: str) -> str:
+    return "*" if workload == ALL_WORKLOADS else f"Audit.{workload}"
+
+
+@dataclass(frozen=True, slots=True)
+class GapPolicy:
+    """The thresholds of the test (see the module docstring)."""
+
+    floor_s: float = 6 * HOUR
+    factor: float = 3.0
+    quantile: float = 0.99
+    min_expected_hours: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.floor_s <= 0 or self.factor < 1 or not 0 < self.quantile < 1 or self.min_expected_hours <= 0:
+            raise ValueError("need floor_s > 0, factor >= 1, 0 < quantile < 1 and min_expected_hours > 0")
+
+
+# Histogram of a gap's expected active hours: bin 0 = [0, 1/8), bin k = [2^(k-4), 2^(k-3)), last open.
+_BINS = 16
+
+
+def _bin(value: float) -> int:
+    if value < 0.125:
+        return 0
+    return min(_BINS - 1, int(math.floor(math.log2(value))) + 4)
+
+
+def _bin_upper(index: int) -> float:
+    return 0.125 if index == 0 else 2.0 ** (index - 3)
+
+
+def _occurrences(h0: int, h1: int, how: int) -> int:
+    """How many absolute hours h in [h0, h1] have h % 168 == how."""
+    if h1 < h0:
+        return 0
+    return (h1 - how) // WEEK_HOURS - (h0 - 1 - how) // WEEK_HOURS
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A candidate silence of a stream: ``start`` and ``end`` (epoch seconds), the parent's records inside."""
+
+    start: float
+    end: float
+    parent_records: int
+    edge: str | None = None
+    """``"start"`` (the stream began late), ``"end"`` (it stopped before the rest) or None."""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(slots=True)
+class _Stream:
+    tenant_id: str
+    workload: str
+    parent: _Stream | None
+    first: float
+    last: float
+    count: int = 0
+    last_hour: int = -1
+    active: list[int] = field(default_factory=lambda: [0] * WEEK_HOURS)
+    hist: list[int] = field(default_factory=lambda: [0] * _BINS)
+    candidates: list[tuple[float, float, float, int]] = field(default_factory=list)
+    """Min-heap of (duration, start, end, parent records inside)."""
+    silences: list[tuple[float, float, float]] = field(default_factory=list)
+    """Min-heap of (duration, start, end): this stream's own long silences, for judging its children."""
+    parent_count_at_first: int = 0
+    parent_count_at_last: int = 0
+
+    def p(self, how: int, *, exclude: tuple[int, int] | None = None, upto: int | None = None) -> float:
+        """The share of the stream's occurrences of hour-of-week ``how`` that had a record."""
+        h0 = int(self.first // HOUR)
+        h1 = int(self.last // HOUR) if upto is None else upto
+        occ = _occurrences(h0, h1, how)
+        if exclude is not None:
+            occ -= _occurrences(max(h0, exclude[0]), min(h1, exclude[1]), how)
+        return self.active[how] / occ if occ > 0 else 0.0
+
+    def expected_hours(self, start: float, end: float, *, online: bool) -> float:
+        """Σ p(h) over the whole clock hours strictly inside (start, end)."""
+        h_start, h_end = int(start // HOUR) + 1, int(end // HOUR) - 1
+        if h_end < h_start:
+            return 0.0
+        exclude = None if online else (h_start, h_end)
+        upto = int(self.last // HOUR) if online else None
+        per_how: dict[int, float] = {}
+        total = 0.0
+        for h in range(h_start, h_end + 1):
+            how = h % WEEK_HOURS
+            value = per_how.get(how)
+            if value is None:
+                value = per_how[how] = self.p(how, exclude=exclude, upto=upto)
+            total += value
+        return total
+
+    def quantile(self, q: float) -> float:
+        n = sum(self.hist)
+        if n == 0:
+            return 0.0
+        need = q * n
+        seen = 0
+        for i, c in enumerate(self.hist):
+            seen += c
+            if seen >= need:
+                return _bin_upper(i)
+        return _bin_upper(_BINS - 1)
+
+    def keep_candidate(self, start: float, end: float, inside: int) -> None:
+        item = (end - start, start, end, inside)
+        if len(self.candidates) < MAX_CANDIDATES:
+            heapq.heappush(self.candidates, item)
+        elif item > self.candidates[0]:
+            heapq.heapreplace(self.candidates, item)
+
+    def keep_silence(self, start: float, end: float) -> None:
+        item = (end - start, start, end)
+        if len(self.silences) < MAX_PARENT_GAPS:
+            heapq.heappush(self.silences, item)
+        elif item > self.silences[0]:
+            heapq.heapreplace(self.silences, item)
+
+    def silent_within(self, start: float, end: float) -> float:
+        """Seconds of (start, end) this stream spent in its recorded long silences."""
+        return sum(max(0.0, min(end, e) - max(start, s)) for _, s, e in self.silences)
+
+
+class GapDetector:
+    """Feed it every record in time order (:meth:`observe`), then :meth:`alerts` gives the silences found."""
+
+    def __init__(self, policy: GapPolicy | None = None) -> None:
+        self.policy = policy or GapPolicy()
+        self._root: _Stream | None = None
+        self._tenants: dict[str, _Stream] = {}
+        self._workloads: dict[tuple[str, str], _Stream] = {}
+
+    def observe(self, event: Event) -> None:
+        """Count one record (records must come in ``CreationTime`` order; a late one counts at the latest time)."""
+        self.observe_at(event.tenant_id, workload_of(event.record.RecordType), event.time)
+
+    def observe_at(self, tenant_id: str, workload: str, at: float) -> None:
+        root = self._root
+        if root is None:
+            root = self._root = _Stream("", ALL_WORKLOADS, None, at, at)
+        t = max(at, root.last)
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            tenant = self._tenants[tenant_id] = _Stream(tenant_id, ALL_WORKLOADS, root, t, t)
+        wl = self._workloads.get((tenant_id, workload))
+        if wl is None:
+            wl = self._workloads[(tenant_id, workload)] = _Stream(tenant_id, workload, tenant, t, t)
+        for stream in (root, tenant, wl):
+            self._step(stream, t)
+
+    def _step(self, s: _Stream, t: float) -> None:
+        parent = s.parent
+        # the parent has already counted this record (streams are stepped outermost first)
+        if s.count == 0:
+            s.parent_count_at_first = parent.count - 1 if parent is not None else 0
+        elif t > s.last:
+            gap = t - s.last
+            half_floor = self.policy.floor_s / 2
+            if gap >= HOUR:
+                s.hist[_bin(s.expected_hours(s.last, t, online=True))] += 1
+            else:
+                s.hist[0] += 1
+            if gap >= half_floor:
+                s.keep_silence(s.last, t)
+            if parent is not None and gap >= self.policy.floor_s:
+                s.keep_candidate(s.last, t, parent.count - 1 - s.parent_count_at_last)
+        else:
+            s.hist[0] += 1
+        s.count += 1
+        s.last = t
+        hour = int(t // HOUR)
+        if hour != s.last_hour:
+            s.active[hour % WEEK_HOURS] += 1
+            s.last_hour = hour
+        if parent is not None:
+            s.parent_count_at_last = parent.count
+
+    def silences(self) -> list[tuple[str, str, Silence]]:
+        """(tenant, workload, silence) of every stream that fell silent: the candidates that pass the test."""
+        out: list[tuple[str, str, Silence]] = []
+        for s in (*self._tenants.values(), *self._workloads.values()):
+            parent = s.parent
+            if parent is None:
+                continue
+            found = [Silence(start, end, inside) for _, start, end, inside in s.candidates]
+            if s.first - parent.first >= self.policy.floor_s:
+                found.append(Silence(parent.first, s.first, s.parent_count_at_first, "start"))
+            if parent.last - s.last >= self.policy.floor_s:
+                found.append(Silence(s.last, parent.last, parent.count - s.parent_count_at_last, "end"))
+            for silence in sorted(found, key=lambda x: x.start):
+                if self._judge(s, parent, silence):
+                    out.append((s.tenant_id, s.workload, silence))
+        return sorted(out, key=lambda x: (x[0], x[2].start, x[1]))
+
+    def _judge(self, s: _Stream, parent: _Stream, silence: Silence) -> bool:
+        pol = self.policy
+        if silence.duration < pol.floor_s or silence.parent_records < 1:
+            return False
+        if parent.silent_within(silence.start, silence.end) > silence.duration / 2:
+            return False
+        expected = s.expected_hours(silence.start, silence.end, online=False)
+        return expected >= max(pol.min_expected_hours, pol.factor * s.quantile(pol.quantile))
+
+    def alerts(self) -> list[Alert]:
+        """One ``integration_health`` alert per silence found (first_seen = its start, last_seen = its end)."""
+        from shared.ingest.health import integration_alert
+
+        out: list[Alert] = []
+        streams = {(s.tenant_id, s.workload): s for s in (*self._tenants.values(), *self._workloads.values())}
+        for tenant_id, workload, silence in self.silences():
+            s = streams[(tenant_id, workload)]
+            expected = s.expected_hours(silence.start, silence.end, online=False)
+            usual = s.quantile(self.policy.quantile)
+            hours = round(silence.duration / HOUR, 1)
+            what = "records" if workload == ALL_WORKLOADS else f"{workload} records"
+            rest = "the other tenants" if workload == ALL_WORKLOADS else "its other workloads"
+            how = {
+                None: f"from {iso(silence.start)} to {iso(silence.end)}",
+                "start": f"before {iso(silence.end)} (since the input began at {iso(silence.start)})",
+                "end": f"after {iso(silence.start)} (until the input ended at {iso(silence.end)})",
+            }[silence.edge]
+            summary = (
+                f"No {what} of tenant {tenant_id} {how}: {hours} h, while {rest} kept flowing "
+                f"({silence.parent_records} records). Its own weekly rhythm predicted activity in "
+                f"{expected:.1f} of those hours; its usual silences span at most {usual:g} such hours. Audit logging "
+                "turned off, lost export pages or a stopped feed look like this."
+            )
+            alert = integration_alert(
+                tenant_id=tenant_id,
+                kind=KIND,
+                content_type=content_type_of(workload),
+                when=datetime.fromtimestamp(silence.start, UTC),
+                summary=summary,
+                context={
+                    "workload": workload,
+                    "silent_from": iso(silence.start),
+                    "silent_to": iso(silence.end),
+                    "silent_hours": hours,
+                    "edge": silence.edge,
+                    "expected_active_hours": round(expected, 1),
+                    "usual_silence_active_hours": usual,
+                    "other_records_inside": silence.parent_records,
+                },
+            )
+            alert.last_seen = silence.end
+            out.append(alert)
+        return out
+
+
+def find_gaps(events: Iterable[Event], policy: GapPolicy | None = None) -> list[Alert]:
+    """The gap alerts of records given in time order."""
+    detector = GapDetector(policy)
+    for ev in events:
+        detector.observe(ev)
+    return detector.alerts()
