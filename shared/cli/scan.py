@@ -1,7 +1,9 @@
 """`itdr scan`: run every detector over exported audit records, without deploying anything.
 
 The contract (documented in the README, relied on by other tools):
-``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--summary FILE] [--config FILE]``.
+``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--incidents FILE] [--summary FILE]
+[--config FILE]``. Incidents (``--incidents``, and first in ``table`` and ``html``) and gaps in the input
+(``integration_health`` alerts) come from :mod:`shared.cli.story`.
 Records of all inputs are processed in CreationTime order. ``records_read ==
 records_processed + records_quarantined`` always holds in the summary.
 """
@@ -19,6 +21,8 @@ from typing import IO, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.alerts.incidents import Incident
+from shared.cli import story
 from shared.cli.inputs import iter_paths, read_input
 from shared.detection.config import TenantConfig
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
@@ -85,6 +89,7 @@ class ScanResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     duration_s: float = 0.0
     signins: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -93,6 +98,7 @@ class ScanResult:
             "records_quarantined": len(self.quarantined),
             "quarantine_reasons": dict(Counter(q.reason for q in self.quarantined)),
             "alerts": len(self.alerts),
+            "incidents": len(self.incidents),
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
             "duration_s": round(self.duration_s, 3),
@@ -153,20 +159,13 @@ def scan(paths: Sequence[str], cfg: ScanConfig, *, progress: Any = None) -> Scan
             done += len(chunk)
             if progress is not None:
                 progress(done, len(events))
-    result = ScanResult(sink.list_alerts(), len(events) + len(bad), len(events), bad)
-    result.signins = [
-        {
-            "tenant_id": e.tenant_id,
-            "user": e.user_display,
-            "time": iso(e.time),
-            "ip": e.ip,
-            "lat": getattr(e.ip_info, "latitude", None),
-            "lon": getattr(e.ip_info, "longitude", None),
-            "country": getattr(e.ip_info, "country", None),
-        }
-        for e in events
-        if e.op == "userloggedin" and e.ip_info is not None
-    ]
+    # the story (shared/cli/story.py): gaps in the input, the report's sign-ins, incidents
+    watch = story.StoryWatch()
+    for ev in events:  # CreationTime order across tenants
+        watch.observe(ev)
+    result = ScanResult(sink.list_alerts() + watch.gap_alerts(), len(events) + len(bad), len(events), bad)
+    result.signins = watch.signins
+    result.incidents = story.build_incidents(result.alerts)
     result.duration_s = time.perf_counter() - started
     return result
 
@@ -194,6 +193,7 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
         for a in result.alerts:
             out.write(orjson.dumps(to_ocsf(a)) + b"\n")
     elif fmt == "table":
+        out.write(story.format_incidents(result.incidents).encode())
         out.write(format_table(result.alerts).encode())
     elif fmt == "html":
         from shared.reports.html import render_report
@@ -202,7 +202,7 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
         html = render_report(
             ", ".join(tenants),
             "scan",
-            incidents=[],
+            incidents=result.incidents,
             alerts=[a.to_dict() for a in result.alerts],
             signins=result.signins,
             remediations=[],
@@ -226,6 +226,9 @@ def run(args: Any) -> int:
     else:
         write_output(result, fmt, sys.stdout.buffer)
         sys.stdout.flush()
+    if getattr(args, "incidents", None):
+        with open(args.incidents, "wb") as fh:
+            story.write_incidents(result.incidents, fh)
     if args.summary:
         Path(args.summary).write_bytes(orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2))
     return 0

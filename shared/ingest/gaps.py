@@ -110,7 +110,7 @@ _BINS = 16
 def _bin(value: float) -> int:
     if value < 0.125:
         return 0
-    return min(_BINS - 1, int(math.floor(math.log2(value))) + 4)
+    return min(_BINS - 1, math.floor(math.log2(value)) + 4)
 
 
 def _bin_upper(index: int) -> float:
