@@ -208,10 +208,12 @@ def _map_view(signins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for country, pts in sorted(by_country.items()):
         x = sum(p[0] for p in pts) / len(pts)
         y = sum(p[1] for p in pts) / len(pts)
+        right = x > MAP_WIDTH - 80  # near the right edge: the label ends left of the dot
         labels.append(
             {
-                "x": f"{min(x + 6, MAP_WIDTH - 30):.1f}",
+                "x": f"{x - 6 if right else x + 6:.1f}",
                 "y": f"{max(y - 6, 12):.1f}",
+                "anchor": "end" if right else "start",
                 "country": country,
                 "count": len(pts),
             }

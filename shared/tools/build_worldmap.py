@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,39 @@ def project(lon: float, lat: float) -> Point:
     return (lon + 180.0) / 360.0 * WIDTH, (90.0 - lat) / 180.0 * HEIGHT
 
 
+def unwrap(points: list[Point]) -> list[list[Point]]:
+    """A ring as drawn on the flat map: a ring that crosses the antimeridian (a step of more than 180°
+    of longitude, e.g. Russia's Chukotka) is drawn twice, shifted east and west, so that the map's edges
+    clip it instead of a stripe running across the whole map."""
+    jumps = [i for i in range(1, len(points)) if abs(points[i][0] - points[i - 1][0]) > 180]
+    if not jumps:
+        return [points]
+    if len(jumps) % 2 == 1:
+        # a ring around a pole (Antarctica): cut at the crossing and close it along the map's edge
+        i = jumps[0]
+        ring = points[i:] + points[1:i] if points[0] == points[-1] else points[i:] + points[:i]
+        pole = -90.0 if sum(lat for _, lat in ring) < 0 else 90.0
+        first, last = ring[0], ring[-1]
+        return [[*ring, (math.copysign(180.0, last[0]), pole), (math.copysign(180.0, first[0]), pole)]]
+    east = [(lon + 360.0 if lon < 0 else lon, lat) for lon, lat in points]
+    west = [(lon - 360.0 if lon > 0 else lon, lat) for lon, lat in points]
+    return [east, west]
+
+
 def path_data(polygons: Sequence[Sequence[Sequence[int]]], arcs: list[list[Point]]) -> str:
     """SVG path data of polygons (lists of rings of arc indexes), one decimal, duplicate points dropped."""
     parts: list[str] = []
     for polygon in polygons:
         for ring in polygon:
-            coords: list[str] = []
-            for lon, lat in ring_points(ring, arcs):
-                x, y = project(lon, lat)
-                text = f"{x:.1f} {y:.1f}"
-                if not coords or coords[-1] != text:
-                    coords.append(text)
-            if len(coords) >= 3:
-                parts.append("M" + "L".join(coords) + "Z")
+            for points in unwrap(ring_points(ring, arcs)):
+                coords: list[str] = []
+                for lon, lat in points:
+                    x, y = project(lon, lat)
+                    text = f"{x:.1f} {y:.1f}"
+                    if not coords or coords[-1] != text:
+                        coords.append(text)
+                if len(coords) >= 3:
+                    parts.append("M" + "L".join(coords) + "Z")
     return "".join(parts)
 
 
