@@ -25,12 +25,13 @@ record and its parent's first / last, for a feed that started late or stopped):
    ``max(min_expected_hours, factor x quantile)`` of that histogram (0.99 quantile, factor 3,
    4 hours by default).
 3. **A floor.** At least ``floor`` (6 hours) of wall-clock time.
-4. **The rest kept flowing.** The parent stream had records inside the silence, and its own silences
-   (those of at least half the floor) cover at most half of it.
+4. **The rest kept flowing.** The parent stream (the rest) had records inside the silence, in at least
+   ``rest_share`` (half) as many clock hours as the silent stream's rhythm predicted for itself: a
+   small tenant's Exchange silent for three workdays while people keep signing in is a gap; a tenant
+   whose every workload stops (the export's window, a hole in all of it) is not a workload's gap.
 
-Memory is bounded per stream: counters, a 16-bin histogram, at most :data:`MAX_CANDIDATES` candidate
-silences (the longest) and at most :data:`MAX_PARENT_GAPS` recorded silences used by child streams;
-no timestamps are kept. Work per record is O(1), plus O(hours) for a silence of more than an hour.
+Memory is bounded per stream: counters, a 16-bin histogram and at most :data:`MAX_CANDIDATES`
+candidate silences (the longest); no timestamps are kept. Work per record is O(1), plus O(hours) for a silence of more than an hour.
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ WEEK_HOURS = 168
 KIND = "input_gap"
 MAX_CANDIDATES = 16
 """Candidate silences kept per stream (the longest)."""
-MAX_PARENT_GAPS = 4096
-"""Silences kept per stream for judging its children (the longest when more)."""
 WORKLOADS = ("AzureActiveDirectory", "Exchange", "SharePoint", "General")
 ALL_WORKLOADS = "*"
 
@@ -97,10 +96,13 @@ class GapPolicy:
     factor: float = 3.0
     quantile: float = 0.99
     min_expected_hours: float = 4.0
+    rest_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.floor_s <= 0 or self.factor < 1 or not 0 < self.quantile < 1 or self.min_expected_hours <= 0:
             raise ValueError("need floor_s > 0, factor >= 1, 0 < quantile < 1 and min_expected_hours > 0")
+        if not 0 < self.rest_share <= 1:
+            raise ValueError("need 0 < rest_share <= 1")
 
 
 # Histogram of a gap's expected active hours: bin 0 = [0, 1/8), bin k = [2^(k-4), 2^(k-3)), last open.
@@ -126,11 +128,13 @@ def _occurrences(h0: int, h1: int, how: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Silence:
-    """A candidate silence of a stream: ``start`` and ``end`` (epoch seconds), the parent's records inside."""
+    """A candidate silence of a stream: ``start`` and ``end`` (epoch seconds), the parent's records and
+    active clock hours inside."""
 
     start: float
     end: float
     parent_records: int
+    parent_hours: int
     edge: str | None = None
     """``"start"`` (the stream began late), ``"end"`` (it stopped before the rest) or None."""
 
@@ -147,15 +151,17 @@ class _Stream:
     first: float
     last: float
     count: int = 0
+    hours: int = 0
+    """Distinct clock hours with a record."""
     last_hour: int = -1
     active: list[int] = field(default_factory=lambda: [0] * WEEK_HOURS)
     hist: list[int] = field(default_factory=lambda: [0] * _BINS)
-    candidates: list[tuple[float, float, float, int]] = field(default_factory=list)
-    """Min-heap of (duration, start, end, parent records inside)."""
-    silences: list[tuple[float, float, float]] = field(default_factory=list)
-    """Min-heap of (duration, start, end): this stream's own long silences, for judging its children."""
+    candidates: list[tuple[float, float, float, int, int]] = field(default_factory=list)
+    """Min-heap of (duration, start, end, parent records inside, parent active hours inside)."""
     parent_count_at_first: int = 0
     parent_count_at_last: int = 0
+    parent_hours_at_first: int = 0
+    parent_hours_at_last: int = 0
 
     def p(self, how: int, *, exclude: tuple[int, int] | None = None, upto: int | None = None) -> float:
         """The share of the stream's occurrences of hour-of-week ``how`` that had a record."""
@@ -195,23 +201,12 @@ class _Stream:
                 return _bin_upper(i)
         return _bin_upper(_BINS - 1)
 
-    def keep_candidate(self, start: float, end: float, inside: int) -> None:
-        item = (end - start, start, end, inside)
+    def keep_candidate(self, start: float, end: float, records: int, hours: int) -> None:
+        item = (end - start, start, end, records, hours)
         if len(self.candidates) < MAX_CANDIDATES:
             heapq.heappush(self.candidates, item)
         elif item > self.candidates[0]:
             heapq.heapreplace(self.candidates, item)
-
-    def keep_silence(self, start: float, end: float) -> None:
-        item = (end - start, start, end)
-        if len(self.silences) < MAX_PARENT_GAPS:
-            heapq.heappush(self.silences, item)
-        elif item > self.silences[0]:
-            heapq.heapreplace(self.silences, item)
-
-    def silent_within(self, start: float, end: float) -> float:
-        """Seconds of (start, end) this stream spent in its recorded long silences."""
-        return sum(max(0.0, min(end, e) - max(start, s)) for _, s, e in self.silences)
 
 
 class GapDetector:
@@ -244,29 +239,34 @@ class GapDetector:
     def _step(self, s: _Stream, t: float) -> None:
         parent = s.parent
         # the parent has already counted this record (streams are stepped outermost first)
+        hour = int(t // HOUR)
         if s.count == 0:
-            s.parent_count_at_first = parent.count - 1 if parent is not None else 0
+            if parent is not None:
+                s.parent_count_at_first = parent.count - 1
+                s.parent_hours_at_first = parent.hours - 1
         elif t > s.last:
             gap = t - s.last
-            half_floor = self.policy.floor_s / 2
             if gap >= HOUR:
                 s.hist[_bin(s.expected_hours(s.last, t, online=True))] += 1
             else:
                 s.hist[0] += 1
-            if gap >= half_floor:
-                s.keep_silence(s.last, t)
             if parent is not None and gap >= self.policy.floor_s:
-                s.keep_candidate(s.last, t, parent.count - 1 - s.parent_count_at_last)
+                # the rest's records strictly inside; its clock hours after the silence's first hour, up to
+                # its last (the hour of the record that ends the silence left out)
+                records = parent.count - 1 - s.parent_count_at_last
+                hours = parent.hours - s.parent_hours_at_last - (1 if hour != s.last_hour else 0)
+                s.keep_candidate(s.last, t, records, hours)
         else:
             s.hist[0] += 1
         s.count += 1
         s.last = t
-        hour = int(t // HOUR)
         if hour != s.last_hour:
             s.active[hour % WEEK_HOURS] += 1
+            s.hours += 1
             s.last_hour = hour
         if parent is not None:
             s.parent_count_at_last = parent.count
+            s.parent_hours_at_last = parent.hours
 
     def silences(self) -> list[tuple[str, str, Silence]]:
         """(tenant, workload, silence) of every stream that fell silent: the candidates that pass the test."""
@@ -275,11 +275,19 @@ class GapDetector:
             parent = s.parent
             if parent is None:
                 continue
-            found = [Silence(start, end, inside) for _, start, end, inside in s.candidates]
+            found = [Silence(start, end, records, hours) for _, start, end, records, hours in s.candidates]
             if s.first - parent.first >= self.policy.floor_s:
-                found.append(Silence(parent.first, s.first, s.parent_count_at_first, "start"))
+                found.append(Silence(parent.first, s.first, s.parent_count_at_first, s.parent_hours_at_first, "start"))
             if parent.last - s.last >= self.policy.floor_s:
-                found.append(Silence(s.last, parent.last, parent.count - s.parent_count_at_last, "end"))
+                found.append(
+                    Silence(
+                        s.last,
+                        parent.last,
+                        parent.count - s.parent_count_at_last,
+                        parent.hours - s.parent_hours_at_last,
+                        "end",
+                    )
+                )
             for silence in sorted(found, key=lambda x: x.start):
                 if self._judge(s, parent, silence):
                     out.append((s.tenant_id, s.workload, silence))
@@ -289,10 +297,10 @@ class GapDetector:
         pol = self.policy
         if silence.duration < pol.floor_s or silence.parent_records < 1:
             return False
-        if parent.silent_within(silence.start, silence.end) > silence.duration / 2:
-            return False
         expected = s.expected_hours(silence.start, silence.end, online=False)
-        return expected >= max(pol.min_expected_hours, pol.factor * s.quantile(pol.quantile))
+        if expected < max(pol.min_expected_hours, pol.factor * s.quantile(pol.quantile)):
+            return False
+        return silence.parent_hours >= pol.rest_share * expected
 
     def alerts(self) -> list[Alert]:
         """One ``integration_health`` alert per silence found (first_seen = its start, last_seen = its end)."""
@@ -333,6 +341,7 @@ class GapDetector:
                     "expected_active_hours": round(expected, 1),
                     "usual_silence_active_hours": usual,
                     "other_records_inside": silence.parent_records,
+                    "other_active_hours_inside": silence.parent_hours,
                 },
             )
             alert.last_seen = silence.end
