@@ -22,8 +22,8 @@ record and its parent's first / last, for a feed that started late or stopped):
    nights and weekends have ``p ≈ 0``, so its quiet nights and weekends weigh nothing.
 2. **Its own usual gaps.** Every inter-record gap of the stream is scored the same way online (with
    the profile known so far) into a log-binned histogram; the silence must reach
-   ``max(min_expected_hours, factor x quantile)`` of that histogram (0.99 quantile, factor 3,
-   4 hours by default).
+   ``max(min_expected_hours, factor x quantile)`` of that histogram, the silence itself left out
+   (0.99 quantile, factor 3, 8 hours by default: a working day the stream would have been active in).
 3. **A floor.** At least ``floor`` (6 hours) of wall-clock time.
 4. **The rest kept flowing.** The parent stream (the rest) had records inside the silence, in at least
    ``rest_share`` (half) as many clock hours as the silent stream's rhythm predicted for itself: a
@@ -95,7 +95,7 @@ class GapPolicy:
     floor_s: float = 6 * HOUR
     factor: float = 3.0
     quantile: float = 0.99
-    min_expected_hours: float = 4.0
+    min_expected_hours: float = 8.0
     rest_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -119,6 +119,15 @@ def _bin_upper(index: int) -> float:
     return 0.125 if index == 0 else 2.0 ** (index - 3)
 
 
+PRIOR_WEIGHT = 2.0
+"""Pseudo-occurrences of the clock hour's weekday-or-weekend rate in each hour-of-week's estimate."""
+
+
+def _is_weekend(how: int) -> bool:
+    """Saturday or Sunday (UTC) for an hour-of-week counted from the epoch (a Thursday, 00:00)."""
+    return how // 24 in (2, 3)
+
+
 def _occurrences(h0: int, h1: int, how: int) -> int:
     """How many absolute hours h in [h0, h1] have h % 168 == how."""
     if h1 < h0:
@@ -135,6 +144,8 @@ class Silence:
     end: float
     parent_records: int
     parent_hours: int
+    own_bin: int | None = None
+    """The histogram bin the silence itself was counted in (left out when it is judged)."""
     edge: str | None = None
     """``"start"`` (the stream began late), ``"end"`` (it stopped before the rest) or None."""
 
@@ -156,53 +167,69 @@ class _Stream:
     last_hour: int = -1
     active: list[int] = field(default_factory=lambda: [0] * WEEK_HOURS)
     hist: list[int] = field(default_factory=lambda: [0] * _BINS)
-    candidates: list[tuple[float, float, float, int, int]] = field(default_factory=list)
-    """Min-heap of (duration, start, end, parent records inside, parent active hours inside)."""
+    candidates: list[tuple[float, float, float, int, int, int]] = field(default_factory=list)
+    """Min-heap of (duration, start, end, parent records inside, parent active hours inside, histogram bin)."""
     parent_count_at_first: int = 0
     parent_count_at_last: int = 0
     parent_hours_at_first: int = 0
     parent_hours_at_last: int = 0
 
-    def p(self, how: int, *, exclude: tuple[int, int] | None = None, upto: int | None = None) -> float:
-        """The share of the stream's occurrences of hour-of-week ``how`` that had a record."""
-        h0 = int(self.first // HOUR)
-        h1 = int(self.last // HOUR) if upto is None else upto
-        occ = _occurrences(h0, h1, how)
-        if exclude is not None:
-            occ -= _occurrences(max(h0, exclude[0]), min(h1, exclude[1]), how)
-        return self.active[how] / occ if occ > 0 else 0.0
+    def profile(self, *, exclude: tuple[int, int] | None = None) -> list[float]:
+        """``p`` per hour-of-week: the share of its occurrences (in the stream's span, ``exclude`` left out)
+        that had a record, shrunk towards the same clock hour of the same kind of day (weekday or
+        weekend, UTC) with :data:`PRIOR_WEIGHT` pseudo-occurrences, so a short input still has a rhythm."""
+        h0, h1 = int(self.first // HOUR), int(self.last // HOUR)
+        occ = [0] * WEEK_HOURS
+        for how in range(WEEK_HOURS):
+            n = _occurrences(h0, h1, how)
+            if exclude is not None:
+                n -= _occurrences(max(h0, exclude[0]), min(h1, exclude[1]), how)
+            occ[how] = n
+        active_by_kind: dict[tuple[bool, int], int] = {}
+        occ_by_kind: dict[tuple[bool, int], int] = {}
+        for how in range(WEEK_HOURS):
+            kind = (_is_weekend(how), how % 24)
+            active_by_kind[kind] = active_by_kind.get(kind, 0) + self.active[how]
+            occ_by_kind[kind] = occ_by_kind.get(kind, 0) + occ[how]
+        out = []
+        for how in range(WEEK_HOURS):
+            kind = (_is_weekend(how), how % 24)
+            prior = active_by_kind[kind] / occ_by_kind[kind] if occ_by_kind[kind] > 0 else 0.0
+            out.append(min(1.0, (self.active[how] + PRIOR_WEIGHT * prior) / (occ[how] + PRIOR_WEIGHT)))
+        return out
 
     def expected_hours(self, start: float, end: float, *, online: bool) -> float:
-        """Σ p(h) over the whole clock hours strictly inside (start, end)."""
+        """Σ p(h) over the whole clock hours strictly inside (start, end): with the profile known so far
+        (``online``), or with the whole stream's profile, the silence itself left out."""
         h_start, h_end = int(start // HOUR) + 1, int(end // HOUR) - 1
         if h_end < h_start:
             return 0.0
-        exclude = None if online else (h_start, h_end)
-        upto = int(self.last // HOUR) if online else None
-        per_how: dict[int, float] = {}
-        total = 0.0
-        for h in range(h_start, h_end + 1):
-            how = h % WEEK_HOURS
-            value = per_how.get(how)
-            if value is None:
-                value = per_how[how] = self.p(how, exclude=exclude, upto=upto)
-            total += value
+        p = self.profile(exclude=None if online else (h_start, h_end))
+        n = h_end - h_start + 1
+        weeks, rest = divmod(n, WEEK_HOURS)
+        total = weeks * sum(p)
+        for h in range(h_start, h_start + rest):
+            total += p[h % WEEK_HOURS]
         return total
 
-    def quantile(self, q: float) -> float:
-        n = sum(self.hist)
+    def quantile(self, q: float, *, leave_out: int | None = None) -> float:
+        """The ``q`` quantile (upper bin edge) of the stream's gaps, one gap of bin ``leave_out`` left out."""
+        hist = list(self.hist)
+        if leave_out is not None and hist[leave_out] > 0:
+            hist[leave_out] -= 1
+        n = sum(hist)
         if n == 0:
             return 0.0
         need = q * n
         seen = 0
-        for i, c in enumerate(self.hist):
+        for i, c in enumerate(hist):
             seen += c
             if seen >= need:
                 return _bin_upper(i)
         return _bin_upper(_BINS - 1)
 
-    def keep_candidate(self, start: float, end: float, records: int, hours: int) -> None:
-        item = (end - start, start, end, records, hours)
+    def keep_candidate(self, start: float, end: float, records: int, hours: int, own_bin: int) -> None:
+        item = (end - start, start, end, records, hours, own_bin)
         if len(self.candidates) < MAX_CANDIDATES:
             heapq.heappush(self.candidates, item)
         elif item > self.candidates[0]:
@@ -246,16 +273,14 @@ class GapDetector:
                 s.parent_hours_at_first = parent.hours - 1
         elif t > s.last:
             gap = t - s.last
-            if gap >= HOUR:
-                s.hist[_bin(s.expected_hours(s.last, t, online=True))] += 1
-            else:
-                s.hist[0] += 1
+            own_bin = _bin(s.expected_hours(s.last, t, online=True)) if gap >= HOUR else 0
+            s.hist[own_bin] += 1
             if parent is not None and gap >= self.policy.floor_s:
                 # the rest's records strictly inside; its clock hours after the silence's first hour, up to
                 # its last (the hour of the record that ends the silence left out)
                 records = parent.count - 1 - s.parent_count_at_last
                 hours = parent.hours - s.parent_hours_at_last - (1 if hour != s.last_hour else 0)
-                s.keep_candidate(s.last, t, records, hours)
+                s.keep_candidate(s.last, t, records, hours, own_bin)
         else:
             s.hist[0] += 1
         s.count += 1
@@ -275,9 +300,11 @@ class GapDetector:
             parent = s.parent
             if parent is None:
                 continue
-            found = [Silence(start, end, records, hours) for _, start, end, records, hours in s.candidates]
+            found = [Silence(start, end, rec, hours, own_bin) for _, start, end, rec, hours, own_bin in s.candidates]
             if s.first - parent.first >= self.policy.floor_s:
-                found.append(Silence(parent.first, s.first, s.parent_count_at_first, s.parent_hours_at_first, "start"))
+                found.append(
+                    Silence(parent.first, s.first, s.parent_count_at_first, s.parent_hours_at_first, edge="start")
+                )
             if parent.last - s.last >= self.policy.floor_s:
                 found.append(
                     Silence(
@@ -285,7 +312,7 @@ class GapDetector:
                         parent.last,
                         parent.count - s.parent_count_at_last,
                         parent.hours - s.parent_hours_at_last,
-                        "end",
+                        edge="end",
                     )
                 )
             for silence in sorted(found, key=lambda x: x.start):
@@ -298,7 +325,7 @@ class GapDetector:
         if silence.duration < pol.floor_s or silence.parent_records < 1:
             return False
         expected = s.expected_hours(silence.start, silence.end, online=False)
-        if expected < max(pol.min_expected_hours, pol.factor * s.quantile(pol.quantile)):
+        if expected < max(pol.min_expected_hours, pol.factor * s.quantile(pol.quantile, leave_out=silence.own_bin)):
             return False
         return silence.parent_hours >= pol.rest_share * expected
 
@@ -311,7 +338,7 @@ class GapDetector:
         for tenant_id, workload, silence in self.silences():
             s = streams[(tenant_id, workload)]
             expected = s.expected_hours(silence.start, silence.end, online=False)
-            usual = s.quantile(self.policy.quantile)
+            usual = s.quantile(self.policy.quantile, leave_out=silence.own_bin)
             hours = round(silence.duration / HOUR, 1)
             what = "records" if workload == ALL_WORKLOADS else f"{workload} records"
             rest = "the other tenants" if workload == ALL_WORKLOADS else "its other workloads"
