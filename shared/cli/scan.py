@@ -177,19 +177,10 @@ def format_table(alerts: Sequence[Alert]) -> str:
     rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST SEEN", "SUMMARY")]
     for a in sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity.value], a.first_seen)):
         summary = a.summary if len(a.summary) <= 90 else a.summary[:87] + "..."
-        rows.append(
-            (
-                a.severity.value,
-                a.detector,
-                a.tenant_id[:8],
-                story.plain(a.user),
-                iso(a.first_seen),
-                story.plain(summary),
-            )
-        )
+        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, iso(a.first_seen), summary))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5])) + "  " + r[5] for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(story.plain(line) for line in lines) + "\n"  # no terminal escapes from the data
 
 
 def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
