@@ -174,12 +174,12 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def format_table(alerts: Sequence[Alert]) -> str:
-    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST SEEN", "SUMMARY")]
+    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "IP", "FIRST SEEN", "SUMMARY")]
     for a in sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity.value], a.first_seen)):
         summary = a.summary if len(a.summary) <= 90 else a.summary[:87] + "..."
-        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, iso(a.first_seen), summary))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5])) + "  " + r[5] for r in rows]
+        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, a.ip or "-", iso(a.first_seen), summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:6])) + "  " + r[6] for r in rows]
     return "\n".join(story.plain(line) for line in lines) + "\n"  # no terminal escapes from the data
 
 

@@ -240,8 +240,14 @@ def test_table_leads_with_the_incident(tmp_path: Path) -> None:
         f"          2026-11-24T14:05:00Z  Mail rule / forwarding  high      Suspicious inbox rule [{TOR_IP}]",
         f"          2026-11-24T14:00:00Z  Access                  high      Attack tool or script user agent [{TOR_IP}]",
     ]
-    assert alerts.splitlines()[0].split() == ["SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST", "SEEN", "SUMMARY"]
-    assert len(alerts.splitlines()) == 4
+    table = alerts.splitlines()
+    assert table[0].split() == ["SEVERITY", "DETECTOR", "TENANT", "USER", "IP", "FIRST", "SEEN", "SUMMARY"]
+    assert len(table) == 4
+    assert [row.split()[:6] for row in table[1:]] == [
+        ["high", "evasive_attack_tool_user_agent", "9f6a3d1e", UPN, TOR_IP, "2026-11-24T14:00:00Z"],
+        ["high", "signin_anonymizer", "9f6a3d1e", UPN, TOR_IP, "2026-11-24T14:00:00Z"],
+        ["high", "exchange_suspicious_inbox_rule", "9f6a3d1e", UPN, TOR_IP, "2026-11-24T14:05:00Z"],
+    ]
 
 
 def test_table_never_passes_terminal_escapes(tmp_path: Path) -> None:
