@@ -325,7 +325,9 @@ def _timelines(alerts: Sequence[Mapping[str, Any]], signins: Sequence[Mapping[st
     order = sorted(users, key=lambda k: (worst[k], k))
     out = []
     for key in order[:MAX_TIMELINE_USERS]:
-        rows = sorted(users[key], key=lambda r: (r["time"], r["kind"] != "alert"))
+        rows = sorted(
+            users[key], key=lambda r: (r["time"], r["kind"] == "alert")
+        )  # a sign-in before the alert it raised
         name = next(r["user"] for r in rows if r["kind"] == "alert")
         out.append({"user": name, "rows": rows[:MAX_TIMELINE_ROWS], "total": len(rows)})
     return out, len(order)

@@ -128,8 +128,8 @@ def test_incidents_lead_then_timelines_evidence_map_and_remediations(report: tup
     assert timeline.count("<h3>") == 1
     rows = re.findall(r'<tr class="(alert|signin)"><td>([^<]*)</td>', timeline)
     assert rows == [
-        ("alert", "2025-11-24T16:00:00Z"),
         ("signin", "2025-11-24T16:00:00Z"),
+        ("alert", "2025-11-24T16:00:00Z"),
         ("signin", "2025-11-24T16:03:00Z"),
         ("alert", "2025-11-24T17:00:00Z"),
     ]
