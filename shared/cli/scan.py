@@ -16,12 +16,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.alerts.incidents import Incident
 from shared.cli import story
 from shared.cli.inputs import iter_paths, read_input
 from shared.detection.config import TenantConfig
@@ -31,6 +30,9 @@ from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Quarantined, iso
+
+if TYPE_CHECKING:
+    from shared.alerts.incidents import Incident
 
 BATCH = 5000
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from shared.alerts.incidents import Incident, InMemoryIncidentBook
 from shared.detection.model import Alert
 from shared.ingest.gaps import GapDetector
 from shared.records.event import Event, iso
+
+if TYPE_CHECKING:
+    from shared.alerts.incidents import Incident
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -31,6 +33,9 @@ def build_incidents(alerts: Sequence[Alert]) -> list[Incident]:
     """The incidents of a scan's alerts: most severe first, then oldest first."""
     if not alerts:
         return []
+    # imported on use: the alerts package brings the Azure SDKs along (about a second at start-up)
+    from shared.alerts.incidents import InMemoryIncidentBook
+
     now = max(a.last_seen for a in alerts)
     book = InMemoryIncidentBook(now=lambda: now)
     book.add_alerts(alerts)

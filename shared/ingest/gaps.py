@@ -331,11 +331,15 @@ class GapDetector:
 
     def alerts(self) -> list[Alert]:
         """One ``integration_health`` alert per silence found (first_seen = its start, last_seen = its end)."""
+        found = self.silences()
+        if not found:
+            return []
+        # imported on use: the feed-health module brings the Azure SDKs along
         from shared.ingest.health import integration_alert
 
         out: list[Alert] = []
         streams = {(s.tenant_id, s.workload): s for s in (*self._tenants.values(), *self._workloads.values())}
-        for tenant_id, workload, silence in self.silences():
+        for tenant_id, workload, silence in found:
             s = streams[(tenant_id, workload)]
             expected = s.expected_hours(silence.start, silence.end, online=False)
             usual = s.quantile(self.policy.quantile, leave_out=silence.own_bin)
