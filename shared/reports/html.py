@@ -325,12 +325,29 @@ def _timelines(alerts: Sequence[Mapping[str, Any]], signins: Sequence[Mapping[st
     order = sorted(users, key=lambda k: (worst[k], k))
     out = []
     for key in order[:MAX_TIMELINE_USERS]:
-        rows = sorted(
-            users[key], key=lambda r: (r["time"], r["kind"] == "alert")
-        )  # a sign-in before the alert it raised
+        rows = users[key]
         name = next(r["user"] for r in rows if r["kind"] == "alert")
-        out.append({"user": name, "rows": rows[:MAX_TIMELINE_ROWS], "total": len(rows)})
+        out.append({"user": name, "rows": _timeline_rows(rows), "total": len(rows)})
     return out, len(order)
+
+
+def _timeline_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_TIMELINE_ROWS rows in time order (a sign-in before the alert it raised at the same second):
+    when there are more, the alerts first, then the sign-ins nearest in time to an alert."""
+    if len(rows) > MAX_TIMELINE_ROWS:
+        alerts = sorted((r for r in rows if r["kind"] == "alert"), key=lambda r: r["time"])[:MAX_TIMELINE_ROWS]
+        marks = [_epoch(r["time"]) for r in alerts]
+        signins = [r for r in rows if r["kind"] != "alert"]
+        signins.sort(key=lambda r: (min(abs(_epoch(r["time"]) - m) for m in marks), r["time"]))
+        rows = alerts + signins[: MAX_TIMELINE_ROWS - len(alerts)]
+    return sorted(rows, key=lambda r: (r["time"], r["kind"] == "alert"))
+
+
+def _epoch(text: str) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _cell(value: Any) -> str:

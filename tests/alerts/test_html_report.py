@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,10 @@ def test_self_contained_with_the_db_ip_and_map_credits(report: tuple[str, list[A
     assert "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\"" in html
 
 
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def section(html: str, name: str) -> str:
     return html.split(f'<h2 id="{name}">')[1].split("<h2 ")[0]
 
@@ -177,6 +182,21 @@ def test_capped_views_say_so(make_alert: Any) -> None:
     assert signin_part.count("<tr><td>") == 1000
     assert "showing 500 of 501 alerts" in section(html, "alerts")
     assert "showing 100 of 501 events" in section(html, "timelines")
+
+
+def test_a_long_timeline_keeps_the_alerts_and_the_sign_ins_around_them(make_alert: Any) -> None:
+    # 300 sign-ins an hour apart; one alert at the 250th hour: its 99 nearest sign-ins are shown around it
+    user = "megan@contoso.com"
+    signins = [{"time": T0 + i * H, "user": user, "ip": f"203.0.113.{i % 250}"} for i in range(300)]
+    alert = make_alert(Category.UNWANTED_LOGIN, at=T0 + 250 * H + 30, user=user)
+    html = render_report(TENANT, "scan", incidents=[], alerts=[alert], signins=signins, remediations=[])
+    timeline = section(html, "timelines")
+    assert "showing 100 of 301 events" in timeline
+    times = re.findall(r'<tr class="(alert|signin)"><td>([^<]*)</td>', timeline)
+    hours = [h for kind, h in times if kind == "signin"]
+    expected = [T0 + i * H for i in range(201, 300)]  # 49 before the alert, the one at 250, 49 after
+    assert hours == [_iso(t) for t in expected]
+    assert times[50] == ("alert", _iso(T0 + 250 * H + 30))
 
 
 def test_report_of_dicts_as_itdr_scan_passes_them(make_alert: Any) -> None:
