@@ -205,19 +205,25 @@ def _map_view(signins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if pt is not None and country:
             by_country.setdefault(country, []).append((*project(*pt), 1))
     labels = []
-    for country, pts in sorted(by_country.items()):
+    placed: list[tuple[float, float, float, float]] = []
+    for country, pts in sorted(by_country.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         x = sum(p[0] for p in pts) / len(pts)
         y = sum(p[1] for p in pts) / len(pts)
         right = x > MAP_WIDTH - 80  # near the right edge: the label ends left of the dot
+        width = _LABEL_CHAR_W * (len(country) + len(str(len(pts))) + 3)
+        left = x - 6 - width if right else x + 6
+        top = _free_row(placed, left, width, max(y - 6, 12))
+        placed.append((left, top, width, _LABEL_H))
         labels.append(
             {
                 "x": f"{x - 6 if right else x + 6:.1f}",
-                "y": f"{max(y - 6, 12):.1f}",
+                "y": f"{top:.1f}",
                 "anchor": "end" if right else "start",
                 "country": country,
                 "count": len(pts),
             }
         )
+    labels.sort(key=lambda lab: lab["country"])
     data = world_map()
     return {
         "places": dots,
@@ -358,6 +364,25 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         return _time_text(value)
     return _text(value)
+
+
+_LABEL_CHAR_W = 6.5
+_LABEL_H = 12.0
+
+
+def _free_row(placed: list[tuple[float, float, float, float]], left: float, width: float, y: float) -> float:
+    """The baseline nearest ``y`` (in steps of a line, down first) where a label does not cover a placed one."""
+    for step in range(40):
+        shift = _LABEL_H * ((step + 1) // 2) * (1 if step % 2 else -1)
+        cand = y + shift
+        if cand < _LABEL_H or cand > MAP_HEIGHT - 2:
+            continue
+        if not any(
+            left < pl + pw and pl < left + width and cand - _LABEL_H < pt and pt - _LABEL_H < cand
+            for pl, pt, pw, _ in placed
+        ):
+            return cand
+    return y
 
 
 def render_report(
