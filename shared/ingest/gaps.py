@@ -337,7 +337,7 @@ class GapDetector:
         # imported on use: the feed-health module brings the Azure SDKs along
         from shared.ingest.health import integration_alert
 
-        out: list[Alert] = []
+        out: dict[str, Alert] = {}
         streams = {(s.tenant_id, s.workload): s for s in (*self._tenants.values(), *self._workloads.values())}
         for tenant_id, workload, silence in found:
             s = streams[(tenant_id, workload)]
@@ -376,8 +376,14 @@ class GapDetector:
                 },
             )
             alert.last_seen = silence.end
-            out.append(alert)
-        return out
+            same = out.get(alert.alert_id)
+            if same is None:
+                out[alert.alert_id] = alert
+            else:  # a second silence of the stream starting the same UTC day: one alert (its ID is per day)
+                same.last_seen = max(same.last_seen, alert.last_seen)
+                same.count += 1
+                same.summary += f" Again {how}."
+        return list(out.values())
 
 
 def find_gaps(events: Iterable[Event], policy: GapPolicy | None = None) -> list[Alert]:

@@ -129,3 +129,17 @@ def test_memory_per_stream_is_bounded_and_late_records_count_at_the_latest_time(
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         GapPolicy(**kwargs)
+
+
+def test_two_silences_of_a_stream_starting_the_same_day_are_one_alert() -> None:
+    d = GapDetector(GapPolicy(floor_s=4 * HOUR, min_expected_hours=4))
+    day = 7 * 1440
+    first, second = (day + 60, day + 60 + 300), (day + 720, day + 720 + 300)  # 01:00-06:00 and 12:00-17:00
+    records = every(10, 14, A, "AzureActiveDirectory")
+    records += [
+        r for r in every(10, 14, A, "Exchange") if not (first[0] <= r[0] < first[1] or second[0] <= r[0] < second[1])
+    ]
+    feed(d, records)
+    (alert,) = d.alerts()
+    assert (alert.count, alert.context["silent_from"], alert.last_seen) == (2, iso(first[0] - 10), ts(second[1]))
+    assert alert.summary.endswith(f"Again from {iso(second[0] - 10)} to {iso(second[1])}.")
