@@ -246,22 +246,26 @@ class GapDetector:
         self._workloads: dict[tuple[str, str], _Stream] = {}
 
     def observe(self, event: Event) -> None:
-        """Count one record (records must come in ``CreationTime`` order; a late one counts at the latest time)."""
+        """Count one record (see :meth:`observe_at` for the order it needs)."""
         self.observe_at(event.tenant_id, workload_of(event.record.RecordType), event.time)
 
     def observe_at(self, tenant_id: str, workload: str, at: float) -> None:
+        """Count one record of a tenant's workload at ``at`` (epoch seconds).
+
+        Within a tenant records must come in time order; across tenants too for the whole-tenant test
+        (a record earlier than its stream's latest counts at that latest time).
+        """
         root = self._root
         if root is None:
             root = self._root = _Stream("", ALL_WORKLOADS, None, at, at)
-        t = max(at, root.last)
         tenant = self._tenants.get(tenant_id)
         if tenant is None:
-            tenant = self._tenants[tenant_id] = _Stream(tenant_id, ALL_WORKLOADS, root, t, t)
+            tenant = self._tenants[tenant_id] = _Stream(tenant_id, ALL_WORKLOADS, root, at, at)
         wl = self._workloads.get((tenant_id, workload))
         if wl is None:
-            wl = self._workloads[(tenant_id, workload)] = _Stream(tenant_id, workload, tenant, t, t)
+            wl = self._workloads[(tenant_id, workload)] = _Stream(tenant_id, workload, tenant, at, at)
         for stream in (root, tenant, wl):
-            self._step(stream, t)
+            self._step(stream, max(at, stream.last))
 
     def _step(self, s: _Stream, t: float) -> None:
         parent = s.parent
@@ -376,6 +380,8 @@ class GapDetector:
                 },
             )
             alert.last_seen = silence.end
+            who = "the whole tenant" if workload == ALL_WORKLOADS else workload
+            alert.title = f"Audit records missing: {who} silent for {hours} h"
             same = out.get(alert.alert_id)
             if same is None:
                 out[alert.alert_id] = alert

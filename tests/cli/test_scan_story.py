@@ -319,7 +319,7 @@ def test_exchange_silent_three_days_is_one_integration_health_alert(tmp_path: Pa
         "integration_feed_health",
         "integration_health",
         "medium",
-        "Audit records missing: a workload fell silent",
+        "Audit records missing: Exchange silent for 72.5 h",
     )
     assert (alert["tenant_id"], alert["user"], alert["first_seen"], alert["last_seen"]) == (
         TENANT,

@@ -81,6 +81,7 @@ def test_a_tenant_silent_while_another_tenant_flows_names_the_tenant() -> None:
     assert (alert.tenant_id, alert.context["workload"], alert.context["content_type"]) == (A, "*", "*")
     assert (alert.context["silent_from"], alert.context["silent_to"]) == (iso(skip[0] - 20), iso(skip[1]))
     assert alert.summary.startswith(f"No records of tenant {A} from ")
+    assert alert.title == "Audit records missing: the whole tenant silent for 48.3 h"
     assert "while the other tenants kept flowing" in alert.summary
 
 
@@ -143,3 +144,16 @@ def test_two_silences_of_a_stream_starting_the_same_day_are_one_alert() -> None:
     (alert,) = d.alerts()
     assert (alert.count, alert.context["silent_from"], alert.last_seen) == (2, iso(first[0] - 10), ts(second[1]))
     assert alert.summary.endswith(f"Again from {iso(second[0] - 10)} to {iso(second[1])}.")
+
+
+def test_records_in_time_order_per_tenant_find_a_workload_gap() -> None:
+    # tenant A's records first, then tenant B's: a workload's silence is judged within its own tenant
+    d = GapDetector()
+    skip = (3 * 1440, 6 * 1440)
+    a = every(20, 10, A, "AzureActiveDirectory") + every(30, 10, A, "Exchange")
+    b = every(20, 10, B, "AzureActiveDirectory") + every(30, 10, B, "Exchange", skip=skip)
+    for minute, tenant, workload in sorted(a) + sorted(b):
+        d.observe_at(tenant, workload, ts(minute))
+    (alert,) = d.alerts()
+    assert (alert.tenant_id, alert.context["workload"]) == (B, "Exchange")
+    assert (alert.context["silent_from"], alert.context["silent_to"]) == (iso(skip[0] - 30), iso(skip[1]))
