@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", metavar="PATH", help="file, directory (recursive) or - for stdin")
     scan.add_argument("--format", choices=["jsonl", "table", "html", "ocsf"], default=None)
     scan.add_argument("--output", metavar="FILE")
+    scan.add_argument("--incidents", metavar="FILE", help="also write the incidents as JSON Lines")
     scan.add_argument("--summary", metavar="FILE")
     scan.add_argument("--config", metavar="FILE")
     scan.set_defaults(handler="shared.cli.scan:run")

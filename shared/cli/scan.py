@@ -1,7 +1,9 @@
 """`itdr scan`: run every detector over exported audit records, without deploying anything.
 
 The contract (documented in the README, relied on by other tools):
-``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--summary FILE] [--config FILE]``.
+``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--incidents FILE] [--summary FILE]
+[--config FILE]``. Incidents (``--incidents``, and first in ``table`` and ``html``) and gaps in the input
+(``integration_health`` alerts) come from :mod:`shared.cli.story`.
 Records of all inputs are processed in CreationTime order. ``records_read ==
 records_processed + records_quarantined`` always holds in the summary.
 """
@@ -14,12 +16,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.alert_model import Alert, iso
+from shared.cli import story
 from shared.cli.inputs import iter_paths, read_input
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore
@@ -27,6 +30,9 @@ from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Quarantined
 from shared.tenant_config import TenantConfig
+
+if TYPE_CHECKING:
+    from shared.alerts.incidents import Incident
 
 BATCH = 5000
 
@@ -85,6 +91,7 @@ class ScanResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     duration_s: float = 0.0
     signins: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -93,6 +100,7 @@ class ScanResult:
             "records_quarantined": len(self.quarantined),
             "quarantine_reasons": dict(Counter(q.reason for q in self.quarantined)),
             "alerts": len(self.alerts),
+            "incidents": len(self.incidents),
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
             "duration_s": round(self.duration_s, 3),
@@ -153,20 +161,13 @@ def scan(paths: Sequence[str], cfg: ScanConfig, *, progress: Any = None) -> Scan
             done += len(chunk)
             if progress is not None:
                 progress(done, len(events))
-    result = ScanResult(sink.list_alerts(), len(events) + len(bad), len(events), bad)
-    result.signins = [
-        {
-            "tenant_id": e.tenant_id,
-            "user": e.user_display,
-            "time": iso(e.time),
-            "ip": e.ip,
-            "lat": getattr(e.ip_info, "latitude", None),
-            "lon": getattr(e.ip_info, "longitude", None),
-            "country": getattr(e.ip_info, "country", None),
-        }
-        for e in events
-        if e.op == "userloggedin" and e.ip_info is not None
-    ]
+    # the story (shared/cli/story.py): gaps in the input, the report's sign-ins, incidents
+    watch = story.StoryWatch()
+    for ev in events:  # CreationTime order across tenants
+        watch.observe(ev)
+    result = ScanResult(sink.list_alerts() + watch.gap_alerts(), len(events) + len(bad), len(events), bad)
+    result.signins = watch.signins
+    result.incidents = story.build_incidents(result.alerts)
     result.duration_s = time.perf_counter() - started
     return result
 
@@ -175,13 +176,13 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def format_table(alerts: Sequence[Alert]) -> str:
-    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST SEEN", "SUMMARY")]
+    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "IP", "FIRST SEEN", "SUMMARY")]
     for a in sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity.value], a.first_seen)):
         summary = a.summary if len(a.summary) <= 90 else a.summary[:87] + "..."
-        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, iso(a.first_seen), summary))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5])) + "  " + r[5] for r in rows]
-    return "\n".join(lines) + "\n"
+        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, a.ip or "-", iso(a.first_seen), summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:6])) + "  " + r[6] for r in rows]
+    return "\n".join(story.plain(line) for line in lines) + "\n"  # no terminal escapes from the data
 
 
 def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
@@ -194,6 +195,7 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
         for a in result.alerts:
             out.write(orjson.dumps(to_ocsf(a)) + b"\n")
     elif fmt == "table":
+        out.write(story.format_incidents(result.incidents).encode())
         out.write(format_table(result.alerts).encode())
     elif fmt == "html":
         from shared.reports.html import render_report
@@ -202,7 +204,7 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
         html = render_report(
             ", ".join(tenants),
             "scan",
-            incidents=[],
+            incidents=result.incidents,
             alerts=[a.to_dict() for a in result.alerts],
             signins=result.signins,
             remediations=[],
@@ -226,6 +228,9 @@ def run(args: Any) -> int:
     else:
         write_output(result, fmt, sys.stdout.buffer)
         sys.stdout.flush()
+    if getattr(args, "incidents", None):
+        with open(args.incidents, "wb") as fh:
+            story.write_incidents(result.incidents, fh)
     if args.summary:
         Path(args.summary).write_bytes(orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2))
     return 0

@@ -75,6 +75,7 @@ _KINDS: Mapping[str, tuple[str, Severity, tuple[str, ...]]] = {
     "data_loss_gap": ("Audit data lost: feed more than 7 days behind", Severity.HIGH, ()),
     "content_expired": ("Audit content expired before it was fetched", Severity.MEDIUM, ()),
     "content_missing": ("Audit content listed but missing", Severity.LOW, ()),
+    "input_gap": ("Audit records missing: a workload fell silent", Severity.MEDIUM, ("T1562.008",)),
 }
 
 

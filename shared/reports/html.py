@@ -1,28 +1,40 @@
-"""A self-contained HTML report of one tenant and period: incidents, alerts, sign-in map, remediations.
+"""A self-contained HTML report of one tenant and period: incidents, timelines, alerts, sign-in map, remediations.
 
-One file, no external assets: inline CSS, an inline SVG map, no scripts (a Content-Security-Policy
-``default-src 'none'`` says so to the browser). Every value that comes from data (user names, rule
-names, summaries, IDs) goes through :func:`html.escape`, so a malicious inbox-rule name such as
+One file, no external assets: inline CSS, an inline SVG world map, no scripts (a Content-Security-Policy
+``default-src 'none'`` says so to the browser). The page is the Jinja2 template
+``templates/report.html.j2`` rendered with autoescaping on, so every value that comes from data (user
+names, rule names, user agents, summaries, IDs) is escaped: a malicious inbox-rule name such as
 ``<script>`` is shown as text and never runs.
 
-The map is an equirectangular plot (x = longitude, y = latitude) of the sign-in locations with a
-30° graticule and a label per country; there are no tiles. Locations come from DB-IP's free
-database, whose licence asks for the attribution "IP Geolocation by DB-IP" with a link to
-https://db-ip.com; the report carries it.
+The report leads with the incidents (each told as a story in stage order, with the reasons its
+severity was raised), then each user's timeline (alerts and sign-ins in time order), the alert table
+(with the IP), and the sign-ins: a world map (country outlines of Natural Earth 1:110m, public domain,
+via world-atlas, ISC; equirectangular, x = longitude, y = latitude; see ``data/NOTICE.md``) with one
+dot per place, sized by its number of sign-ins, and a sign-in table. Every view that is capped says
+so ("showing 2,000 of 5,312 sign-ins"). Locations come from DB-IP's free database, whose licence
+asks for the attribution "IP Geolocation by DB-IP" with a link to https://db-ip.com; the report
+carries it, and the map data's credit.
 
 Inputs are lenient so that every caller can use it: incidents and alerts may be the objects
 (:class:`~shared.alerts.incidents.Incident`, :class:`~shared.alert_model.Alert`,
 :class:`~shared.alerts.store.StoredAlert`) or their ``to_dict()`` forms; sign-ins are mappings with
-``time``, ``user``, ``ip``, ``country`` and ``lat``/``lon`` (or ``latitude``/``longitude``);
+``time``, ``user``, ``ip``, ``country``, ``city`` and ``lat``/``lon`` (or ``latitude``/``longitude``);
 remediations are mappings shown column by column.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from shared.platform.errors import BadInputError
 
@@ -30,18 +42,27 @@ DBIP_ATTRIBUTION = "IP Geolocation by DB-IP"
 DBIP_URL = "https://db-ip.com"
 MAP_WIDTH = 720
 MAP_HEIGHT = 360
+MAX_INCIDENTS = 200
 MAX_ALERT_ROWS = 500
 MAX_POINTS = 2000
+"""Places (distinct rounded locations) drawn on the map: the busiest when there are more."""
+MAX_SIGNIN_ROWS = 1000
+MAX_TIMELINE_USERS = 50
+MAX_TIMELINE_ROWS = 100
+PLACE_DECIMALS = 1
+"""Sign-ins closer than this many decimals of a degree (about 10 km) share one dot."""
 
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _REMEDIATION_COLUMNS = ("at", "action", "target", "state", "status", "by", "incident_id", "result", "reason")
+_MAX_TIP_ITEMS = 5
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1b1f24;background:#fff}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
-.meta{color:#57606a}.counts span{display:inline-block;margin-right:1.2rem}
+h3{font-size:1rem;margin:1.2rem 0 .3rem}
+.meta{color:#57606a}.cap{font-style:italic}.counts span{display:inline-block;margin-right:1.2rem}
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{border:1px solid #d0d7de;padding:.3rem .45rem;
-text-align:left;vertical-align:top}th{background:#f6f8fa}
+text-align:left;vertical-align:top}th{background:#f6f8fa}tr.alert td{background:#fff8f8}
 .sev{display:inline-block;padding:0 .4rem;border-radius:.6rem;font-size:.75rem;font-weight:600;color:#fff}
 .sev-critical{background:#8b0000}.sev-high{background:#cf222e}.sev-medium{background:#bf8700}.sev-low{background:#57606a}
 .incident{border:1px solid #d0d7de;border-radius:.4rem;padding:.6rem .9rem;margin:.8rem 0}
@@ -55,6 +76,33 @@ footer{margin-top:2.5rem;font-size:.8rem;color:#57606a}
 def esc(value: Any) -> str:
     """HTML-escaped text of any value (quotes included); None becomes an empty string."""
     return "" if value is None else html.escape(str(value), quote=True)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("shared.reports", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(num=lambda n: f"{n:,}", plural=_plural, severities=tuple(_SEVERITY_ORDER))
+    return env
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+@cache
+def world_map() -> dict[str, Any]:
+    """The shipped country outlines: ``{"width", "height", "licence", "countries": [{"id", "name", "d"}]}``."""
+    text = resources.files("shared.reports").joinpath("data/world-110m.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    if (data.get("width"), data.get("height")) != (MAP_WIDTH, MAP_HEIGHT):
+        raise BadInputError("world map data does not match the report's map size")
+    return data
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
@@ -85,12 +133,6 @@ def _period_text(period: Any) -> str:
     return str(period)
 
 
-def _sev(value: Any) -> str:
-    s = str(value or "low").lower()
-    cls = s if s in _SEVERITY_ORDER else "low"
-    return f'<span class="sev sev-{cls}">{esc(s)}</span>'
-
-
 def _float(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -114,113 +156,233 @@ def project(lat: float, lon: float, *, width: int = MAP_WIDTH, height: int = MAP
     return (lon + 180.0) / 360.0 * width, (90.0 - lat) / 180.0 * height
 
 
-def render_map(signins: Iterable[Mapping[str, Any]]) -> str:
-    """An inline SVG plot of the sign-in locations with one label per country."""
-    w, h = MAP_WIDTH, MAP_HEIGHT
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-        'role="img" aria-label="Sign-in locations">'
-    ]
-    for lon in range(-180, 181, 30):
-        x, _ = project(0, lon)
-        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{h}" stroke="#c9d6df" stroke-width="0.5"/>')
-    for lat in range(-90, 91, 30):
-        _, y = project(lat, 0)
-        color = "#9fb3c2" if lat == 0 else "#c9d6df"
-        parts.append(f'<line x1="0" y1="{y:.1f}" x2="{w}" y2="{y:.1f}" stroke="{color}" stroke-width="0.5"/>')
-    by_country: dict[str, list[tuple[float, float]]] = {}
-    for n, s in enumerate(signins):
-        if n >= MAX_POINTS:
-            break
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _tip(label: str, values: Sequence[str]) -> str:
+    shown = ", ".join(values[:_MAX_TIP_ITEMS])
+    more = len(values) - _MAX_TIP_ITEMS
+    return f"{label}: {shown}" + (f" (+{more:,} more)" if more > 0 else "")
+
+
+def _map_view(signins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The map's places (busiest first, at most MAX_POINTS), labels and what the cap left out."""
+    places: dict[tuple[float, float], dict[str, Any]] = {}
+    for s in signins:
         pt = _point(s)
         if pt is None:
             continue
-        x, y = project(*pt)
-        tip = " ".join(t for t in (_time_text(s.get("time")), str(s.get("user") or ""), str(s.get("ip") or "")) if t)
-        parts.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#cf222e" fill-opacity="0.75" stroke="#fff" '
-            f'stroke-width="0.8"><title>{esc(tip)}</title></circle>'
+        key = (round(pt[0], PLACE_DECIMALS), round(pt[1], PLACE_DECIMALS))
+        place = places.get(key)
+        if place is None:
+            place = places[key] = {"lat": key[0], "lon": key[1], "count": 0, "users": {}, "ips": {}, "where": set()}
+        place["count"] += 1
+        place["users"].setdefault(_text(s.get("user")), None)
+        place["ips"].setdefault(_text(s.get("ip")), None)
+        where = " ".join(t for t in (_text(s.get("city")), _text(s.get("country"))) if t)
+        if where:
+            place["where"].add(where)
+    ordered = sorted(places.values(), key=lambda p: (-p["count"], p["lat"], p["lon"]))
+    shown = ordered[:MAX_POINTS]
+    dots = []
+    by_country: dict[str, list[tuple[float, float, int]]] = {}
+    for p in shown:
+        x, y = project(p["lat"], p["lon"])
+        tip = " · ".join(
+            [
+                f"{p['count']:,} sign-in{'s' if p['count'] != 1 else ''}",
+                ", ".join(sorted(p["where"])),
+                _tip("users", [u for u in p["users"] if u]),
+                _tip("IPs", [i for i in p["ips"] if i]),
+            ]
         )
-        country = str(s.get("country") or "").strip()
-        if country:
-            by_country.setdefault(country, []).append((x, y))
-    for country, pts in sorted(by_country.items()):
+        r = 3.0 + min(6.0, math.sqrt(p["count"]) - 1.0)
+        dots.append({"x": f"{x:.1f}", "y": f"{y:.1f}", "r": f"{r:.1f}", "tip": tip})
+    for s in signins:
+        pt = _point(s)
+        country = _text(s.get("country")).strip()
+        if pt is not None and country:
+            by_country.setdefault(country, []).append((*project(*pt), 1))
+    labels = []
+    placed: list[tuple[float, float, float, float]] = []
+    for country, pts in sorted(by_country.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         x = sum(p[0] for p in pts) / len(pts)
         y = sum(p[1] for p in pts) / len(pts)
-        parts.append(
-            f'<text x="{min(x + 6, w - 30):.1f}" y="{max(y - 6, 12):.1f}" font-size="11" fill="#1b1f24">'
-            f"{esc(country)} ({len(pts)})</text>"
+        right = x > MAP_WIDTH - 80  # near the right edge: the label ends left of the dot
+        width = _LABEL_CHAR_W * (len(country) + len(str(len(pts))) + 3)
+        left = x - 6 - width if right else x + 6
+        top = _free_row(placed, left, width, max(y - 6, 12))
+        placed.append((left, top, width, _LABEL_H))
+        labels.append(
+            {
+                "x": f"{x - 6 if right else x + 6:.1f}",
+                "y": f"{top:.1f}",
+                "anchor": "end" if right else "start",
+                "country": country,
+                "count": len(pts),
+            }
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    labels.sort(key=lambda lab: lab["country"])
+    data = world_map()
+    return {
+        "places": dots,
+        "places_total": len(ordered),
+        "shown_signins": sum(p["count"] for p in shown),
+        "labels": labels,
+        "map": {
+            "width": MAP_WIDTH,
+            "height": MAP_HEIGHT,
+            "countries": data["countries"],
+            "credit": data["licence"],
+            "meridians": [f"{project(0, lon)[0]:.1f}" for lon in range(-150, 180, 30)],
+            "parallels": [f"{project(lat, 0)[1]:.1f}" for lat in range(-60, 90, 30)],
+        },
+    }
 
 
-def _incident_html(inc: Mapping[str, Any]) -> str:
-    alerts = inc.get("alerts") or []
-    items = []
+def _incident_view(inc: Mapping[str, Any]) -> dict[str, Any]:
+    entries = []
+    for a in inc.get("alerts") or []:
+        entries.append(
+            {
+                "stage": _text(a.get("stage")).replace("_", " "),
+                "first_seen": _time_text(a.get("first_seen")),
+                "severity": _text(a.get("severity") or "low").lower(),
+                "title": _text(a.get("title")),
+                "summary": _text(a.get("summary")),
+                "ip": _text(a.get("ip")),
+                "evidence": [_text(i) for i in a.get("evidence_record_ids") or []],
+            }
+        )
+    return {
+        "incident_id": _text(inc.get("incident_id")),
+        "tenant_id": _text(inc.get("tenant_id")),
+        "user": _text(inc.get("user")),
+        "title": _text(inc.get("title")),
+        "severity": _text(inc.get("severity") or "low").lower(),
+        "status": _text(inc.get("status")),
+        "revision": _text(inc.get("revision")),
+        "first_seen": _time_text(inc.get("first_seen")),
+        "last_seen": _time_text(inc.get("last_seen")),
+        "stages": [_text(s).replace("_", " ") for s in inc.get("stages") or []],
+        "reasons": [_text(r) for r in inc.get("severity_reasons") or []],
+        "entries": entries,
+    }
+
+
+def _alert_view(a: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "first_seen": _time_text(a.get("first_seen")),
+        "severity": _text(a.get("severity") or "low").lower(),
+        "detector": _text(a.get("detector")),
+        "user": _text(a.get("user")),
+        "ip": _text(a.get("ip")),
+        "summary": _text(a.get("summary")),
+        "status": _text(a.get("status", "")),
+        "alert_id": _text(a.get("alert_id")),
+        "evidence": [_text(i) for i in a.get("evidence_record_ids") or []],
+    }
+
+
+def _sort_time(value: Any) -> str:
+    return _time_text(value)
+
+
+def _timelines(alerts: Sequence[Mapping[str, Any]], signins: Sequence[Mapping[str, Any]]) -> tuple[list[Any], int]:
+    """Per user with an alert (most severe first): alerts and sign-ins in time order."""
+    users: dict[str, list[dict[str, Any]]] = {}
+    worst: dict[str, int] = {}
     for a in alerts:
-        ids = ", ".join(str(i) for i in a.get("evidence_record_ids") or [])
-        items.append(
-            f'<li><span class="stage">{esc(str(a.get("stage", "")).replace("_", " "))}</span> '
-            f"{esc(_time_text(a.get('first_seen')))} {_sev(a.get('severity'))} <strong>{esc(a.get('title'))}</strong>"
-            f" — {esc(a.get('summary'))}"
-            + (f' <span class="ids">IP {esc(a.get("ip"))}</span>' if a.get("ip") else "")
-            + (f'<div class="ids">evidence: {esc(ids)}</div>' if ids else "")
-            + "</li>"
+        user = _text(a.get("user")).strip()
+        if not user:
+            continue
+        key = user.lower()
+        sev = _text(a.get("severity") or "low").lower()
+        worst[key] = min(worst.get(key, 9), _SEVERITY_ORDER.get(sev, 9))
+        users.setdefault(key, []).append(
+            {
+                "kind": "alert",
+                "time": _sort_time(a.get("first_seen")),
+                "severity": sev,
+                "what": _text(a.get("title") or a.get("detector")),
+                "ip": _text(a.get("ip")),
+                "where": "",
+                "detail": _text(a.get("summary")),
+                "user": user,
+            }
         )
-    reasons = inc.get("severity_reasons") or []
-    return (
-        '<div class="incident">'
-        f"<div>{_sev(inc.get('severity'))} <strong>{esc(inc.get('title'))}</strong></div>"
-        f'<div class="meta">{esc(inc.get("incident_id"))} · status {esc(inc.get("status"))} · '
-        f"revision {esc(inc.get('revision'))} · {esc(_time_text(inc.get('first_seen')))} – "
-        f"{esc(_time_text(inc.get('last_seen')))}</div>"
-        + (f'<div class="meta">raised because: {esc("; ".join(str(r) for r in reasons))}</div>' if reasons else "")
-        + f"<ol>{''.join(items)}</ol></div>"
-    )
+    for s in signins:
+        key = _text(s.get("user")).strip().lower()
+        if key in users:
+            where = ", ".join(t for t in (_text(s.get("city")), _text(s.get("country"))) if t)
+            users[key].append(
+                {
+                    "kind": "signin",
+                    "time": _sort_time(s.get("time")),
+                    "severity": "",
+                    "what": "sign-in",
+                    "ip": _text(s.get("ip")),
+                    "where": where,
+                    "detail": "",
+                    "user": _text(s.get("user")),
+                }
+            )
+    order = sorted(users, key=lambda k: (worst[k], k))
+    out = []
+    for key in order[:MAX_TIMELINE_USERS]:
+        rows = users[key]
+        name = next(r["user"] for r in rows if r["kind"] == "alert")
+        out.append({"user": name, "rows": _timeline_rows(rows), "total": len(rows)})
+    return out, len(order)
 
 
-def _alerts_table(alerts: Sequence[Mapping[str, Any]]) -> str:
-    rows = []
-    ordered = sorted(
-        alerts, key=lambda a: (_SEVERITY_ORDER.get(str(a.get("severity")), 9), str(a.get("first_seen", "")))
-    )
-    for a in ordered[:MAX_ALERT_ROWS]:
-        ids = ", ".join(str(i) for i in a.get("evidence_record_ids") or [])
-        rows.append(
-            "<tr>"
-            f"<td>{esc(_time_text(a.get('first_seen')))}</td><td>{_sev(a.get('severity'))}</td>"
-            f"<td>{esc(a.get('detector'))}</td><td>{esc(a.get('user'))}</td><td>{esc(a.get('ip'))}</td>"
-            f"<td>{esc(a.get('summary'))}</td><td>{esc(a.get('status', ''))}</td>"
-            f'<td class="ids">{esc(a.get("alert_id"))}<br>{esc(ids)}</td>'
-            "</tr>"
-        )
-    more = len(ordered) - MAX_ALERT_ROWS
-    note = f'<p class="meta">{more} more alerts not shown.</p>' if more > 0 else ""
-    return (
-        "<table><thead><tr><th>First seen</th><th>Severity</th><th>Detector</th><th>User</th><th>IP</th>"
-        "<th>Summary</th><th>Status</th><th>Alert / evidence record IDs</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{note}"
-    )
+def _timeline_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_TIMELINE_ROWS rows in time order (a sign-in before the alert it raised at the same second):
+    when there are more, the alerts first, then the sign-ins nearest in time to an alert."""
+    if len(rows) > MAX_TIMELINE_ROWS:
+        alerts = sorted((r for r in rows if r["kind"] == "alert"), key=lambda r: r["time"])[:MAX_TIMELINE_ROWS]
+        marks = [_epoch(r["time"]) for r in alerts]
+        signins = [r for r in rows if r["kind"] != "alert"]
+        signins.sort(key=lambda r: (min(abs(_epoch(r["time"]) - m) for m in marks), r["time"]))
+        rows = alerts + signins[: MAX_TIMELINE_ROWS - len(alerts)]
+    return sorted(rows, key=lambda r: (r["time"], r["kind"] == "alert"))
+
+
+def _epoch(text: str) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, Mapping):
-        return esc(", ".join(f"{k}={v}" for k, v in value.items()))
+        return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return esc(", ".join(str(v) for v in value))
+        return ", ".join(str(v) for v in value)
     if isinstance(value, datetime):
-        return esc(_time_text(value))
-    return esc(value)
+        return _time_text(value)
+    return _text(value)
 
 
-def _remediations_table(remediations: Sequence[Mapping[str, Any]]) -> str:
-    keys: list[str] = [k for k in _REMEDIATION_COLUMNS if any(k in r for r in remediations)]
-    for r in remediations:
-        keys.extend(k for k in r if k not in keys)
-    head = "".join(f"<th>{esc(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(k))}</td>" for k in keys) + "</tr>" for r in remediations)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+_LABEL_CHAR_W = 6.5
+_LABEL_H = 12.0
+
+
+def _free_row(placed: list[tuple[float, float, float, float]], left: float, width: float, y: float) -> float:
+    """The baseline nearest ``y`` (in steps of a line, down first) where a label does not cover a placed one."""
+    for step in range(40):
+        shift = _LABEL_H * ((step + 1) // 2) * (1 if step % 2 else -1)
+        cand = y + shift
+        if cand < _LABEL_H or cand > MAP_HEIGHT - 2:
+            continue
+        if not any(
+            left < pl + pw and pl < left + width and cand - _LABEL_H < pt and pt - _LABEL_H < cand
+            for pl, pt, pw, _ in placed
+        ):
+            return cand
+    return y
 
 
 def render_report(
@@ -239,7 +401,8 @@ def render_report(
     ``period`` is a label or a ``(start, end)`` pair of epoch seconds or datetimes. With
     ``strict_tenant``, an incident, alert or sign-in of another tenant raises BadInputError.
     """
-    incs = sorted((_as_dict(i) for i in incidents), key=lambda i: str(i.get("first_seen", "")))
+    incs = [_as_dict(i) for i in incidents]
+    incs.sort(key=lambda i: (_SEVERITY_ORDER.get(_text(i.get("severity")), 9), _sort_time(i.get("first_seen"))))
     alts = [_as_dict(a) for a in alerts]
     sins = [dict(s) for s in signins]
     rems = [dict(r) for r in remediations]
@@ -251,41 +414,52 @@ def render_report(
             raise BadInputError("report data of another tenant", tenant=tenant_id)
     counts: dict[str, int] = {}
     for a in alts:
-        sev = str(a.get("severity", "low"))
+        sev = _text(a.get("severity") or "low").lower()
         counts[sev] = counts.get(sev, 0) + 1
-    located = sum(1 for s in sins if _point(s) is not None)
-    countries = sorted({str(s.get("country")) for s in sins if s.get("country")})
+    ordered_alerts = sorted(
+        alts, key=lambda a: (_SEVERITY_ORDER.get(_text(a.get("severity")), 9), _sort_time(a.get("first_seen")))
+    )
+    alert_users = {_text(a.get("user")).strip().lower() for a in alts}
+    signin_rows = sorted(
+        sins, key=lambda s: (_text(s.get("user")).strip().lower() not in alert_users, _sort_time(s.get("time")))
+    )[:MAX_SIGNIN_ROWS]
+    timelines, timeline_users = _timelines(alts, sins)
+    keys: list[str] = [k for k in _REMEDIATION_COLUMNS if any(k in r for r in rems)]
+    for r in rems:
+        keys.extend(k for k in r if k not in keys)
     when = _time_text(generated_at) if generated_at is not None else _time_text(datetime.now(UTC))
-    title = f"m365-itdr report: {tenant_id}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        'img-src data:">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-        f'<p class="meta">Period: {esc(_period_text(period))} · generated {esc(when)}</p>',
-        '<p class="counts">'
-        + f"<span>{len(incs)} incident{'s' if len(incs) != 1 else ''}</span>"
-        + f"<span>{len(alts)} alert{'s' if len(alts) != 1 else ''}</span>"
-        + "".join(
-            f"<span>{_sev(s)} {counts[s]}</span>" for s in sorted(counts, key=lambda s: _SEVERITY_ORDER.get(s, 9))
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=f"m365-itdr report: {tenant_id}",
+            css=Markup(_CSS),  # noqa: S704 - a constant of this module
+            period=_period_text(period),
+            generated=when,
+            incidents_total=len(incs),
+            incidents=[_incident_view(i) for i in incs[:MAX_INCIDENTS]],
+            alerts_total=len(alts),
+            alerts=[_alert_view(a) for a in ordered_alerts[:MAX_ALERT_ROWS]],
+            severity_counts=sorted(counts.items(), key=lambda kv: _SEVERITY_ORDER.get(kv[0], 9)),
+            signins_total=len(sins),
+            located=sum(1 for s in sins if _point(s) is not None),
+            countries=sorted({_text(s.get("country")) for s in sins if s.get("country")}),
+            signin_rows=[
+                {
+                    "time": _time_text(s.get("time")),
+                    "user": _text(s.get("user")),
+                    "ip": _text(s.get("ip")),
+                    "country": _text(s.get("country")),
+                    "city": _text(s.get("city")),
+                }
+                for s in signin_rows
+            ],
+            timelines=timelines,
+            timeline_users_total=timeline_users,
+            remediations=[{k: _cell(r.get(k)) for k in keys} for r in rems],
+            remediation_keys=keys,
+            dbip_url=DBIP_URL,
+            dbip_attribution=DBIP_ATTRIBUTION,
+            **_map_view(sins),
         )
-        + f"<span>{len(rems)} remediation action{'s' if len(rems) != 1 else ''}</span></p>",
-        "<h2>Incident timeline</h2>",
-        "".join(_incident_html(i) for i in incs) if incs else '<p class="meta">No incidents in this period.</p>',
-        "<h2>Alerts</h2>",
-        _alerts_table(alts) if alts else '<p class="meta">No alerts in this period.</p>',
-        "<h2>Sign-in locations</h2>",
-        f'<p class="meta">{located} of {len(sins)} sign-ins located'
-        + (f"; countries: {esc(', '.join(countries))}" if countries else "")
-        + "</p>",
-        render_map(sins),
-        "<h2>Remediation actions taken</h2>",
-        _remediations_table(rems) if rems else '<p class="meta">No remediation actions in this period.</p>',
-        f'<footer><p><a href="{DBIP_URL}">{esc(DBIP_ATTRIBUTION)}</a> ({DBIP_URL}). '
-        "Generated by m365-itdr.</p></footer>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    )
