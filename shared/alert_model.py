@@ -106,7 +106,7 @@ class DetectorMeta(BaseModel):
     severity: Severity
     mitre: tuple[str, ...] = Field(min_length=1)
     dedup_window: timedelta = timedelta(hours=24)
-    operations: frozenset[str] = Field(min_length=1)
+    operations: frozenset[str] = frozenset()
     """Normalised operation names this detector reads (see ``shared.records.event.normalise_op``)."""
     runbook: str = Field(min_length=40)
     reference: HttpUrl
@@ -163,6 +163,39 @@ class Finding:
     context: Mapping[str, Any] = field(default_factory=dict)
     category: Category | None = None
     """The alert's category when it is not the detector's own (a detector relaying alerts of several kinds)."""
+    title: str | None = None
+    """The alert's title when it is not the detector's own (one source raising several kinds, e.g. feed health)."""
+    mitre: tuple[str, ...] | None = None
+    """The techniques when they are not the detector's own."""
+
+
+def build_alert(meta: DetectorMeta, f: Finding) -> Alert:
+    """The one way an alert is made: a finding of ``meta``'s detector (or system source), with its deterministic ID.
+
+    Detection (the engine), feed health, the historical inbox-rule sweep and the remediation runner's permission
+    alerts all come through here, so every alert's ``detector`` resolves to metadata with a runbook.
+    """
+    if f.detector_id != meta.id:
+        raise ValueError(f"a finding of {f.detector_id} built with the metadata of {meta.id}")
+    return Alert(
+        alert_id=alert_id_for(f.tenant_id, meta.id, f.dedup_key, f.evidence_record_ids[0]),
+        detector=meta.id,
+        title=f.title or meta.title,
+        category=f.category or meta.category,
+        severity=f.severity,
+        tenant_id=f.tenant_id,
+        user=f.user,
+        user_key=f.user_key,
+        first_seen=f.first_seen,
+        last_seen=f.last_seen,
+        evidence_record_ids=list(f.evidence_record_ids),
+        mitre=f.mitre if f.mitre is not None else meta.mitre,
+        summary=f.summary,
+        dedup_key=f.dedup_key,
+        ip=f.ip,
+        context=dict(f.context),
+        runbook=meta.runbook,
+    )
 
 
 def alert_id_for(tenant_id: str, detector_id: str, dedup_key: str, first_evidence_id: str) -> str:

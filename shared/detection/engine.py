@@ -18,7 +18,7 @@ from datetime import timedelta
 from operator import attrgetter
 from typing import Any, Protocol
 
-from shared.alert_model import Alert, Finding, alert_id_for
+from shared.alert_model import Alert, Finding, build_alert
 from shared.detection.base import DetectionContext, Registry
 from shared.detection.state import TENANT_KEY, StateStore, UserState
 from shared.platform.faults import crash_point
@@ -201,25 +201,7 @@ class DetectionEngine:
                     return None
                 open_alerts[slot] = [existing.alert_id, existing.last_seen]
                 return existing
-        alert = Alert(
-            alert_id=alert_id_for(f.tenant_id, f.detector_id, f.dedup_key, f.evidence_record_ids[0]),
-            detector=f.detector_id,
-            title=meta.title,
-            category=f.category or meta.category,
-            severity=f.severity,
-            tenant_id=f.tenant_id,
-            user=f.user,
-            user_key=f.user_key,
-            first_seen=f.first_seen,
-            last_seen=f.last_seen,
-            evidence_record_ids=list(f.evidence_record_ids),
-            mitre=meta.mitre,
-            summary=f.summary,
-            dedup_key=f.dedup_key,
-            ip=f.ip,
-            context=dict(f.context),
-            runbook=meta.runbook,
-        )
+        alert = build_alert(meta, f)
         open_alerts[slot] = [alert.alert_id, alert.last_seen]
         _expire_open(open_alerts, now=f.last_seen, horizon=30 * 86400)
         return alert

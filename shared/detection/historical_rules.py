@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.alert_model import Alert, DetectorMeta, alert_id_for
+from shared.alert_model import Alert, DetectorMeta, Finding, build_alert
 from shared.detection.inbox_rules import score_rule
 from shared.graph.client import SyncGraphClient
 from shared.messages import send_raised_alerts
@@ -143,33 +143,27 @@ def scan_tenant_rules(
                 continue
             evidence = f"graph-rule:{hashlib.sha256(f'{user.id}|{r.id}'.encode()).hexdigest()[:24]}"
             dedup = f"{user.id.lower()}|{(rule.name or '').lower()}"
-            out.alerts.append(
-                Alert(
-                    alert_id=alert_id_for(tenant_id, meta.id, dedup, evidence),
-                    detector=meta.id,
-                    title=meta.title,
-                    category=meta.category,
-                    severity=verdict.severity,
-                    tenant_id=tenant_id,
-                    user=upn or user.id,
-                    user_key=user.id.lower(),
-                    first_seen=at,
-                    last_seen=at,
-                    evidence_record_ids=[evidence],
-                    mitre=meta.mitre,
-                    summary=f"Existing inbox rule {rule.name!r} on {upn or user.id}: " + "; ".join(verdict.reasons),
-                    dedup_key=dedup,
-                    context={
-                        "source": "graph_historical_scan",
-                        "rule_name": rule.name,
-                        "mailbox": upn,
-                        "graph_rule_id": r.id,
-                        "score": verdict.score,
-                        "reasons": list(verdict.reasons),
-                        "external_recipients": list(verdict.external_recipients),
-                        "forward_to": list(rule.recipients),
-                    },
-                    runbook=meta.runbook,
-                )
+            finding = Finding(
+                detector_id=meta.id,
+                tenant_id=tenant_id,
+                user_key=user.id.lower(),
+                user=upn or user.id,
+                severity=verdict.severity,
+                summary=f"Existing inbox rule {rule.name!r} on {upn or user.id}: " + "; ".join(verdict.reasons),
+                first_seen=at,
+                last_seen=at,
+                evidence_record_ids=(evidence,),
+                dedup_key=dedup,
+                context={
+                    "source": "graph_historical_scan",
+                    "rule_name": rule.name,
+                    "mailbox": upn,
+                    "graph_rule_id": r.id,
+                    "score": verdict.score,
+                    "reasons": list(verdict.reasons),
+                    "external_recipients": list(verdict.external_recipients),
+                    "forward_to": list(rule.recipients),
+                },
             )
+            out.alerts.append(build_alert(meta, finding))
     return out

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from shared.alert_model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Finding, Severity, build_alert
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, CheckpointStore, utcnow
 from shared.ingest.client import Subscription
 from shared.ingest.context import IngestServices
@@ -42,11 +42,12 @@ from shared.messages import send_raised_alerts
 from shared.platform import names
 from shared.platform.errors import ItdrError, TransientError
 from shared.platform.storage import encode_key
+from shared.system_alerts import FEED_HEALTH
 from shared.tenants import TenantRecord
 
 log = logging.getLogger("itdr.ingest")
 
-DETECTOR = "integration_feed_health"
+DETECTOR = FEED_HEALTH.id
 SILENCE_THRESHOLDS: Mapping[str, timedelta] = {
     "Audit.AzureActiveDirectory": timedelta(hours=6),
     "Audit.Exchange": timedelta(hours=12),
@@ -60,12 +61,6 @@ WATERMARK_LAG_LIMIT = timedelta(hours=48)
 SUBSCRIPTION_REASONS = frozenset({"subscription_disabled", "subscription_not_enabled"})
 """Park reasons of content messages that a subscription restart makes worth replaying."""
 
-_RUNBOOK = (
-    "Check the tenant's feed with `itdr tenants status --tenant <id>`; the feed-health function restarts "
-    "disabled subscriptions and webhooks itself. If audit logging is off or consent is missing, an admin of "
-    "the tenant must act (docs/onboarding.md). Content older than 7 days cannot be fetched again: backfill "
-    "from Purview audit search."
-)
 _KINDS: Mapping[str, tuple[str, Severity, tuple[str, ...]]] = {
     "subscription_disabled": ("Audit feed subscription disabled", Severity.HIGH, ("T1562.008",)),
     "subscription_missing": ("Audit feed subscription missing", Severity.MEDIUM, ()),
@@ -98,27 +93,23 @@ def integration_alert(
     """
     title, severity, mitre = _KINDS.get(kind, (f"Audit feed problem: {kind}", Severity.MEDIUM, ()))
     day = when.astimezone(UTC).date().isoformat()
-    evidence = f"feed:{content_type}:{day}"
-    dedup_key = f"{kind}:{content_type}"
     ts = when.timestamp()
-    return Alert(
-        alert_id=alert_id_for(tenant_id, DETECTOR, dedup_key, evidence),
-        detector=DETECTOR,
-        title=title,
-        category=Category.INTEGRATION_HEALTH,
-        severity=severity,
+    finding = Finding(
+        detector_id=FEED_HEALTH.id,
         tenant_id=tenant_id,
-        user="",
         user_key=None,
+        user="",
+        severity=severity,
+        summary=summary,
         first_seen=ts,
         last_seen=ts,
-        evidence_record_ids=[evidence],
-        mitre=mitre,
-        summary=summary,
-        dedup_key=dedup_key,
+        evidence_record_ids=(f"feed:{content_type}:{day}",),
+        dedup_key=f"{kind}:{content_type}",
         context={"kind": kind, "content_type": content_type, **dict(context or {})},
-        runbook=_RUNBOOK,
+        title=title,
+        mitre=mitre,
     )
+    return build_alert(FEED_HEALTH, finding)
 
 
 def emit_alerts(svc: IngestServices, alerts: Iterable[Alert]) -> int:

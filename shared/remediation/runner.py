@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.alert_model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Finding, build_alert
 from shared.platform import names
 from shared.platform.bus import MessageBus, OutboundMessage
 from shared.platform.errors import (
@@ -76,6 +76,7 @@ from shared.remediation.ledger import (
     error_info,
 )
 from shared.remediation.policy import PlannedAction, RemediationPolicy, RetryPolicy
+from shared.system_alerts import REMEDIATION_PERMISSION
 
 __all__ = [
     "PERMISSION_DETECTOR_ID",
@@ -94,7 +95,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-PERMISSION_DETECTOR_ID = "integration_remediation_permission"
+PERMISSION_DETECTOR_ID = REMEDIATION_PERMISSION.id
 _RECHECK_MARGIN = timedelta(seconds=1)
 _DUE_TOLERANCE = timedelta(seconds=1)
 
@@ -504,19 +505,12 @@ class RemediationRunner:
         t = entry.target
         user = str(t.get("user") or t.get("mailbox") or t.get("service_principal_id") or "")
         ts = now.timestamp()
-        return Alert(
-            alert_id=alert_id_for(entry.tenant_id, PERMISSION_DETECTOR_ID, dedup, entry.key),
-            detector=PERMISSION_DETECTOR_ID,
-            title="Remediation blocked: the app lacks a Microsoft Graph permission",
-            category=Category.INTEGRATION_HEALTH,
-            severity=Severity.HIGH,
+        finding = Finding(
+            detector_id=REMEDIATION_PERMISSION.id,
             tenant_id=entry.tenant_id,
-            user=user,
             user_key=None,
-            first_seen=ts,
-            last_seen=ts,
-            evidence_record_ids=[entry.key],
-            mitre=(),
+            user=user,
+            severity=REMEDIATION_PERMISSION.severity,
             summary=(
                 f"{entry.action.value} for incident {entry.incident_id} failed: the m365-itdr app needs the "
                 f"Microsoft Graph application permission {perm} (admin consent) in this tenant"
@@ -524,6 +518,9 @@ class RemediationRunner:
                 else f"{entry.action.value} for incident {entry.incident_id} failed: Microsoft Graph refused the "
                 "m365-itdr app in this tenant (no token or no consent)"
             ),
+            first_seen=ts,
+            last_seen=ts,
+            evidence_record_ids=(entry.key,),
             dedup_key=dedup,
             context={
                 "permission": perm,
@@ -532,12 +529,8 @@ class RemediationRunner:
                 "incident_id": entry.incident_id,
                 "error": message,
             },
-            runbook=(
-                f"1. In Entra ID > Enterprise applications > m365-itdr > Permissions, grant admin consent for {perm} "
-                "(an application permission of Microsoft Graph). 2. For a privileged target, give the app a high "
-                "enough Entra role. 3. Re-run the remediation: itdr remediate undo/approve, or remediate by hand."
-            ),
         )
+        return build_alert(REMEDIATION_PERMISSION, finding)
 
 
 # --------------------------------------------------------------------------- the human side

@@ -9,7 +9,9 @@ import pytest
 
 import detectors
 from detectors import ALL_DETECTORS, default_registry
+from shared.alert_model import DetectorMeta
 from shared.detection.base import Detector
+from shared.system_alerts import SYSTEM_ALERTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +32,30 @@ def test_declaration_invariants(cls: type[Detector]) -> None:
     assert str(meta.reference).startswith("https://"), f"{meta.id} - reference must be https"
     assert meta.false_positives, f"{meta.id} - name at least one false positive (docs/detectors.md shows them)"
     assert meta.needs, f"{meta.id} - declare what the detector needs (shared.alert_model.Need)"
+    assert meta.operations, f"{meta.id} - declare the operations the detector reads"
+
+
+@pytest.mark.parametrize("meta", SYSTEM_ALERTS, ids=lambda m: m.id)
+def test_system_alert_sources_hold_the_same_invariants(meta: DetectorMeta) -> None:
+    """Alerts the system raises about itself (feed health, remediation permissions) resolve to metadata and a test."""
+    assert meta.id not in {cls.meta.id for cls in ALL_DETECTORS}
+    assert [p.name for p in (ROOT / "tests").rglob(f"test_{meta.id}.py")] == [f"test_{meta.id}.py"], meta.id
+    assert meta.runbook.count(".") >= 2 and str(meta.reference).startswith("https://")
+    assert meta.false_positives
+
+
+def test_every_alert_the_code_raises_names_a_registered_source() -> None:
+    """Every Alert is made by build_alert with a DetectorMeta (a detector's or a system source's): no module
+    builds one by hand except the model and the store reading stored alerts back."""
+    import re
+
+    sources = [*(ROOT / "shared").rglob("*.py"), *(ROOT / "detectors").glob("*.py")]
+    by_hand = [
+        p.relative_to(ROOT).as_posix()
+        for p in sources
+        if re.search(r"(?<![\w.])Alert\(\s*\n?\s*alert_id=", p.read_text())
+    ]
+    assert sorted(by_hand) == ["shared/alert_model.py", "shared/alerts/store.py"]
 
 
 def test_registry_builds_and_routes() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.alert_model import Alert, Category, Severity, alert_id_for
+from shared.alert_model import Alert, Category, Severity
 from shared.emulators.graph import Fault
 from shared.graph.client import SyncGraphClient
 from shared.platform import names
@@ -26,7 +26,6 @@ from shared.remediation.ledger import (
 )
 from shared.remediation.policy import Mode, RemediationPolicy, RetryPolicy, plan
 from shared.remediation.runner import (
-    PERMISSION_DETECTOR_ID,
     HandleOutcome,
     RemediationRunner,
     approve_action,
@@ -176,61 +175,6 @@ def test_a_timeout_whose_patch_still_lands_is_not_repeated(rig: Any) -> None:
 
 
 # --------------------------------------------------------------------------- permanent errors
-
-
-def test_403_fails_with_missing_permission_and_an_integration_health_alert(rig: Any) -> None:
-    uid = rig.emu.add_user(rig.tenant, user_principal_name="alice@contoso.com")
-    rig.emu.set_permissions(rig.tenant, ["User.Read.All", "User.RevokeSessions.All"])
-    req = isolate(rig)
-    res = rig.runner().handle(req.to_body())
-    assert res.outcome is HandleOutcome.FAILED
-    row = res.entry
-    assert (row.state, row.reason, row.result) == (
-        RemediationState.FAILED,
-        "missing_permission",
-        {
-            "summary": "missing Graph permission User.EnableDisableAccount.All",
-            "permission": "User.EnableDisableAccount.All",
-        },
-    )
-    assert row.last_error is not None and row.last_error.graph_code == "Authorization_RequestDenied"
-    alert = res.alert
-    assert isinstance(alert, Alert)
-    assert alert.alert_id == alert_id_for(
-        rig.tenant, PERMISSION_DETECTOR_ID, "missing_permission|User.EnableDisableAccount.All", req.idempotency_key
-    )
-    assert (alert.detector, alert.category, alert.severity, alert.tenant_id, alert.user) == (
-        "integration_remediation_permission",
-        Category.INTEGRATION_HEALTH,
-        Severity.HIGH,
-        rig.tenant,
-        "alice@contoso.com",
-    )
-    assert alert.context["permission"] == "User.EnableDisableAccount.All"
-    assert "User.EnableDisableAccount.All" in alert.summary
-    assert rig.sink.list_alerts(rig.tenant) == [alert]
-    assert rig.emu.state.user(rig.tenant, uid)["accountEnabled"] is True
-    assert rig.receive() == []  # no retry
-    again = rig.runner().handle(req.to_body())
-    assert again.outcome is HandleOutcome.NOOP_TERMINAL
-
-
-def test_mailbox_403_names_the_mailbox_permission(rig: Any) -> None:
-    uid = rig.emu.add_user(rig.tenant, user_principal_name="alice@contoso.com")
-    rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD)
-    rig.emu.set_permissions(rig.tenant, ["MailboxSettings.Read"])
-    target = {"mailbox": "alice@contoso.com", "rule_name": ".", "forward_to": ["exfil@evil-mail.example"]}
-    req = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.REMOVE_INBOX_RULE,
-        target=target,
-        requested_by="itdr",
-        approved=True,
-    )
-    res = rig.runner().handle(req.to_body())
-    assert (res.entry.reason, res.entry.result["permission"]) == ("missing_permission", "MailboxSettings.ReadWrite")
-    assert res.alert is not None and res.alert.context["permission"] == "MailboxSettings.ReadWrite"
 
 
 def test_404_on_a_rule_relists_and_records_already_removed(rig: Any) -> None:
