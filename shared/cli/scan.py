@@ -1,34 +1,53 @@
 """`itdr scan`: run every detector over exported audit records, without deploying anything.
 
 The contract (documented in the README, relied on by other tools):
-``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--summary FILE] [--config FILE]``.
+``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--summary FILE] [--config FILE]
+[--since T] [--until T] [--tenant ID] [--user UPN] [--quarantine FILE] [--quiet]``.
 Records of all inputs are processed in CreationTime order. ``records_read ==
 records_processed + records_quarantined`` always holds in the summary.
+
+Any size in bounded memory: inputs are read as streams (:mod:`shared.cli.inputs`); events are
+buffered in runs of `RUN_RECORDS`, each run sorted by (CreationTime, Id) and, once there is more
+than one, spilled to a temporary directory as (time, Id, compact record JSON); the runs are merged
+with ``heapq.merge`` and the merged stream fed to the engine in per-tenant batches of `BATCH`.
+Quarantined records are counted by reason, written to ``--quarantine FILE`` when asked, and only a
+bounded sample is kept in memory.
 """
 
 from __future__ import annotations
 
+import heapq
+import struct
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.cli.inputs import iter_paths, read_input
+from shared.cli.inputs import FileReport, InputReader, Limits, iter_sources
 from shared.detection.config import TenantConfig
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.model import Alert
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
-from shared.records.event import Event, Quarantined, iso
+from shared.records.event import Event, Quarantined, iso, parse_raw_record
 
 BATCH = 5000
+RUN_RECORDS = 25_000
+"""Events held in memory before a sorted run is spilled to disk."""
+QUARANTINE_SAMPLES = 1000
+"""Quarantined entries kept in `ScanResult.quarantined` (all of them are counted, and written to --quarantine)."""
+SIGNIN_POINTS = 20_000
+"""Distinct (tenant, user, IP) sign-ins kept for the report's map."""
 
 
 class ScanConfig(BaseModel):
@@ -83,15 +102,33 @@ class ScanResult:
     records_read: int = 0
     records_processed: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
+    """A sample (the first `QUARANTINE_SAMPLES`); the counts are ``records_quarantined`` and ``quarantine_reasons``."""
     duration_s: float = 0.0
     signins: list[dict[str, Any]] = field(default_factory=list)
+    records_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    records_filtered_out: int = 0
+    files: list[FileReport] = field(default_factory=list)
+
+    def add_quarantined(self, q: Quarantined) -> None:
+        self.records_quarantined += 1
+        self.quarantine_reasons[q.reason] += 1
+        if len(self.quarantined) < QUARANTINE_SAMPLES:
+            self.quarantined.append(Quarantined(q.reason, q.detail[:1000], q.raw[:4096], q.tenant_id, q.record_id))
+
+    @property
+    def files_skipped(self) -> list[dict[str, str]]:
+        return [{"path": f.name, "reason": f.skipped} for f in self.files if f.skipped is not None]
 
     def summary(self) -> dict[str, Any]:
         return {
             "records_read": self.records_read,
             "records_processed": self.records_processed,
-            "records_quarantined": len(self.quarantined),
-            "quarantine_reasons": dict(Counter(q.reason for q in self.quarantined)),
+            "records_quarantined": self.records_quarantined,
+            "quarantine_reasons": dict(self.quarantine_reasons),
+            "records_filtered_out": self.records_filtered_out,
+            "files_read": sum(1 for f in self.files if f.skipped is None),
+            "files_skipped": self.files_skipped,
             "alerts": len(self.alerts),
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
@@ -127,48 +164,228 @@ def build_engine(
     return engine, sink
 
 
-def scan(paths: Sequence[str], cfg: ScanConfig, *, progress: Any = None) -> ScanResult:
-    """Read, parse, order and detect over every input."""
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """What to keep and where to put what is not kept."""
+
+    since: float | None = None
+    until: float | None = None
+    tenants: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    limits: Limits = field(default_factory=Limits)
+    quarantine_out: IO[bytes] | None = None
+    temp_dir: str | None = None
+    run_records: int = RUN_RECORDS
+
+    def keeps(self, ev: Event) -> bool:
+        """True when the event passes ``--since`` (inclusive), ``--until`` (exclusive), ``--tenant``, ``--user``."""
+        if self.since is not None and ev.time < self.since:
+            return False
+        if self.until is not None and ev.time >= self.until:
+            return False
+        if self.tenants and ev.tenant_id not in self.tenants:
+            return False
+        return not self.users or bool({ev.upn, ev.object_id} & self.users)
+
+
+class ScanProgress:
+    """What `scan` reports as it goes; the default reports nothing (see shared.cli.progress for the bar)."""
+
+    def reading(self, total_bytes: int | None) -> None: ...
+    def advance_bytes(self, n: int) -> None: ...
+    def records(self, n: int) -> None: ...
+    def detecting(self, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+_ENTRY = struct.Struct("<I")
+_SPILL_DECODER = msgspec.msgpack.Decoder(tuple[float, str, bytes])
+
+
+class _Runs:
+    """Sorted runs of events: in memory while there is one, spilled to files beyond (see the module docstring)."""
+
+    def __init__(self, run_records: int, temp_dir: str | None) -> None:
+        self.run_records = run_records
+        self.temp_dir = temp_dir
+        self.current: list[Event] = []
+        self.files: list[Path] = []
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def add(self, ev: Event) -> None:
+        self.current.append(ev)
+        if len(self.current) >= self.run_records:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="itdr-scan-", dir=self.temp_dir)
+        self.current.sort(key=_order)
+        path = Path(self._dir.name) / f"run{len(self.files):05d}"
+        encode = msgspec.msgpack.encode
+        with open(path, "wb", buffering=1 << 20) as fh:
+            for ev in self.current:
+                body = encode((ev.time, ev.record_id, msgspec.json.encode(ev.record)))
+                fh.write(_ENTRY.pack(len(body)))
+                fh.write(body)
+        self.files.append(path)
+        self.current = []
+
+    def ordered(self) -> Iterator[Event | Quarantined]:
+        """Every event added, in (CreationTime, Id) order."""
+        if not self.files:
+            self.current.sort(key=_order)
+            events, self.current = self.current, []
+            yield from events
+            return
+        if self.current:
+            self._spill()
+        merged = heapq.merge(*(_read_run(p) for p in self.files), key=_entry_order)
+        for _, _, record in merged:
+            yield parse_raw_record(record)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+def _order(ev: Event) -> tuple[float, str]:
+    return (ev.time, ev.record_id)
+
+
+def _entry_order(entry: tuple[float, str, bytes]) -> tuple[float, str]:
+    return (entry[0], entry[1])
+
+
+def _read_run(path: Path) -> Iterator[tuple[float, str, bytes]]:
+    with open(path, "rb", buffering=1 << 16) as fh:
+        while head := fh.read(4):
+            (size,) = _ENTRY.unpack(head)
+            yield _SPILL_DECODER.decode(fh.read(size))
+
+
+def _write_quarantined(out: IO[bytes], q: Quarantined) -> None:
+    out.write(
+        orjson.dumps(
+            {
+                "reason": q.reason,
+                "location": q.detail.split(": ", 1)[0] if ": " in q.detail else "",
+                "detail": q.detail,
+                "tenant_id": q.tenant_id,
+                "record_id": q.record_id,
+                "raw": q.raw.decode("utf-8", errors="replace"),
+            }
+        )
+        + b"\n"
+    )
+
+
+def scan(
+    paths: Sequence[str],
+    cfg: ScanConfig,
+    *,
+    progress: ScanProgress | None = None,
+    options: ScanOptions | None = None,
+) -> ScanResult:
+    """Read, parse, order and detect over every input, in bounded memory."""
     started = time.perf_counter()
-    events: list[Event] = []
-    bad: list[Quarantined] = []
-    for name, raw in iter_paths(list(paths)):
-        batch = read_input(name, raw)
-        events.extend(batch.events)
-        bad.extend(batch.quarantined)
+    opts = options or ScanOptions()
+    prog = progress or ScanProgress()
+    result = ScanResult([])
+    sources = list(iter_sources(list(paths)))
+    sizes = [s.size for s in sources]
+    prog.reading(None if any(x is None for x in sizes) else sum(x or 0 for x in sizes))
+    reader = InputReader(opts.limits, on_bytes=prog.advance_bytes)
+    runs = _Runs(opts.run_records, opts.temp_dir)
     domains: dict[str, set[str]] = {}
-    for ev in events:
-        if ev.upn and "@" in ev.upn and not ev.upn.endswith("#ext#"):
-            domains.setdefault(ev.tenant_id, set()).add(ev.upn.rsplit("@", 1)[1])
-    engine, sink = build_engine(cfg, seen_domains=domains)
-    events.sort(key=lambda e: (e.time, e.record_id))
-    by_tenant: dict[str, list[Event]] = {}
-    for ev in events:
-        by_tenant.setdefault(ev.tenant_id, []).append(ev)
-    done = 0
-    for tid, evs in by_tenant.items():
-        for i in range(0, len(evs), BATCH):
-            chunk = evs[i : i + BATCH]
-            engine.process(tid, chunk, batch_id=f"scan-{tid}-{i}")
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(events))
-    result = ScanResult(sink.list_alerts(), len(events) + len(bad), len(events), bad)
-    result.signins = [
-        {
-            "tenant_id": e.tenant_id,
-            "user": e.user_display,
-            "time": iso(e.time),
-            "ip": e.ip,
-            "lat": getattr(e.ip_info, "latitude", None),
-            "lon": getattr(e.ip_info, "longitude", None),
-            "country": getattr(e.ip_info, "country", None),
-        }
-        for e in events
-        if e.op == "userloggedin" and e.ip_info is not None
-    ]
+    kept = 0
+    try:
+        for source in sources:
+            for got in reader.read(source):
+                if isinstance(got, Quarantined):
+                    _quarantine(result, opts, got)
+                    continue
+                if not opts.keeps(got):
+                    result.records_filtered_out += 1
+                    continue
+                upn = got.upn
+                if upn and "@" in upn and not upn.endswith("#ext#"):
+                    domains.setdefault(got.tenant_id, set()).add(upn.rsplit("@", 1)[1])
+                runs.add(got)
+                kept += 1
+                if kept % 1000 == 0:
+                    prog.records(kept)
+        prog.records(kept)
+        result.files = reader.reports
+        engine, sink = build_engine(cfg, seen_domains=domains)
+        prog.detecting(kept)
+        _detect(engine, runs.ordered(), result, opts, prog)
+    finally:
+        runs.close()
+        prog.close()
+    result.alerts = sink.list_alerts()
+    result.records_read = result.records_processed + result.records_quarantined
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _quarantine(result: ScanResult, opts: ScanOptions, q: Quarantined) -> None:
+    result.add_quarantined(q)
+    if opts.quarantine_out is not None:
+        _write_quarantined(opts.quarantine_out, q)
+
+
+def _detect(
+    engine: DetectionEngine,
+    ordered: Iterator[Event | Quarantined],
+    result: ScanResult,
+    opts: ScanOptions,
+    prog: ScanProgress,
+) -> None:
+    """Feed the ordered events to the engine in per-tenant batches; collect the map's sign-ins."""
+    pending: dict[str, list[Event]] = {}
+    batches: Counter[str] = Counter()
+    points: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+
+    def flush(tid: str) -> None:
+        chunk = pending.pop(tid)
+        engine.process(tid, chunk, batch_id=f"scan-{tid}-{batches[tid]}")
+        batches[tid] += 1
+        result.records_processed += len(chunk)
+        prog.advance(len(chunk))
+        for e in chunk:
+            if e.op == "userloggedin" and e.ip_info is not None and len(points) < SIGNIN_POINTS:
+                key = (e.tenant_id, e.user_display, e.ip)
+                if key not in points:
+                    points[key] = _signin(e)
+
+    for ev in ordered:
+        if isinstance(ev, Quarantined):  # a spilled record no longer decodes: never expected, still counted
+            _quarantine(result, opts, ev)
+            continue
+        lst = pending.get(ev.tenant_id)
+        if lst is None:
+            lst = pending[ev.tenant_id] = []
+        lst.append(ev)
+        if len(lst) >= BATCH:
+            flush(ev.tenant_id)
+    for tid in list(pending):
+        flush(tid)
+    result.signins = list(points.values())
+
+
+def _signin(e: Event) -> dict[str, Any]:
+    return {
+        "tenant_id": e.tenant_id,
+        "user": e.user_display,
+        "time": iso(e.time),
+        "ip": e.ip,
+        "lat": getattr(e.ip_info, "latitude", None),
+        "lon": getattr(e.ip_info, "longitude", None),
+        "country": getattr(e.ip_info, "country", None),
+    }
 
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -212,20 +429,97 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
         raise ValueError(fmt)
 
 
+def parse_when(value: str, option: str) -> float:
+    """Epoch seconds of a ``--since``/``--until`` value: an ISO 8601 date or time (UTC when it has no zone)."""
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigurationError(f"{option}: not an ISO 8601 date or time: {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def options_from(args: Any, quarantine_out: IO[bytes] | None) -> ScanOptions:
+    """`ScanOptions` from the parsed command line (a usage mistake raises ConfigurationError: exit 2)."""
+    since = parse_when(args.since, "--since") if getattr(args, "since", None) else None
+    until = parse_when(args.until, "--until") if getattr(args, "until", None) else None
+    if since is not None and until is not None and since >= until:
+        raise ConfigurationError("--since must be before --until")
+    limits = Limits()
+    ratio = getattr(args, "max_expansion_ratio", None)
+    expanded = getattr(args, "max_expanded_mb", None)
+    if ratio is not None:
+        limits = Limits(max_ratio=ratio, max_expanded=limits.max_expanded, ratio_floor=0)
+    if expanded is not None:
+        limits = Limits(
+            max_ratio=limits.max_ratio, max_expanded=int(expanded * 1024 * 1024), ratio_floor=limits.ratio_floor
+        )
+    return ScanOptions(
+        since=since,
+        until=until,
+        tenants=frozenset(t.strip().lower() for t in getattr(args, "tenant", None) or ()),
+        users=frozenset(u.strip().lower() for u in getattr(args, "user", None) or ()),
+        limits=limits,
+        quarantine_out=quarantine_out,
+        temp_dir=getattr(args, "temp_dir", None),
+    )
+
+
+def _open_for_writing(path: str, what: str) -> IO[bytes]:
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {what} {path}: {exc.strerror}") from exc
+
+
+def _notes(result: ScanResult) -> list[str]:
+    """What the user must know about the inputs: skipped files, files wholly quarantined, the quarantine total."""
+    lines = [f"skipped {f['path']}: {f['reason']}" for f in result.files_skipped]
+    for f in result.files:
+        if f.skipped is None and f.records and f.quarantined == f.records:
+            lines.append(f"{f.name}: all {f.records:,} records quarantined")
+    if result.records_quarantined:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in result.quarantine_reasons.most_common())
+        lines.append(f"{result.records_quarantined:,} of {result.records_read:,} records quarantined ({reasons})")
+    return lines
+
+
 def run(args: Any) -> int:
     cfg = ScanConfig.load(args.config)
     for p in args.paths:
         if p != "-" and not Path(p).exists():
-            print(f"itdr scan: no such file or directory: {p}", file=sys.stderr)
-            return 2
+            raise ConfigurationError(f"no such file or directory: {p}")
+    quiet = bool(getattr(args, "quiet", False))
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
-    result = scan(args.paths, cfg)
-    if args.output:
-        with open(args.output, "wb") as fh:
-            write_output(result, fmt, fh)
-    else:
-        write_output(result, fmt, sys.stdout.buffer)
-        sys.stdout.flush()
+    out = _open_for_writing(args.output, "output") if args.output else None
+    qfile = _open_for_writing(args.quarantine, "quarantine file") if getattr(args, "quarantine", None) else None
+    try:
+        opts = options_from(args, qfile)
+        progress: ScanProgress | None = None
+        if not quiet and sys.stderr.isatty():
+            from shared.cli.progress import RichScanProgress
+
+            progress = RichScanProgress(sys.stderr)
+        result = scan(args.paths, cfg, progress=progress, options=opts)
+        if out is not None:
+            write_output(result, fmt, out)
+        else:
+            write_output(result, fmt, sys.stdout.buffer)
+            sys.stdout.flush()
+    finally:
+        if out is not None:
+            out.close()
+        if qfile is not None:
+            qfile.close()
     if args.summary:
         Path(args.summary).write_bytes(orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2))
+    if not quiet:
+        for line in _notes(result):
+            print(f"itdr scan: {_printable(line)}", file=sys.stderr)
     return 0
+
+
+def _printable(text: str) -> str:
+    """A line for the terminal: control characters (from file names or records) shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

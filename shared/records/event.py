@@ -487,10 +487,13 @@ def _decode_lenient(raw: bytes) -> tuple[AuditRecord | None, str, str]:
         first_error = str(exc)
     except msgspec.DecodeError as exc:
         return None, "invalid_json", str(exc)[:200]
+    except RecursionError:
+        return None, "too_deep", "record nested too deeply to decode"
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, "invalid_json", str(exc)[:200]
+        reason = "too_deep" if "recursion" in str(exc).lower() else "invalid_json"
+        return None, reason, str(exc)[:200]
     if not isinstance(obj, dict):
         return None, "not_an_object", f"record is a JSON {type(obj).__name__}"
     error = first_error
@@ -503,7 +506,38 @@ def _decode_lenient(raw: bytes) -> tuple[AuditRecord | None, str, str]:
             return convert_record(obj), "", ""
         except msgspec.ValidationError as exc:
             error = str(exc)
+        except RecursionError:
+            return None, "too_deep", "record nested too deeply to decode"
     return None, "schema_mismatch", error[:200]
+
+
+MIN_TIME = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+"""CreationTime bounds: a day inside years 1-9999 either side, so every UTC rendering and date of it exists."""
+MAX_ID_CHARS = 256
+"""Longest record Id or tenant id kept (Ids are GUIDs; longer ones are junk that storage keys and rows refuse)."""
+MAX_USER_CHARS = 512
+"""Longest user key kept (a Table key is at most 1 KiB once escaped)."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters, which Table keys refuse (C1 included) and no identifier holds."""
+
+
+def _key_problem(rid: str, tenant: str | None, user_key: str | None) -> tuple[str, str] | None:
+    """(reason, detail) when an identifier cannot serve as a storage key, else None."""
+    if len(rid) > MAX_ID_CHARS:
+        return "oversized_field", f"Id of {len(rid)} characters"
+    if tenant is not None and len(tenant) > MAX_ID_CHARS:
+        return "oversized_field", f"OrganizationId of {len(tenant)} characters"
+    if user_key is not None and len(user_key) > MAX_USER_CHARS:
+        return "oversized_field", f"user of {len(user_key)} characters"
+    for name, value in (("Id", rid), ("OrganizationId", tenant), ("user", user_key)):
+        if value is not None and not value.isprintable() and _CONTROL.search(value):
+            return "control_characters", f"{name} holds control characters"
+    return None
+
+
+def _short(value: str | None) -> str | None:
+    return value if value is None or len(value) <= MAX_ID_CHARS else value[:MAX_ID_CHARS] + "..."
 
 
 def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) -> Event | Quarantined:
@@ -511,7 +545,11 @@ def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) ->
     rid = rec.Id
     tenant = (rec.OrganizationId or "").strip().lower() or None
     if not rid:
-        return Quarantined("missing_id", "record has no Id", raw, tenant)
+        return Quarantined("missing_id", "record has no Id", raw, _short(tenant))
+    if len(rid) > MAX_ID_CHARS or (tenant is not None and len(tenant) > MAX_ID_CHARS):
+        problem = _key_problem(rid, tenant, None)
+        assert problem is not None
+        return Quarantined(problem[0], problem[1], raw, _short(tenant), _short(rid))
     if tenant is None:
         tenant = expected_tenant
         if tenant is None:
@@ -524,9 +562,16 @@ def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) ->
         return Quarantined("bad_creation_time", "record has no CreationTime", raw, tenant, rid)
     try:
         ts = parse_time(rec.CreationTime)
-    except ValueError:
+    except (ValueError, OverflowError):
         return Quarantined("bad_creation_time", f"unparseable CreationTime {rec.CreationTime[:40]!r}", raw, tenant, rid)
+    if not MIN_TIME <= ts <= MAX_TIME:
+        return Quarantined(
+            "bad_creation_time", f"CreationTime out of range {rec.CreationTime[:40]!r}", raw, tenant, rid
+        )
     oid, upn = _identity(rec)
+    problem = _key_problem(rid, tenant, oid or upn)
+    if problem is not None:
+        return Quarantined(problem[0], problem[1], raw, tenant, rid)
     ip = normalize_ip(rec.ClientIP or rec.ClientIPAddress or rec.ActorIpAddress)
     return Event(
         rec,
@@ -618,13 +663,20 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
         if ts is None and created:
             try:
                 ts = parse_time(created)
-            except ValueError:
+            except (ValueError, OverflowError):
                 ts = None
             else:
                 if len(times) >= _CACHE_MAX:
                     times.clear()
                 times[created] = ts
-        if not rid or tenant is None or ts is None or (expected_tenant is not None and tenant != expected_tenant):
+        if (
+            not rid
+            or tenant is None
+            or ts is None
+            or not MIN_TIME <= ts <= MAX_TIME
+            or len(rid) > MAX_ID_CHARS
+            or (expected_tenant is not None and tenant != expected_tenant)
+        ):
             got = build_event(rec, b"", expected_tenant=expected_tenant)
             if isinstance(got, Event):
                 add(got)
@@ -636,6 +688,11 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
         if op is None:
             op = _op_key(operation)
         oid, upn = _identity(rec)
+        if _key_problem(rid, tenant, oid or upn) is not None:
+            got = build_event(rec, b"", expected_tenant=expected_tenant)
+            assert isinstance(got, Quarantined)
+            bad.append(Quarantined(got.reason, got.detail, msgspec.json.encode(rec), got.tenant_id, got.record_id))
+            continue
         add(
             Event(
                 rec,
