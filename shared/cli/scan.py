@@ -8,7 +8,7 @@ records_processed + records_quarantined`` always holds in the summary.
 
 Any size in bounded memory: inputs are read as streams (:mod:`shared.cli.inputs`); events are
 buffered in runs of `RUN_RECORDS`, each run sorted by (CreationTime, Id) and, once there is more
-than one, spilled to a temporary directory as (time, Id, compact record JSON); the runs are merged
+than one, spilled to a temporary directory as (time, Id, the record's JSON); the runs are merged
 with ``heapq.merge`` and the merged stream fed to the engine in per-tenant batches of `BATCH`.
 Quarantined records are counted by reason, written to ``--quarantine FILE`` when asked, and only a
 bounded sample is kept in memory.
@@ -226,7 +226,7 @@ class _Runs:
         encode = msgspec.msgpack.encode
         with open(path, "wb", buffering=1 << 20) as fh:
             for ev in self.current:
-                body = encode((ev.time, ev.record_id, msgspec.json.encode(ev.record)))
+                body = encode((ev.time, ev.record_id, ev.raw or msgspec.json.encode(ev.record)))
                 fh.write(_ENTRY.pack(len(body)))
                 fh.write(body)
         self.files.append(path)

@@ -37,7 +37,7 @@ from shared.platform.bus import InProcessBus, OutboundMessage
 from shared.platform.errors import BadInputError
 from shared.platform.storage import decode_key, encode_key
 from shared.records.event import Event, parse_raw_record
-from shared.records.model import split_blob
+from shared.records.split import split_array
 
 log = logging.getLogger("itdr.ingest")
 
@@ -82,13 +82,13 @@ def _select(
 ) -> list[bytes]:
     """The records of one raw blob inside the range and not seen before (by Id)."""
     try:
-        raws = split_blob(data)
+        raws = [raw for raw, _ in split_array(data)]  # an element too deep or too large is b"": quarantined below
     except ValueError:
         result.unreadable_blobs += 1
         return []
     kept: list[bytes] = []
     for raw in raws:
-        event = parse_raw_record(bytes(raw), expected_tenant=tenant_id)
+        event = parse_raw_record(raw, expected_tenant=tenant_id)
         if not isinstance(event, Event) or not since <= event.time < until:
             result.out_of_range += 1  # records without a usable time were quarantined when ingested
             continue

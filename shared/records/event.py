@@ -524,6 +524,13 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 def _key_problem(rid: str, tenant: str | None, user_key: str | None) -> tuple[str, str] | None:
     """(reason, detail) when an identifier cannot serve as a storage key, else None."""
+    if (
+        len(rid) <= MAX_ID_CHARS
+        and rid.isprintable()
+        and (tenant is None or (len(tenant) <= MAX_ID_CHARS and tenant.isprintable()))
+        and (user_key is None or (len(user_key) <= MAX_USER_CHARS and user_key.isprintable()))
+    ):
+        return None
     if len(rid) > MAX_ID_CHARS:
         return "oversized_field", f"Id of {len(rid)} characters"
     if tenant is not None and len(tenant) > MAX_ID_CHARS:

@@ -20,11 +20,14 @@ largest value kept.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import msgspec
+
+from shared.records.model import split_blob
 
 CHUNK = 1 << 20
 MAX_ITEM = 64 << 20
@@ -55,7 +58,17 @@ class Piece:
 
 
 def _count_lines(data: bytes | bytearray) -> int:
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    n = data.count(b"\n")
+    if b"\r" in data:
+        n += data.count(b"\r") - data.count(b"\r\n")
+    return n
+
+
+def _eol(buf: bytearray, pos: int) -> int:
+    """The index of the first line end (``\\n`` or ``\\r``) at or after ``pos``, or -1."""
+    nl = buf.find(b"\n", pos)
+    cr = buf.find(b"\r", pos, nl if nl >= 0 else len(buf))
+    return cr if cr >= 0 else nl
 
 
 class _Buffer:
@@ -174,8 +187,8 @@ def _line_value(b: _Buffer, pos: int, top: int, lines_mode: bool, max_item: int)
     """A JSON Lines line starting at ``pos`` when it is one whole value, or (in lines mode) a bad line."""
     search = pos
     while True:
-        m = _EOL.search(b.buf, search)
-        if m is not None or b.eof:
+        end = _eol(b.buf, search)
+        if end >= 0 or b.eof:
             break
         if len(b.buf) - pos > max_item:
             return None, pos  # longer than a record may be: the bracket scan skips it
@@ -183,7 +196,8 @@ def _line_value(b: _Buffer, pos: int, top: int, lines_mode: bool, max_item: int)
         shift = b.more(pos)
         pos -= shift
         search -= shift
-    end = m.start() if m is not None else len(b.buf)
+    if end < 0:
+        end = len(b.buf)
     line = bytes(b.buf[pos:end]).rstrip()
     try:
         _RAW.decode(line)
@@ -247,3 +261,25 @@ def _value(b: _Buffer, pos: int, top: int, max_item: int, max_depth: int) -> tup
                     return Piece(b"", line, top, "record_too_large"), p
                 return Piece(bytes(b.buf[start:p]), line, top), p
         p += 1
+
+
+def split_array(data: bytes) -> list[tuple[bytes, str | None]]:
+    """The elements of a content blob (one JSON array), each with the reason it cannot be kept (or None).
+
+    The fast path splits with msgspec; when that fails (a NaN, a record nested too deep, any element that is
+    not valid JSON) the bracket scan splits the array so that each bad element is quarantined alone. Raises
+    ValueError when the bytes are not one JSON array at all (truncated, or anything after it): a fault of
+    the blob, not of a record.
+    """
+    try:
+        return [(bytes(r), None) for r in split_blob(data)]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        pass
+    if data.lstrip()[:1] != b"[":
+        raise ValueError("content blob is not a JSON array")
+    out: list[tuple[bytes, str | None]] = []
+    for piece in split_stream(io.BytesIO(data).read):
+        if piece.top != 0 or piece.error == "truncated" or not piece.in_array:
+            raise ValueError("content blob is not one complete JSON array")
+        out.append((piece.data, piece.error))
+    return out
