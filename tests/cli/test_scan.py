@@ -114,7 +114,7 @@ def test_malformed_input_is_counted_not_fatal(tmp_path: Path, capsys: pytest.Cap
         }
     ]
     (alert,) = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert alert["evidence_record_ids"] == ["rule-1", "rule-1", "rule-5"]  # same rule name and user: one alert
+    assert alert["evidence_record_ids"] == ["rule-1", "rule-5"]  # same rule name and user: one alert (Ids once)
 
 
 def test_stdin_and_usage_errors(tmp_path: Path) -> None:
