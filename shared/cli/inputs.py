@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import orjson
 
@@ -50,6 +50,16 @@ _REASONS = {
     "record_too_large": "record larger than the size cap",
     "truncated": "input ends inside a record",
 }
+
+
+class ByteStream(Protocol):
+    """What the readers need of a stream: ``read``."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Closable(ByteStream, Protocol):
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +95,7 @@ class FileReport:
 class Source:
     name: str
     size: int | None
-    open: Callable[[], IO[bytes]]
+    open: Callable[[], Closable]
 
 
 @dataclass(slots=True)
@@ -104,17 +114,17 @@ class InputReader:
         except OSError as exc:
             self.reports.append(FileReport(source.name, "unreadable", skipped=f"cannot read: {exc.strerror}"))
             return
-        with fh:
+        try:
             counted = _Counting(fh, self.on_bytes)
             yield from self._stream(source.name, counted, counted, depth=0)
+        finally:
+            fh.close()
 
-    def _stream(
-        self, name: str, stream: IO[bytes] | _Counting, raw: _Counting, *, depth: int
-    ) -> Iterator[Event | Quarantined]:
+    def _stream(self, name: str, stream: ByteStream, raw: _Counting, *, depth: int) -> Iterator[Event | Quarantined]:
         peek = _Peek(stream)
         head = peek.peek(SNIFF)
         if head[:2] == b"\x1f\x8b" and depth < 3:
-            inner = gzip.GzipFile(fileobj=peek, mode="rb")  # type: ignore[arg-type]
+            inner = gzip.GzipFile(fileobj=peek, mode="rb")  # type: ignore[call-overload]
             start = raw.count
             capped = _Capped(inner, lambda: raw.count - start, self.limits)
             yield from self._guarded(name, lambda: self._stream(name, capped, raw, depth=depth + 1), "invalid_gzip")
@@ -167,9 +177,7 @@ class InputReader:
                     if info.flag_bits & 0x1:
                         self.reports.append(FileReport(member, "zip", skipped="encrypted zip member"))
                         continue
-                    yield from self._guarded(
-                        member, lambda i=info, m=member: self._member(archive, i, m), "invalid_zip"
-                    )
+                    yield from self._guarded(member, _bind(self._member, archive, info, member), "invalid_zip")
 
     def _member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> Iterator[Event | Quarantined]:
         with archive.open(info) as fh:
@@ -229,7 +237,7 @@ class InputReader:
                     yield got
 
     def _csv(self, name: str, stream: _Peek, report: FileReport) -> Iterator[Event | Quarantined]:
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")  # type: ignore[type-var]
         reader = csv.reader(text)
         try:
             header = next(reader)
@@ -298,8 +306,17 @@ def iter_sources(paths: list[str]) -> Iterator[Source]:
             yield Source(str(f), size, _opener(f))
 
 
-def _opener(path: Path) -> Callable[[], IO[bytes]]:
-    def open_file() -> IO[bytes]:
+def _bind(
+    fn: Callable[[zipfile.ZipFile, zipfile.ZipInfo, str], Iterator[Event | Quarantined]],
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    member: str,
+) -> Callable[[], Iterator[Event | Quarantined]]:
+    return lambda: fn(archive, info, member)
+
+
+def _opener(path: Path) -> Callable[[], Closable]:
+    def open_file() -> Closable:
         return path.open("rb")
 
     return open_file
@@ -308,48 +325,39 @@ def _opener(path: Path) -> Callable[[], IO[bytes]]:
 # ---------------------------------------------------------------------- stream helpers
 
 
-class _NoClose(io.RawIOBase):
+class _NoClose:
     """Standard input, not closed when the reader is done with it."""
 
     def __init__(self, inner: IO[bytes]) -> None:
         self.inner = inner
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         return self.inner.read(n)
+
+    def close(self) -> None:
+        return None
 
 
 class _Counting:
     """Counts the bytes read from a stream (the compressed side of a cap, and the progress bar)."""
 
-    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, inner: ByteStream, on_bytes: Callable[[int], None] | None) -> None:
         self.inner = inner
         self.count = 0
         self.on_bytes = on_bytes
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         data = self.inner.read(n)
         self.count += len(data)
         if self.on_bytes is not None and data:
             self.on_bytes(len(data))
         return data
 
-    def readable(self) -> bool:
-        return True
-
-    def __enter__(self) -> _Counting:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.inner.close()
-
 
 class _Peek:
     """A read-only stream with a look-ahead buffer."""
 
-    def __init__(self, inner: IO[bytes] | _Counting | _Capped | _Transcoded) -> None:
+    def __init__(self, inner: ByteStream) -> None:
         self.inner = inner
         self.buf = b""
 
@@ -361,7 +369,7 @@ class _Peek:
             self.buf += chunk
         return self.buf[:n]
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         if self.buf:
             if n < 0 or n >= len(self.buf):
                 out, self.buf = self.buf, b""
@@ -403,13 +411,13 @@ class _Peek:
 class _Capped:
     """A decompressed stream that stops past the expansion caps (ratio to the compressed bytes, absolute)."""
 
-    def __init__(self, inner: IO[bytes], packed: Callable[[], int], limits: Limits) -> None:
+    def __init__(self, inner: ByteStream, packed: Callable[[], int], limits: Limits) -> None:
         self.inner = inner
         self.packed = packed
         self.limits = limits
         self.count = 0
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         data = self.inner.read(n if n > 0 else CHUNK)
         self.count += len(data)
         lim = self.limits
@@ -429,7 +437,7 @@ class _Transcoded:
         self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self.done = False
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         while not self.done:
             chunk = self.inner.read(CHUNK)
             text = self.decoder.decode(chunk, final=not chunk)
