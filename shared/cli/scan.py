@@ -42,7 +42,7 @@ from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Quarantined, iso, parse_raw_record
 
 BATCH = 5000
-RUN_RECORDS = 25_000
+RUN_RECORDS = 50_000
 """Events held in memory before a sorted run is spilled to disk."""
 QUARANTINE_SAMPLES = 1000
 """Quarantined entries kept in `ScanResult.quarantined` (all of them are counted, and written to --quarantine)."""
@@ -233,17 +233,17 @@ class _Runs:
         self.current = []
 
     def ordered(self) -> Iterator[Event | Quarantined]:
-        """Every event added, in (CreationTime, Id) order."""
+        """Every event added, in (CreationTime, Id) order: the spilled runs merged with the last run, which
+        stays in memory (only spilled records are parsed again)."""
+        self.current.sort(key=_order)
+        events, self.current = self.current, []
         if not self.files:
-            self.current.sort(key=_order)
-            events, self.current = self.current, []
             yield from events
             return
-        if self.current:
-            self._spill()
-        merged = heapq.merge(*(_read_run(p) for p in self.files), key=_entry_order)
-        for _, _, record in merged:
-            yield parse_raw_record(record)
+        held = ((ev.time, ev.record_id, ev) for ev in events)
+        runs: list[Iterator[tuple[float, str, bytes | Event]]] = [_read_run(p) for p in self.files]
+        for _, _, item in heapq.merge(*runs, held, key=_entry_order):
+            yield item if isinstance(item, Event) else parse_raw_record(item)
 
     def close(self) -> None:
         if self._dir is not None:
@@ -255,11 +255,11 @@ def _order(ev: Event) -> tuple[float, str]:
     return (ev.time, ev.record_id)
 
 
-def _entry_order(entry: tuple[float, str, bytes]) -> tuple[float, str]:
+def _entry_order(entry: tuple[float, str, bytes | Event]) -> tuple[float, str]:
     return (entry[0], entry[1])
 
 
-def _read_run(path: Path) -> Iterator[tuple[float, str, bytes]]:
+def _read_run(path: Path) -> Iterator[tuple[float, str, bytes | Event]]:
     with open(path, "rb", buffering=1 << 16) as fh:
         while head := fh.read(4):
             (size,) = _ENTRY.unpack(head)

@@ -43,6 +43,7 @@ _EOL = re.compile(rb"[\r\n]")
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.S)
 _SCALAR = re.compile(rb"[^,\]\r\n]*+")
 _RAW = msgspec.json.Decoder(msgspec.Raw)
+_BLANK = (b" ", b"\t", b"\x0c", b"\x00")
 
 
 @dataclass(slots=True)
@@ -55,13 +56,6 @@ class Piece:
     """The ordinal (0-based) of the top-level value this piece belongs to."""
     error: str | None = None
     in_array: bool = False
-
-
-def _count_lines(data: bytes | bytearray) -> int:
-    n = data.count(b"\n")
-    if b"\r" in data:
-        n += data.count(b"\r") - data.count(b"\r\n")
-    return n
 
 
 def _eol(buf: bytearray, pos: int) -> int:
@@ -86,9 +80,7 @@ class _Buffer:
     def more(self, keep_from: int) -> int:
         """Read another chunk, first dropping the bytes before ``keep_from``; the shift of every index."""
         if keep_from > 0:
-            if keep_from > self.line_pos:
-                self.line += _count_lines(self.buf[self.line_pos : keep_from])
-                self.line_pos = keep_from
+            self.line_at(keep_from)
             del self.buf[:keep_from]
             self.line_pos -= keep_from
         chunk = self.read(CHUNK)
@@ -100,7 +92,12 @@ class _Buffer:
 
     def line_at(self, pos: int) -> int:
         if pos > self.line_pos:
-            self.line += _count_lines(self.buf[self.line_pos : pos])
+            buf = self.buf
+            start = self.line_pos
+            n = buf.count(b"\n", start, pos)
+            if buf.find(b"\r", start, pos) >= 0:
+                n += buf.count(b"\r", start, pos) - buf.count(b"\r\n", start, pos)
+            self.line += n
             self.line_pos = pos
         return self.line
 
@@ -198,13 +195,14 @@ def _line_value(b: _Buffer, pos: int, top: int, lines_mode: bool, max_item: int)
         search -= shift
     if end < 0:
         end = len(b.buf)
-    line = bytes(b.buf[pos:end]).rstrip()
-    try:
-        _RAW.decode(line)
-    except (msgspec.DecodeError, RecursionError):
-        if not lines_mode:
+    line = bytes(b.buf[pos:end])
+    if line[-1:] in _BLANK:
+        line = line.rstrip()
+    if not lines_mode:  # a line is taken whole once the stream has shown complete one-line values
+        try:
+            _RAW.decode(line)
+        except (msgspec.DecodeError, RecursionError):
             return None, pos
-        return Piece(line, b.line_at(pos), top, None), end
     return Piece(line, b.line_at(pos), top, None), end
 
 
