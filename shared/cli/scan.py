@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from sys import intern
 from typing import IO, Any
 
 import msgspec
@@ -40,6 +41,7 @@ from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Quarantined, iso, parse_raw_record
+from shared.records.model import decode_record
 
 BATCH = 5000
 RUN_RECORDS = 50_000
@@ -200,7 +202,10 @@ class ScanProgress:
 
 
 _ENTRY = struct.Struct("<I")
-_SPILL_DECODER = msgspec.msgpack.Decoder(tuple[float, str, bytes])
+_Spilled = tuple[float, str, str, str, str | None, str | None, str | None, bytes]
+"""A spilled event: time, Id, tenant, operation key, object id, UPN, client IP (what `build_event` derived, so
+the merge rebuilds the event with one decode and no second normalisation) and the record's JSON."""
+_SPILL_DECODER = msgspec.msgpack.Decoder(_Spilled)
 
 
 class _Runs:
@@ -226,7 +231,7 @@ class _Runs:
         encode = msgspec.msgpack.encode
         with open(path, "wb", buffering=1 << 20) as fh:
             for ev in self.current:
-                body = encode((ev.time, ev.record_id, ev.raw or msgspec.json.encode(ev.record)))
+                body = encode((ev.time, ev.record_id, ev.tenant_id, ev.op, ev.object_id, ev.upn, ev.ip, ev.raw))
                 fh.write(_ENTRY.pack(len(body)))
                 fh.write(body)
         self.files.append(path)
@@ -241,9 +246,9 @@ class _Runs:
             yield from events
             return
         held = ((ev.time, ev.record_id, ev) for ev in events)
-        runs: list[Iterator[tuple[float, str, bytes | Event]]] = [_read_run(p) for p in self.files]
+        runs: list[Iterator[tuple[float, str, _Spilled | Event]]] = [_read_run(p) for p in self.files]
         for _, _, item in heapq.merge(*runs, held, key=_entry_order):
-            yield item if isinstance(item, Event) else parse_raw_record(item)
+            yield item if isinstance(item, Event) else _unspill(item)
 
     def close(self) -> None:
         if self._dir is not None:
@@ -255,15 +260,32 @@ def _order(ev: Event) -> tuple[float, str]:
     return (ev.time, ev.record_id)
 
 
-def _entry_order(entry: tuple[float, str, bytes | Event]) -> tuple[float, str]:
+def _entry_order(entry: tuple[float, str, _Spilled | Event]) -> tuple[float, str]:
     return (entry[0], entry[1])
 
 
-def _read_run(path: Path) -> Iterator[tuple[float, str, bytes | Event]]:
+def _read_run(path: Path) -> Iterator[tuple[float, str, _Spilled | Event]]:
     with open(path, "rb", buffering=1 << 16) as fh:
         while head := fh.read(4):
             (size,) = _ENTRY.unpack(head)
-            yield _SPILL_DECODER.decode(fh.read(size))
+            entry = _SPILL_DECODER.decode(fh.read(size))
+            yield entry[0], entry[1], entry
+
+
+def _unspill(entry: _Spilled) -> Event | Quarantined:
+    """The event a spilled entry was: its record decoded again, its derived fields as they were."""
+    ts, rid, tenant, op, oid, upn, ip, raw = entry
+    try:
+        rec = decode_record(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return parse_raw_record(raw)  # a record the lenient path repaired: repair it again
+    # one string object per distinct tenant, operation and user, as the parse's caches give: the engine keys
+    # its routing and state by them, and a shared string hashes once and compares by identity
+    tenant = intern(tenant)
+    op = intern(op)
+    oid = intern(oid) if oid is not None else None
+    upn = intern(upn) if upn is not None else None
+    return Event(rec, raw, rid, tenant, ts, op, oid, upn, oid or upn, ip)
 
 
 def _write_quarantined(out: IO[bytes], q: Quarantined) -> None:
