@@ -58,6 +58,10 @@ class ByteStream(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class _Decompressing(ByteStream, Protocol):
+    def read1(self, n: int = -1, /) -> bytes: ...
+
+
 class Closable(ByteStream, Protocol):
     def close(self) -> None: ...
 
@@ -181,7 +185,7 @@ class InputReader:
 
     def _member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> Iterator[Event | Quarantined]:
         with archive.open(info) as fh:
-            capped = _Capped(fh, lambda: info.compress_size, self.limits)
+            capped = _Capped(fh, lambda: info.compress_size, self.limits)  # type: ignore[arg-type]
             yield from self._text(member, _Peek(capped))
 
     # ------------------------------------------------------------------ text
@@ -200,7 +204,10 @@ class InputReader:
             stream = peek
             encoding = "utf-8"
         head = stream.peek(SNIFF)
-        if not head.strip():
+        while head and not head.strip():  # leading blank space of any length: skipped as a stream
+            stream.read(len(head))
+            head = stream.peek(SNIFF)
+        if not head:
             report.kind = "empty"
             return
         if b"\x00" in head:
@@ -411,14 +418,16 @@ class _Peek:
 class _Capped:
     """A decompressed stream that stops past the expansion caps (ratio to the compressed bytes, absolute)."""
 
-    def __init__(self, inner: ByteStream, packed: Callable[[], int], limits: Limits) -> None:
+    def __init__(self, inner: _Decompressing, packed: Callable[[], int], limits: Limits) -> None:
         self.inner = inner
         self.packed = packed
         self.limits = limits
         self.count = 0
 
     def read(self, n: int = -1, /) -> bytes:
-        data = self.inner.read(n if n > 0 else CHUNK)
+        # one decompression step at a time (read1), so the bytes before a corrupt or truncated point are returned
+        # before the error is raised on the next call
+        data = self.inner.read1(n if n > 0 else CHUNK)
         self.count += len(data)
         lim = self.limits
         if self.count > lim.max_expanded:

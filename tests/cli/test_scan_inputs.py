@@ -381,3 +381,28 @@ def test_the_progress_bar_draws_records_and_megabytes() -> None:
     bar.close()
     drawn = term.getvalue()
     assert "1.0 MB  1,234 records" in drawn and "1,234/1,234 records" in drawn
+
+
+def test_a_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [orjson.dumps(r) for r in RECORDS] + [
+        orjson.dumps(benign(i % 60) | {"Id": f"pad-{i}"}) for i in range(4, 3000)
+    ]
+    whole = gzip.compress(b"\n".join(lines) + b"\n")
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    rc, _, s = run_scan(tmp_path, path)
+    assert rc == 0
+    read, processed, quarantined = counts(s)
+    assert quarantined == 1 and s["quarantine_reasons"] == {"invalid_gzip": 1}
+    assert 3 <= processed < 2999 and read == processed + 1
+    assert alerts_of(capsys.readouterr().out) == EXPECTED
+
+
+def test_a_zip_member_past_the_cap_is_quarantined_and_the_others_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "case.zip"
+    path.write_bytes(_zip({"a.json": orjson.dumps(RECORDS), "b.jsonl": b" " * (20 << 20)}))
+    rc, _, s = run_scan(tmp_path, path, extra=("--max-expansion-ratio", "100"))
+    assert rc == 0 and counts(s) == (4, 3, 1) and s["quarantine_reasons"] == {"expansion_cap": 1}
+    assert alerts_of(capsys.readouterr().out) == EXPECTED

@@ -212,7 +212,11 @@ def test_hostile_records_are_quarantined_alone_and_the_good_ones_detected(svc: S
     long_id = orjson.dumps(record(3, OrganizationId=None) | {"Id": "x" * 100_000, "OrganizationId": "y" * 300})
     nan = orjson.dumps(record(4))[:-1] + b',"Score":NaN}'
     control = orjson.dumps(record(5, UserId="ev\u0085il@contoso.com"))
-    raw = b"[" + b",".join([orjson.dumps(record(1)), deep, year_zero, long_id, nan, control, orjson.dumps(record(6))]) + b"]"
+    raw = (
+        b"["
+        + b",".join([orjson.dumps(record(1)), deep, year_zero, long_id, nan, control, orjson.dumps(record(6))])
+        + b"]"
+    )
     entry = blob(emulator, clock, raw)
     report = deliver(svc, ref_of(entry))
     assert isinstance(report, ContentReport)
