@@ -186,7 +186,8 @@ class InputReader:
     def _member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> Iterator[Event | Quarantined]:
         with archive.open(info) as fh:
             capped = _Capped(fh, lambda: info.compress_size, self.limits)  # type: ignore[arg-type]
-            yield from self._text(member, _Peek(capped))
+            counted = _Counting(capped, None)
+            yield from self._stream(member, counted, counted, depth=1)  # a member may be gzipped (or a zip)
 
     # ------------------------------------------------------------------ text
     def _text(self, name: str, peek: _Peek) -> Iterator[Event | Quarantined]:
@@ -200,6 +201,9 @@ class InputReader:
         elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             stream = _Peek(_Transcoded(peek, "utf-16"))
             encoding = "utf-16"
+        elif (utf16 := _utf16_without_bom(head)) is not None:
+            stream = _Peek(_Transcoded(peek, utf16))
+            encoding = utf16
         else:
             stream = peek
             encoding = "utf-8"
@@ -295,6 +299,21 @@ class InputReader:
                     yield Quarantined(got.reason, f"{where}: {got.detail}", got.raw, got.tenant_id, got.record_id)
                 else:
                     yield got
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """``utf-16-le``/``utf-16-be`` for text of ASCII characters written as UTF-16 without a BOM, else None."""
+    sample = head[:512]
+    if len(sample) < 8 or len(sample) % 2:
+        sample = sample[: len(sample) - len(sample) % 2]
+    if len(sample) < 8:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if not odd.strip(b"\x00") and b"\x00" not in even:
+        return "utf-16-le"
+    if not even.strip(b"\x00") and b"\x00" not in odd:
+        return "utf-16-be"
+    return None
 
 
 def iter_sources(paths: list[str]) -> Iterator[Source]:

@@ -406,3 +406,14 @@ def test_a_zip_member_past_the_cap_is_quarantined_and_the_others_read(
     rc, _, s = run_scan(tmp_path, path, extra=("--max-expansion-ratio", "100"))
     assert rc == 0 and counts(s) == (4, 3, 1) and s["quarantine_reasons"] == {"expansion_cap": 1}
     assert alerts_of(capsys.readouterr().out) == EXPECTED
+
+
+def test_utf16_without_bom_and_gzip_inside_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "nobom.jsonl").write_bytes(
+        "\n".join(orjson.dumps(r).decode() for r in RECORDS[:2]).encode("utf-16-le")
+    )
+    (tmp_path / "in" / "case.zip").write_bytes(_zip({"part.json.gz": gzip.compress(orjson.dumps(RECORDS[2:]))}))
+    rc, _, s = run_scan(tmp_path, tmp_path / "in")
+    assert rc == 0 and counts(s) == (3, 3, 0) and s["files_skipped"] == []
+    assert alerts_of(capsys.readouterr().out) == EXPECTED
