@@ -35,7 +35,7 @@ from typing import IO, Protocol
 
 import orjson
 
-from shared.records.event import Event, Quarantined
+from shared.records.event import Event, Placed, Quarantined, place_record
 from shared.records.shapes import from_office_activity, parse_any
 from shared.records.split import MAX_DEPTH, MAX_ITEM, split_stream
 
@@ -109,9 +109,12 @@ class InputReader:
     limits: Limits = field(default_factory=Limits)
     reports: list[FileReport] = field(default_factory=list)
     on_bytes: Callable[[int], None] | None = None
+    light: bool = False
+    """Give a plain audit record as `Placed` (its keys from a light decode) instead of an `Event`: for a caller
+    that decodes it in full later anyway (`itdr scan` once its sorted runs spill to disk)."""
 
     # ------------------------------------------------------------------ sources
-    def read(self, source: Source) -> Iterator[Event | Quarantined]:
+    def read(self, source: Source) -> Iterator[Event | Quarantined | Placed]:
         """Every record of one source (a file or standard input)."""
         try:
             fh = source.open()
@@ -124,7 +127,9 @@ class InputReader:
         finally:
             fh.close()
 
-    def _stream(self, name: str, stream: ByteStream, raw: _Counting, *, depth: int) -> Iterator[Event | Quarantined]:
+    def _stream(
+        self, name: str, stream: ByteStream, raw: _Counting, *, depth: int
+    ) -> Iterator[Event | Quarantined | Placed]:
         peek = _Peek(stream)
         head = peek.peek(SNIFF)
         if head[:2] == b"\x1f\x8b" and depth < 3:
@@ -139,8 +144,8 @@ class InputReader:
         yield from self._text(name, peek)
 
     def _guarded(
-        self, name: str, inner: Callable[[], Iterator[Event | Quarantined]], reason: str
-    ) -> Iterator[Event | Quarantined]:
+        self, name: str, inner: Callable[[], Iterator[Event | Quarantined | Placed]], reason: str
+    ) -> Iterator[Event | Quarantined | Placed]:
         """The records of a decompressed stream; a corrupt stream or a cap quarantines the rest of it."""
         try:
             yield from inner()
@@ -159,7 +164,7 @@ class InputReader:
                 return
         self.reports.append(FileReport(name, reason, records=1, quarantined=1))
 
-    def _zip(self, name: str, peek: _Peek) -> Iterator[Event | Quarantined]:
+    def _zip(self, name: str, peek: _Peek) -> Iterator[Event | Quarantined | Placed]:
         with tempfile.TemporaryFile() as spool:
             while chunk := peek.read(CHUNK):
                 spool.write(chunk)
@@ -183,14 +188,16 @@ class InputReader:
                         continue
                     yield from self._guarded(member, _bind(self._member, archive, info, member), "invalid_zip")
 
-    def _member(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str) -> Iterator[Event | Quarantined]:
+    def _member(
+        self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: str
+    ) -> Iterator[Event | Quarantined | Placed]:
         with archive.open(info) as fh:
             capped = _Capped(fh, lambda: info.compress_size, self.limits)  # type: ignore[arg-type]
             counted = _Counting(capped, None)
             yield from self._stream(member, counted, counted, depth=1)  # a member may be gzipped (or a zip)
 
     # ------------------------------------------------------------------ text
-    def _text(self, name: str, peek: _Peek) -> Iterator[Event | Quarantined]:
+    def _text(self, name: str, peek: _Peek) -> Iterator[Event | Quarantined | Placed]:
         head = peek.peek(SNIFF)
         report = FileReport(name)
         self.reports.append(report)
@@ -231,8 +238,14 @@ class InputReader:
             report.kind = "csv"
             yield from self._csv(name, stream, report)
 
-    def _json(self, name: str, stream: _Peek, report: FileReport) -> Iterator[Event | Quarantined]:
+    def _json(self, name: str, stream: _Peek, report: FileReport) -> Iterator[Event | Quarantined | Placed]:
         for piece in split_stream(stream.read, max_item=self.limits.max_item, max_depth=self.limits.max_depth):
+            if self.light and piece.error is None:
+                placed = place_record(piece.data)
+                if placed is not None:
+                    report.records += 1
+                    yield placed
+                    continue
             where = f"{name}:{piece.line}"
             if piece.error is not None:
                 report.records += 1
@@ -247,7 +260,7 @@ class InputReader:
                 else:
                     yield got
 
-    def _csv(self, name: str, stream: _Peek, report: FileReport) -> Iterator[Event | Quarantined]:
+    def _csv(self, name: str, stream: _Peek, report: FileReport) -> Iterator[Event | Quarantined | Placed]:
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")  # type: ignore[type-var]
         reader = csv.reader(text)
         try:
@@ -291,7 +304,13 @@ class InputReader:
                     report.quarantined += 1
                     yield Quarantined("empty_auditdata", f"{where}: empty AuditData", b"")
                     continue
-                items = parse_any(cell.encode())
+                data = cell.encode()
+                placed = place_record(data) if self.light else None
+                if placed is not None:
+                    report.records += 1
+                    yield placed
+                    continue
+                items = parse_any(data)
             for got in items:
                 report.records += 1
                 if isinstance(got, Quarantined):
@@ -333,11 +352,11 @@ def iter_sources(paths: list[str]) -> Iterator[Source]:
 
 
 def _bind(
-    fn: Callable[[zipfile.ZipFile, zipfile.ZipInfo, str], Iterator[Event | Quarantined]],
+    fn: Callable[[zipfile.ZipFile, zipfile.ZipInfo, str], Iterator[Event | Quarantined | Placed]],
     archive: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     member: str,
-) -> Callable[[], Iterator[Event | Quarantined]]:
+) -> Callable[[], Iterator[Event | Quarantined | Placed]]:
     return lambda: fn(archive, info, member)
 
 

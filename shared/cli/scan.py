@@ -8,8 +8,10 @@ records_processed + records_quarantined`` always holds in the summary.
 
 Any size in bounded memory: inputs are read as streams (:mod:`shared.cli.inputs`); events are
 buffered in runs of `RUN_RECORDS`, each run sorted by (CreationTime, Id) and, once there is more
-than one, spilled to a temporary directory as (time, Id, the record's JSON); the runs are merged
-with ``heapq.merge`` and the merged stream fed to the engine in per-tenant batches of `BATCH`.
+than one, spilled to a temporary directory as (time, Id, the event's derived keys, the record's JSON);
+from then on a plain record gets only a light first look (`shared.records.event.place_record`), since it
+is decoded in full at the merge anyway. The runs are merged with ``heapq.merge`` (the last one stays in
+memory) and the merged stream fed to the engine in per-tenant batches of `BATCH`.
 Quarantined records are counted by reason, written to ``--quarantine FILE`` when asked, and only a
 bounded sample is kept in memory.
 """
@@ -40,7 +42,7 @@ from shared.detection.model import Alert
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
-from shared.records.event import Event, Quarantined, iso, parse_raw_record
+from shared.records.event import Event, Placed, Quarantined, iso, parse_raw_record
 from shared.records.model import decode_record
 
 BATCH = 5000
@@ -179,7 +181,7 @@ class ScanOptions:
     temp_dir: str | None = None
     run_records: int = RUN_RECORDS
 
-    def keeps(self, ev: Event) -> bool:
+    def keeps(self, ev: Event | Placed) -> bool:
         """True when the event passes ``--since`` (inclusive), ``--until`` (exclusive), ``--tenant``, ``--user``."""
         if self.since is not None and ev.time < self.since:
             return False
@@ -214,11 +216,11 @@ class _Runs:
     def __init__(self, run_records: int, temp_dir: str | None) -> None:
         self.run_records = run_records
         self.temp_dir = temp_dir
-        self.current: list[Event] = []
+        self.current: list[Event | Placed] = []
         self.files: list[Path] = []
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
-    def add(self, ev: Event) -> None:
+    def add(self, ev: Event | Placed) -> None:
         self.current.append(ev)
         if len(self.current) >= self.run_records:
             self._spill()
@@ -231,7 +233,7 @@ class _Runs:
         encode = msgspec.msgpack.encode
         with open(path, "wb", buffering=1 << 20) as fh:
             for ev in self.current:
-                body = encode((ev.time, ev.record_id, ev.tenant_id, ev.op, ev.object_id, ev.upn, ev.ip, ev.raw))
+                body = encode(_entry(ev))
                 fh.write(_ENTRY.pack(len(body)))
                 fh.write(body)
         self.files.append(path)
@@ -243,12 +245,18 @@ class _Runs:
         self.current.sort(key=_order)
         events, self.current = self.current, []
         if not self.files:
-            yield from events
+            for ev in events:
+                yield ev if isinstance(ev, Event) else _unspill(_entry(ev))
             return
         held = ((ev.time, ev.record_id, ev) for ev in events)
-        runs: list[Iterator[tuple[float, str, _Spilled | Event]]] = [_read_run(p) for p in self.files]
+        runs: list[Iterator[tuple[float, str, _Spilled | Event | Placed]]] = [_read_run(p) for p in self.files]
         for _, _, item in heapq.merge(*runs, held, key=_entry_order):
-            yield item if isinstance(item, Event) else _unspill(item)
+            if isinstance(item, Event):
+                yield item
+            elif isinstance(item, Placed):
+                yield _unspill(_entry(item))
+            else:
+                yield _unspill(item)
 
     def close(self) -> None:
         if self._dir is not None:
@@ -256,15 +264,19 @@ class _Runs:
             self._dir = None
 
 
-def _order(ev: Event) -> tuple[float, str]:
+def _order(ev: Event | Placed) -> tuple[float, str]:
     return (ev.time, ev.record_id)
 
 
-def _entry_order(entry: tuple[float, str, _Spilled | Event]) -> tuple[float, str]:
+def _entry(ev: Event | Placed) -> _Spilled:
+    return (ev.time, ev.record_id, ev.tenant_id, ev.op, ev.object_id, ev.upn, ev.ip, ev.raw)
+
+
+def _entry_order(entry: tuple[float, str, _Spilled | Event | Placed]) -> tuple[float, str]:
     return (entry[0], entry[1])
 
 
-def _read_run(path: Path) -> Iterator[tuple[float, str, _Spilled | Event]]:
+def _read_run(path: Path) -> Iterator[tuple[float, str, _Spilled | Event | Placed]]:
     with open(path, "rb", buffering=1 << 16) as fh:
         while head := fh.read(4):
             (size,) = _ENTRY.unpack(head)
@@ -336,6 +348,8 @@ def scan(
                 if upn and "@" in upn and not upn.endswith("#ext#"):
                     domains.setdefault(got.tenant_id, set()).add(upn.rsplit("@", 1)[1])
                 runs.add(got)
+                if runs.files and not reader.light:
+                    reader.light = True  # records are decoded again after the merge: a first look is enough
                 kept += 1
                 if kept % 1000 == 0:
                     prog.records(kept)

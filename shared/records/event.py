@@ -31,6 +31,7 @@ import orjson
 
 from shared.records.ip import normalize_ip
 from shared.records.model import (
+    NO_VALUE,
     AuditRecord,
     IdentityRef,
     NameValue,
@@ -450,7 +451,7 @@ def _pairs(pairs_json: bytes) -> Mapping[str, str]:
     return got
 
 
-def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
+def _identity(rec: AuditRecord | RecordKey) -> tuple[str | None, str | None]:
     """(object id, upn) from whatever the record carries."""
     uid = rec.UserId
     upn = _upn_of_user_id(uid) if uid else None
@@ -715,3 +716,79 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
             )
         )
     return ParseResult(events, bad)
+
+
+class RecordKey(msgspec.Struct, gc=False):
+    """What `build_event` derives an event's keys from, and nothing else: a cheap first look at a record."""
+
+    Id: str | None = None
+    CreationTime: str | None = None
+    OrganizationId: str | None = None
+    Operation: str | None = None
+    UserId: str | None = None
+    UserKey: str | None = None
+    RecordType: int | str | None = None
+    Actor: msgspec.Raw = NO_VALUE
+    MailboxOwnerUPN: str | None = None
+    ClientIP: str | None = None
+    ClientIPAddress: str | None = None
+    ActorIpAddress: str | None = None
+
+
+_KEY_DECODER = msgspec.json.Decoder(RecordKey, strict=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What `build_event` would derive from a record, without decoding the rest of it (see `place_record`)."""
+
+    time: float
+    record_id: str
+    tenant_id: str
+    op: str
+    object_id: str | None
+    upn: str | None
+    ip: str | None
+    raw: bytes
+
+
+def place_record(raw: bytes) -> Placed | None:
+    """The keys `build_event` would give a plain audit record, from a light decode; None when the record needs
+    the full parse (which quarantines it with its reason, repairs a mistyped field or maps another tool's shape).
+
+    For a reader that sorts records before detecting over them: the full decode happens once, afterwards, and
+    the event is rebuilt from these keys (`shared.cli.scan`), so the checks here are those of `build_event`.
+    """
+    try:
+        key = _KEY_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    rid = key.Id
+    org = key.OrganizationId
+    created = key.CreationTime
+    if not rid or not org or not created:
+        return None
+    tenant = _TENANT_CACHE.get(org)
+    if tenant is None:
+        tenant = org.strip().lower()
+        if not tenant:
+            return None
+        if len(_TENANT_CACHE) >= _CACHE_MAX:
+            _TENANT_CACHE.clear()
+        _TENANT_CACHE[org] = tenant
+    ts = _TIME_CACHE.get(created)
+    if ts is None:
+        try:
+            ts = parse_time(created)
+        except (ValueError, OverflowError):
+            return None
+        if len(_TIME_CACHE) >= _CACHE_MAX:
+            _TIME_CACHE.clear()
+        _TIME_CACHE[created] = ts
+    if not MIN_TIME <= ts <= MAX_TIME:
+        return None
+    oid, upn = _identity(key)
+    if _key_problem(rid, tenant, oid or upn) is not None:
+        return None
+    ip = normalize_ip(key.ClientIP or key.ClientIPAddress or key.ActorIpAddress)
+    return Placed(ts, rid, tenant, _op_key(key.Operation or ""), oid, upn, ip, raw)
