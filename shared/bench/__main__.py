@@ -452,6 +452,8 @@ def scan_figures(smoke: bool) -> dict[str, Any]:
     for label, n in sizes.items():
         path = ensure_jsonl(ROOT / "bench" / "corpus", n)
         cmd = [sys.executable, "-m", "shared.cli.main", "scan", str(path), "--format", "jsonl", "--quiet"]
+        if smoke:  # small counts, so small runs: both sizes spill and merge as the full sizes do
+            cmd += ["--run-records", "2000"]
         peak, elapsed, rc = child_peak_rss_mb(cmd)
         if rc != 0:
             raise RuntimeError(f"itdr scan exited {rc} over {path}")

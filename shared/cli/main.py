@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--temp-dir", metavar="DIR", help="where sorted runs of large scans are spilled (default: the system's)"
     )
+    scan.add_argument("--run-records", type=int, default=None, help=argparse.SUPPRESS)  # the bench's smoke run
     scan.set_defaults(handler="shared.cli.scan:run")
 
     ip = sub.add_parser("ip", help="print the normalised context of IP addresses as JSON")

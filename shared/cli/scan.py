@@ -499,6 +499,7 @@ def options_from(args: Any, quarantine_out: IO[bytes] | None) -> ScanOptions:
         limits=limits,
         quarantine_out=quarantine_out,
         temp_dir=getattr(args, "temp_dir", None),
+        run_records=getattr(args, "run_records", None) or RUN_RECORDS,
     )
 
 
