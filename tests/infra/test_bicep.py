@@ -202,12 +202,7 @@ def test_operations_alerts(infra: list[BicepFile]) -> None:
         r.symbol: r.instances()[0]["properties"]["criteria"]["allOf"][0]["query"]
         for r in deployed(infra, "Microsoft.Insights/scheduledQueryRules")
     }
-    assert set(queries) == {
-        "functionFailuresAlert",
-        "feedHealthAlert",
-        "remediationFailuresAlert",
-        "parkedMessagesAlert",
-    }
+    assert set(queries) == {"functionFailuresAlert", "feedHealthAlert", "remediationFailuresAlert", "parkedMessagesAlert"}
     assert '"itdr.deadletters"' in queries["parkedMessagesAlert"]
     assert "requests" in queries["functionFailuresAlert"]
     assert "success == false" in queries["functionFailuresAlert"]

@@ -35,9 +35,7 @@ def test_queried_metrics_are_emitted_with_the_queried_dimensions(source: Path) -
 
 
 def test_the_documented_metric_table_matches_the_allowed_dimensions() -> None:
-    rows = re.findall(
-        r"^\| `(itdr\.[a-z_.]+)` \| \w+ \| ([^|]+) \|", (ROOT / "docs" / "operations.md").read_text(), re.M
-    )
+    rows = re.findall(r"^\| `(itdr\.[a-z_.]+)` \| \w+ \| ([^|]+) \|", (ROOT / "docs" / "operations.md").read_text(), re.M)
     assert rows
     for name, dims in rows:
         assert name in _emitted_metrics(), name

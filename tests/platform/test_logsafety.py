@@ -12,10 +12,7 @@ from shared.platform import logsafety
 @pytest.mark.parametrize(
     ("line", "secret"),
     [
-        (
-            'HTTP Request: POST https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?api-version=2016-10-01&sp=%2Ftriggers&sv=1.0&sig=ujzQgqPNNM1D6I9BsYcd1a "HTTP/1.1 202"',
-            "ujzQgqPNNM1D6I9BsYcd1a",
-        ),
+        ('HTTP Request: POST https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?api-version=2016-10-01&sp=%2Ftriggers&sv=1.0&sig=ujzQgqPNNM1D6I9BsYcd1a "HTTP/1.1 202"', "ujzQgqPNNM1D6I9BsYcd1a"),
         ("Authorization: Bearer fake-token:9f6a3d1e-0c4b", "fake-token:9f6a3d1e-0c4b"),
         ("token eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJl was refused", "eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0"),
         ("GET https://acct.blob.core.windows.net/c/b?sv=2024&sig=abc%2Fdef&se=2026", "abc%2Fdef"),
