@@ -15,6 +15,9 @@ Everything is measured in one run and reported side by side; ratios are the figu
    what a deployment pays whatever its volume (the Service Bus base, the timer functions).
 4. IP lookups per second on a cold random IPv4 stream and the memory of the embedded IP data.
 5. Cold import time of ``function_app``.
+6. `itdr scan` as a subprocess over JSON Lines of 500,000 and 5,000,000 records (a smoke run uses small
+   counts): its peak resident set (``VmHWM`` of the child, read while it runs) and records per second.
+   Bounded memory shows as the larger scan's peak staying within 1.2 times the smaller one's.
 
 ``bench/results.json`` is written only when it carries every figure of `REQUIRED_KEYS`.
 """
@@ -71,6 +74,10 @@ REQUIRED_KEYS = (
     "ip_data_memory_mb",
     "peak_rss_mb",
     "cold_import_s",
+    "scan_peak_rss_mb_500k",
+    "scan_peak_rss_mb_5m",
+    "scan_rss_ratio_5m_vs_500k",
+    "scan_records_per_second",
 )
 """The figures ``bench/results.json`` must carry (the checks that read it rely on them): each a finite number."""
 
@@ -87,6 +94,8 @@ TARGETS = {
     "ip_data_memory_mb": ("<=", 150),
     "peak_rss_mb": ("<=", 400),
     "cold_import_s": ("<=", 1.5),
+    "scan_peak_rss_mb_5m": ("<=", 500),
+    "scan_rss_ratio_5m_vs_500k": ("<=", 1.2),
 }
 
 
@@ -391,6 +400,68 @@ def ip_figures() -> dict[str, Any]:
     }
 
 
+SCAN_SIZES = {"500k": 500_000, "5m": 5_000_000}
+SCAN_SIZES_SMOKE = {"500k": 5_000, "5m": 50_000}
+
+
+def ensure_jsonl(root: Path, records: int, *, seed: int = 42) -> Path:
+    """The corpus's records as one JSON Lines file under ``root`` (written once, reused)."""
+    import orjson
+
+    from shared.bench.corpus import generate
+
+    path = root / f"scan-{records}-{seed}-v1.jsonl"
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part")
+        with part.open("wb") as fh:
+            for _, _, recs in generate(records, seed=seed):
+                fh.write(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+        part.rename(path)
+    return path
+
+
+def child_peak_rss_mb(cmd: list[str]) -> tuple[float, float, int]:
+    """(peak RSS in MB, wall seconds, exit code) of a command: its ``VmHWM``, read every 20 ms while it runs
+    (the mark only grows, so the last reading is the peak up to the last 20 ms)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    status = Path(f"/proc/{proc.pid}/status")
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0 and proc.stderr is not None:
+        print(proc.stderr.read().decode(errors="replace"), file=sys.stderr)
+    return peak, elapsed, proc.returncode
+
+
+def scan_figures(smoke: bool) -> dict[str, Any]:
+    """Peak RSS and throughput of `itdr scan` over JSON Lines of two sizes (see the module docstring)."""
+    sizes = SCAN_SIZES_SMOKE if smoke else SCAN_SIZES
+    out: dict[str, Any] = {}
+    for label, n in sizes.items():
+        path = ensure_jsonl(ROOT / "bench" / "corpus", n)
+        cmd = [sys.executable, "-m", "shared.cli.main", "scan", str(path), "--format", "jsonl", "--quiet"]
+        if smoke:  # small counts, so small runs: both sizes spill and merge as the full sizes do
+            cmd += ["--run-records", "2000"]
+        peak, elapsed, rc = child_peak_rss_mb(cmd)
+        if rc != 0:
+            raise RuntimeError(f"itdr scan exited {rc} over {path}")
+        out[f"scan_peak_rss_mb_{label}"] = peak
+        out[f"scan_records_{label}"] = n
+        out[f"scan_seconds_{label}"] = round(elapsed, 2)
+    out["scan_rss_ratio_5m_vs_500k"] = out["scan_peak_rss_mb_5m"] / out["scan_peak_rss_mb_500k"]
+    out["scan_records_per_second"] = sizes["5m"] / out["scan_seconds_5m"]
+    return out
+
+
 def cold_import() -> float:
     code = "import time; t = time.perf_counter(); import function_app; print(time.perf_counter() - t)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -448,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(cost(per))
     results.update(ip)
     results["cold_import_s"] = cold_import()
+    results.update(scan_figures(args.smoke))
     results["remote_ops_sample"] = ops
     results["duration_s"] = round(time.perf_counter() - started, 1)
     unfit = missing_figures(results)
@@ -495,6 +567,10 @@ def print_table(results: dict[str, Any]) -> None:
         "ip_data_memory_mb",
         "peak_rss_mb",
         "cold_import_s",
+        "scan_peak_rss_mb_500k",
+        "scan_peak_rss_mb_5m",
+        "scan_rss_ratio_5m_vs_500k",
+        "scan_records_per_second",
     ):
         value = results.get(key)
         target = TARGETS.get(key)

@@ -229,7 +229,7 @@ def register(subparsers: Any) -> None:
     lst.add_argument(
         "--state", action="append", choices=[s.value for s in RemediationState], help="only these states (repeat)"
     )
-    lst.add_argument("--incident", metavar="INCIDENT_ID")
+    lst.add_argument("--incident", metavar="INCIDENT_ID", help="only this incident's actions")
     lst.add_argument("--json", action="store_true", help="JSON lines instead of text")
     for name, text in (
         ("approve", "approve a pending_approval action"),
@@ -241,5 +241,5 @@ def register(subparsers: Any) -> None:
         p.add_argument("key", metavar="KEY", help="the action's key (rm-…) or a unique prefix")
         p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded in the ledger)")
         if name == "reject":
-            p.add_argument("--reason", metavar="TEXT")
+            p.add_argument("--reason", metavar="TEXT", help="why (kept in the ledger)")
     rem.set_defaults(handler=run)

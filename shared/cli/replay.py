@@ -26,7 +26,7 @@ from shared.ingest.content import is_batch_blob
 from shared.platform import names
 from shared.platform.errors import BadInputError
 from shared.records.event import Event, parse_raw_record
-from shared.records.model import split_blob
+from shared.records.split import split_array
 
 log = logging.getLogger("itdr.cli")
 
@@ -71,13 +71,13 @@ def _select(
 ) -> list[bytes]:
     """The records of one raw blob inside the range and not seen before (by Id)."""
     try:
-        raws = split_blob(data)
+        raws = [raw for raw, _ in split_array(data)]  # an element too deep or too large is b"": quarantined below
     except ValueError:
         result.unreadable_blobs += 1
         return []
     kept: list[bytes] = []
     for raw in raws:
-        event = parse_raw_record(bytes(raw), expected_tenant=tenant_id)
+        event = parse_raw_record(raw, expected_tenant=tenant_id)
         if not isinstance(event, Event) or not since <= event.time < until:
             result.out_of_range += 1  # records without a usable time were quarantined when ingested
             continue

@@ -18,11 +18,11 @@ def register(sub: Any) -> None:
     report = sub.add_parser("report", help="reports for partners")
     kinds = report.add_subparsers(dest="report", required=True)
     cred = kinds.add_parser("credentials", help="compromised-credential report (correct password, failed MFA)")
-    cred.add_argument("--tenant", required=True)
+    cred.add_argument("--tenant", required=True, help="the tenant's Entra id")
     cred.add_argument("--alerts", metavar="FILE", help="JSON Lines of `itdr scan` (default: the alert store)")
     cred.add_argument("--since", help="ISO date or time (default: start of last week)")
     cred.add_argument("--until", help="ISO date or time (default: end of last week)")
-    cred.add_argument("--format", choices=["json", "html"], default="json")
+    cred.add_argument("--format", choices=["json", "html"], default="json", help="output format")
     cred.set_defaults(handler=run)
 
 

@@ -2,39 +2,62 @@
 
 The contract (documented in the README, relied on by other tools):
 ``itdr scan PATH... [--format jsonl|table|html|ocsf] [--output FILE] [--incidents FILE] [--summary FILE]
-[--config FILE]``. Incidents (``--incidents``, and first in ``table`` and ``html``) and gaps in the input
-(``integration_health`` alerts) come from :mod:`shared.cli.story`.
+[--config FILE] [--since T] [--until T] [--tenant ID] [--user UPN] [--quarantine FILE] [--quiet]``.
+Incidents (``--incidents``, and first in ``table`` and ``html``) and gaps in the input (``integration_health``
+alerts) come from :mod:`shared.cli.story`.
 Records of all inputs are processed in CreationTime order. ``records_read ==
 records_processed + records_quarantined`` always holds in the summary.
+
+Any size in bounded memory: inputs are read as streams (:mod:`shared.cli.inputs`); events are
+buffered in runs of `RUN_RECORDS`, each run sorted by (CreationTime, Id) and, once there is more
+than one, spilled to a temporary directory as (time, Id, the event's derived keys, the record's JSON);
+from then on a plain record gets only a light first look (`shared.records.event.place_record`), since it
+is decoded in full at the merge anyway. The runs are merged with ``heapq.merge`` (the last one stays in
+memory) and the merged stream fed to the engine in per-tenant batches of `BATCH`.
+Quarantined records are counted by reason, written to ``--quarantine FILE`` when asked, and only a
+bounded sample is kept in memory.
 """
 
 from __future__ import annotations
 
+import heapq
+import struct
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from sys import intern
 from typing import IO, TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.alert_model import Alert, iso
 from shared.cli import story
-from shared.cli.inputs import iter_paths, read_input
+from shared.cli.inputs import FileReport, InputReader, Limits, iter_sources
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.platform.errors import ConfigurationError
-from shared.records.event import Event, Quarantined
+from shared.records.event import Event, Placed, Quarantined, parse_raw_record
+from shared.records.model import decode_record
 from shared.tenant_config import TenantConfig
 
 if TYPE_CHECKING:
     from shared.alerts.incidents import Incident
 
 BATCH = 5000
+RUN_RECORDS = 50_000
+"""Events held in memory before a sorted run is spilled to disk."""
+QUARANTINE_SAMPLES = 1000
+"""Quarantined entries kept in `ScanResult.quarantined` (all of them are counted, and written to --quarantine)."""
+SIGNIN_ROWS = 20_000
+"""Sign-ins kept for the report (the first ones; all are counted, and the report says it shows a part)."""
 
 
 class ScanConfig(BaseModel):
@@ -89,16 +112,37 @@ class ScanResult:
     records_read: int = 0
     records_processed: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
+    """A sample (the first `QUARANTINE_SAMPLES`); the counts are ``records_quarantined`` and ``quarantine_reasons``."""
     duration_s: float = 0.0
     signins: list[dict[str, Any]] = field(default_factory=list)
+    """A bounded sample of the sign-ins (`SIGNIN_ROWS`); ``signins_total`` and ``signins_located`` count them all."""
+    signins_total: int = 0
+    signins_located: int = 0
     incidents: list[Incident] = field(default_factory=list)
+    records_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    records_filtered_out: int = 0
+    files: list[FileReport] = field(default_factory=list)
+
+    def add_quarantined(self, q: Quarantined) -> None:
+        self.records_quarantined += 1
+        self.quarantine_reasons[q.reason] += 1
+        if len(self.quarantined) < QUARANTINE_SAMPLES:
+            self.quarantined.append(Quarantined(q.reason, q.detail[:1000], q.raw[:4096], q.tenant_id, q.record_id))
+
+    @property
+    def files_skipped(self) -> list[dict[str, str]]:
+        return [{"path": f.name, "reason": f.skipped} for f in self.files if f.skipped is not None]
 
     def summary(self) -> dict[str, Any]:
         return {
             "records_read": self.records_read,
             "records_processed": self.records_processed,
-            "records_quarantined": len(self.quarantined),
-            "quarantine_reasons": dict(Counter(q.reason for q in self.quarantined)),
+            "records_quarantined": self.records_quarantined,
+            "quarantine_reasons": dict(self.quarantine_reasons),
+            "records_filtered_out": self.records_filtered_out,
+            "files_read": sum(1 for f in self.files if f.skipped is None),
+            "files_skipped": self.files_skipped,
             "alerts": len(self.alerts),
             "incidents": len(self.incidents),
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
@@ -135,41 +179,254 @@ def build_engine(
     return engine, sink
 
 
-def scan(paths: Sequence[str], cfg: ScanConfig, *, progress: Any = None) -> ScanResult:
-    """Read, parse, order and detect over every input."""
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """What to keep and where to put what is not kept."""
+
+    since: float | None = None
+    until: float | None = None
+    tenants: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    limits: Limits = field(default_factory=Limits)
+    quarantine_out: IO[bytes] | None = None
+    temp_dir: str | None = None
+    run_records: int = RUN_RECORDS
+
+    def keeps(self, ev: Event | Placed) -> bool:
+        """True when the event passes ``--since`` (inclusive), ``--until`` (exclusive), ``--tenant``, ``--user``."""
+        if self.since is not None and ev.time < self.since:
+            return False
+        if self.until is not None and ev.time >= self.until:
+            return False
+        if self.tenants and ev.tenant_id not in self.tenants:
+            return False
+        return not self.users or bool({ev.upn, ev.object_id} & self.users)
+
+
+class ScanProgress:
+    """What `scan` reports as it goes; the default reports nothing (see shared.cli.progress for the bar)."""
+
+    def reading(self, total_bytes: int | None) -> None: ...
+    def advance_bytes(self, n: int) -> None: ...
+    def records(self, n: int) -> None: ...
+    def detecting(self, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+_ENTRY = struct.Struct("<I")
+_Spilled = tuple[float, str, str, str, str | None, str | None, str | None, bytes]
+"""A spilled event: time, Id, tenant, operation key, object id, UPN, client IP (what `build_event` derived, so
+the merge rebuilds the event with one decode and no second normalisation) and the record's JSON."""
+_SPILL_DECODER = msgspec.msgpack.Decoder(_Spilled)
+
+
+class _Runs:
+    """Sorted runs of events: in memory while there is one, spilled to files beyond (see the module docstring)."""
+
+    def __init__(self, run_records: int, temp_dir: str | None) -> None:
+        self.run_records = run_records
+        self.temp_dir = temp_dir
+        self.current: list[Event | Placed] = []
+        self.files: list[Path] = []
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def add(self, ev: Event | Placed) -> None:
+        self.current.append(ev)
+        if len(self.current) >= self.run_records:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="itdr-scan-", dir=self.temp_dir)
+        self.current.sort(key=_order)
+        path = Path(self._dir.name) / f"run{len(self.files):05d}"
+        encode = msgspec.msgpack.encode
+        with open(path, "wb", buffering=1 << 20) as fh:
+            for ev in self.current:
+                body = encode(_entry(ev))
+                fh.write(_ENTRY.pack(len(body)))
+                fh.write(body)
+        self.files.append(path)
+        self.current = []
+
+    def ordered(self) -> Iterator[Event | Quarantined]:
+        """Every event added, in (CreationTime, Id) order: the spilled runs merged with the last run, which
+        stays in memory (only spilled records are parsed again)."""
+        self.current.sort(key=_order)
+        events, self.current = self.current, []
+        if not self.files:
+            for ev in events:
+                yield ev if isinstance(ev, Event) else _unspill(_entry(ev))
+            return
+        held = ((ev.time, ev.record_id, ev) for ev in events)
+        runs: list[Iterator[tuple[float, str, _Spilled | Event | Placed]]] = [_read_run(p) for p in self.files]
+        for _, _, item in heapq.merge(*runs, held, key=_entry_order):
+            if isinstance(item, Event):
+                yield item
+            elif isinstance(item, Placed):
+                yield _unspill(_entry(item))
+            else:
+                yield _unspill(item)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+def _order(ev: Event | Placed) -> tuple[float, str]:
+    return (ev.time, ev.record_id)
+
+
+def _entry(ev: Event | Placed) -> _Spilled:
+    return (ev.time, ev.record_id, ev.tenant_id, ev.op, ev.object_id, ev.upn, ev.ip, ev.raw)
+
+
+def _entry_order(entry: tuple[float, str, _Spilled | Event | Placed]) -> tuple[float, str]:
+    return (entry[0], entry[1])
+
+
+def _read_run(path: Path) -> Iterator[tuple[float, str, _Spilled | Event | Placed]]:
+    with open(path, "rb", buffering=1 << 16) as fh:
+        while head := fh.read(4):
+            (size,) = _ENTRY.unpack(head)
+            entry = _SPILL_DECODER.decode(fh.read(size))
+            yield entry[0], entry[1], entry
+
+
+def _unspill(entry: _Spilled) -> Event | Quarantined:
+    """The event a spilled entry was: its record decoded again, its derived fields as they were."""
+    ts, rid, tenant, op, oid, upn, ip, raw = entry
+    try:
+        rec = decode_record(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return parse_raw_record(raw)  # a record the lenient path repaired: repair it again
+    # one string object per distinct tenant, operation and user, as the parse's caches give: the engine keys
+    # its routing and state by them, and a shared string hashes once and compares by identity
+    tenant = intern(tenant)
+    op = intern(op)
+    oid = intern(oid) if oid is not None else None
+    upn = intern(upn) if upn is not None else None
+    return Event(rec, raw, rid, tenant, ts, op, oid, upn, oid or upn, ip)
+
+
+def _write_quarantined(out: IO[bytes], q: Quarantined) -> None:
+    out.write(
+        orjson.dumps(
+            {
+                "reason": q.reason,
+                "location": q.detail.split(": ", 1)[0] if ": " in q.detail else "",
+                "detail": q.detail,
+                "tenant_id": q.tenant_id,
+                "record_id": q.record_id,
+                "raw": q.raw.decode("utf-8", errors="replace"),
+            }
+        )
+        + b"\n"
+    )
+
+
+def scan(
+    paths: Sequence[str],
+    cfg: ScanConfig,
+    *,
+    progress: ScanProgress | None = None,
+    options: ScanOptions | None = None,
+) -> ScanResult:
+    """Read, parse, order and detect over every input, in bounded memory."""
     started = time.perf_counter()
-    events: list[Event] = []
-    bad: list[Quarantined] = []
-    for name, raw in iter_paths(list(paths)):
-        batch = read_input(name, raw)
-        events.extend(batch.events)
-        bad.extend(batch.quarantined)
+    opts = options or ScanOptions()
+    prog = progress or ScanProgress()
+    result = ScanResult([])
+    sources = list(iter_sources(list(paths)))
+    sizes = [s.size for s in sources]
+    prog.reading(None if any(x is None for x in sizes) else sum(x or 0 for x in sizes))
+    reader = InputReader(opts.limits, on_bytes=prog.advance_bytes)
+    runs = _Runs(opts.run_records, opts.temp_dir)
     domains: dict[str, set[str]] = {}
-    for ev in events:
-        if ev.upn and "@" in ev.upn and not ev.upn.endswith("#ext#"):
-            domains.setdefault(ev.tenant_id, set()).add(ev.upn.rsplit("@", 1)[1])
-    engine, sink = build_engine(cfg, seen_domains=domains)
-    events.sort(key=lambda e: (e.time, e.record_id))
-    by_tenant: dict[str, list[Event]] = {}
-    for ev in events:
-        by_tenant.setdefault(ev.tenant_id, []).append(ev)
-    done = 0
-    for tid, evs in by_tenant.items():
-        for i in range(0, len(evs), BATCH):
-            chunk = evs[i : i + BATCH]
-            engine.process(tid, chunk, batch_id=f"scan-{tid}-{i}")
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(events))
-    # the story (shared/cli/story.py): gaps in the input, the report's sign-ins, incidents
-    watch = story.StoryWatch()
-    for ev in events:  # CreationTime order across tenants
-        watch.observe(ev)
-    result = ScanResult(sink.list_alerts() + watch.gap_alerts(), len(events) + len(bad), len(events), bad)
-    result.signins = watch.signins
+    kept = 0
+    try:
+        for source in sources:
+            for got in reader.read(source):
+                if isinstance(got, Quarantined):
+                    _quarantine(result, opts, got)
+                    continue
+                if not opts.keeps(got):
+                    result.records_filtered_out += 1
+                    continue
+                upn = got.upn
+                if upn and "@" in upn and not upn.endswith("#ext#"):
+                    domains.setdefault(got.tenant_id, set()).add(upn.rsplit("@", 1)[1])
+                runs.add(got)
+                if runs.files and not reader.light:
+                    reader.light = True  # records are decoded again after the merge: a first look is enough
+                kept += 1
+                if kept % 1000 == 0:
+                    prog.records(kept)
+        prog.records(kept)
+        result.files = reader.reports
+        engine, sink = build_engine(cfg, seen_domains=domains)
+        prog.detecting(kept)
+        watch = story.StoryWatch()
+        _detect(engine, runs.ordered(), result, opts, prog, watch)
+    finally:
+        runs.close()
+        prog.close()
+    # the story (shared/cli/story.py): gaps in the input are findings; alerts are told as incidents
+    result.alerts = sink.list_alerts() + watch.gap_alerts()
     result.incidents = story.build_incidents(result.alerts)
+    result.records_read = result.records_processed + result.records_quarantined
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _quarantine(result: ScanResult, opts: ScanOptions, q: Quarantined) -> None:
+    result.add_quarantined(q)
+    if opts.quarantine_out is not None:
+        _write_quarantined(opts.quarantine_out, q)
+
+
+def _detect(
+    engine: DetectionEngine,
+    ordered: Iterator[Event | Quarantined],
+    result: ScanResult,
+    opts: ScanOptions,
+    prog: ScanProgress,
+    watch: story.StoryWatch,
+) -> None:
+    """Feed the ordered events to the engine in per-tenant batches; watch for gaps (in CreationTime order across
+    all inputs) and keep a bounded sample of the sign-ins for the report (after enrichment located them)."""
+    pending: dict[str, list[Event]] = {}
+    batches: Counter[str] = Counter()
+
+    def flush(tid: str) -> None:
+        chunk = pending.pop(tid)
+        engine.process(tid, chunk, batch_id=f"scan-{tid}-{batches[tid]}")
+        batches[tid] += 1
+        result.records_processed += len(chunk)
+        prog.advance(len(chunk))
+        for e in chunk:
+            if e.op == "userloggedin":
+                row = story.signin_row(e)
+                result.signins_total += 1
+                result.signins_located += row["lat"] is not None and row["lon"] is not None
+                if len(result.signins) < SIGNIN_ROWS:
+                    result.signins.append(row)
+
+    for ev in ordered:
+        if isinstance(ev, Quarantined):  # a spilled record no longer decodes: never expected, still counted
+            _quarantine(result, opts, ev)
+            continue
+        watch.gaps.observe(ev)
+        lst = pending.get(ev.tenant_id)
+        if lst is None:
+            lst = pending[ev.tenant_id] = []
+        lst.append(ev)
+        if len(lst) >= BATCH:
+            flush(ev.tenant_id)
+    for tid in list(pending):
+        flush(tid)
 
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -208,29 +465,109 @@ def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:
             alerts=[a.to_dict() for a in result.alerts],
             signins=result.signins,
             remediations=[],
+            signins_total=result.signins_total,
+            located_total=result.signins_located,
         )
         out.write(html.encode())
     else:  # pragma: no cover - argparse restricts the choices
         raise ValueError(fmt)
 
 
+def parse_when(value: str, option: str) -> float:
+    """Epoch seconds of a ``--since``/``--until`` value: an ISO 8601 date or time (UTC when it has no zone)."""
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigurationError(f"{option}: not an ISO 8601 date or time: {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def options_from(args: Any, quarantine_out: IO[bytes] | None) -> ScanOptions:
+    """`ScanOptions` from the parsed command line (a usage mistake raises ConfigurationError: exit 2)."""
+    since = parse_when(args.since, "--since") if getattr(args, "since", None) else None
+    until = parse_when(args.until, "--until") if getattr(args, "until", None) else None
+    if since is not None and until is not None and since >= until:
+        raise ConfigurationError("--since must be before --until")
+    limits = Limits()
+    ratio = getattr(args, "max_expansion_ratio", None)
+    expanded = getattr(args, "max_expanded_mb", None)
+    if ratio is not None:
+        limits = Limits(max_ratio=ratio, max_expanded=limits.max_expanded, ratio_floor=0)
+    if expanded is not None:
+        limits = Limits(
+            max_ratio=limits.max_ratio, max_expanded=int(expanded * 1024 * 1024), ratio_floor=limits.ratio_floor
+        )
+    return ScanOptions(
+        since=since,
+        until=until,
+        tenants=frozenset(t.strip().lower() for t in getattr(args, "tenant", None) or ()),
+        users=frozenset(u.strip().lower() for u in getattr(args, "user", None) or ()),
+        limits=limits,
+        quarantine_out=quarantine_out,
+        temp_dir=getattr(args, "temp_dir", None),
+        run_records=getattr(args, "run_records", None) or RUN_RECORDS,
+    )
+
+
+def _open_for_writing(path: str, what: str) -> IO[bytes]:
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {what} {path}: {exc.strerror}") from exc
+
+
+def _notes(result: ScanResult) -> list[str]:
+    """What the user must know about the inputs: skipped files, files wholly quarantined, the quarantine total."""
+    lines = [f"skipped {f['path']}: {f['reason']}" for f in result.files_skipped]
+    for f in result.files:
+        if f.skipped is None and f.records and f.quarantined == f.records:
+            lines.append(f"{f.name}: all {f.records:,} records quarantined")
+    if result.records_quarantined:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in result.quarantine_reasons.most_common())
+        lines.append(f"{result.records_quarantined:,} of {result.records_read:,} records quarantined ({reasons})")
+    return lines
+
+
 def run(args: Any) -> int:
     cfg = ScanConfig.load(args.config)
     for p in args.paths:
         if p != "-" and not Path(p).exists():
-            print(f"itdr scan: no such file or directory: {p}", file=sys.stderr)
-            return 2
+            raise ConfigurationError(f"no such file or directory: {p}")
+    quiet = bool(getattr(args, "quiet", False))
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
-    result = scan(args.paths, cfg)
-    if args.output:
-        with open(args.output, "wb") as fh:
-            write_output(result, fmt, fh)
-    else:
-        write_output(result, fmt, sys.stdout.buffer)
-        sys.stdout.flush()
+    out = _open_for_writing(args.output, "output") if args.output else None
+    qfile = _open_for_writing(args.quarantine, "quarantine file") if getattr(args, "quarantine", None) else None
+    try:
+        opts = options_from(args, qfile)
+        progress: ScanProgress | None = None
+        if not quiet and sys.stderr.isatty():
+            from shared.cli.progress import RichScanProgress
+
+            progress = RichScanProgress(sys.stderr)
+        result = scan(args.paths, cfg, progress=progress, options=opts)
+        if out is not None:
+            write_output(result, fmt, out)
+        else:
+            write_output(result, fmt, sys.stdout.buffer)
+            sys.stdout.flush()
+    finally:
+        if out is not None:
+            out.close()
+        if qfile is not None:
+            qfile.close()
     if getattr(args, "incidents", None):
         with open(args.incidents, "wb") as fh:
             story.write_incidents(result.incidents, fh)
     if args.summary:
         Path(args.summary).write_bytes(orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2))
+    if not quiet:
+        for line in _notes(result):
+            print(f"itdr scan: {_printable(line)}", file=sys.stderr)
     return 0
+
+
+def _printable(text: str) -> str:
+    """A line for the terminal: control characters (from file names or records) shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import msgspec
 import orjson
 
 from shared.alert_model import iso
@@ -55,8 +54,8 @@ from shared.platform.errors import (
 )
 from shared.platform.faults import crash_point
 from shared.platform.storage import encode_key
-from shared.records.event import Event, Quarantined, parse_blob, parse_raw_record
-from shared.records.model import split_blob
+from shared.records.event import MAX_ID_CHARS, Event, Quarantined, parse_blob, parse_raw_record
+from shared.records.split import split_array
 from shared.tenants import TenantRecord
 
 log = logging.getLogger("itdr.ingest")
@@ -184,10 +183,13 @@ def _download(svc: IngestServices, ref: ContentRef, now: datetime) -> bytes:
         raise
 
 
-def _split(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, data: bytes, now: datetime) -> list[bytes]:
+def _split(
+    svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, data: bytes, now: datetime
+) -> list[tuple[bytes, str | None]]:
+    """The records of a blob, each with the reason it cannot be kept (too deep, too large) or None."""
     try:
-        return [bytes(r) for r in split_blob(data)]
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return split_array(data)
+    except ValueError as exc:
         detail = str(exc)[:200]
     tid, cid = ref.tenant_id, ref.content_id
     digest = hashlib.sha256(data).hexdigest()
@@ -212,7 +214,10 @@ def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, n
     crash_point("content.after_archive")
     events: list[Event] = []
     bad: list[tuple[int, Quarantined]] = []
-    for index, raw in enumerate(raws):
+    for index, (raw, error) in enumerate(raws):
+        if error is not None:
+            bad.append((index, Quarantined(error, f"record {index}: {error}", b"", tid)))
+            continue
         got = parse_raw_record(raw, expected_tenant=tid)
         if isinstance(got, Event):
             events.append(got)
@@ -379,12 +384,12 @@ def _quarantine_records(
 ) -> None:
     """One blob with the bad records (a JSON array, in order) and one row per record."""
     name = _quarantine_name(ref, ".records.json")
-    payload = b"[" + b",".join(q.raw for _, q in bad) + b"]"
+    payload = b"[" + b",".join(q.raw or b"null" for _, q in bad) + b"]"
     svc.storage.container(names.CONTAINER_QUARANTINE).upload_blob(name, payload, overwrite=True)
     rows = []
     for position, (index, q) in enumerate(bad):
         row = _quarantine_row(ref, index, q.reason, q.detail, name, now)
-        row.update(record_id=q.record_id or "", blob_index=position)
+        row.update(record_id=(q.record_id or "")[:MAX_ID_CHARS], blob_index=position)
         rows.append(row)
     _quarantine_rows(svc, ref, rows)
     log.warning(

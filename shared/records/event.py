@@ -32,6 +32,7 @@ import orjson
 from shared.alert_model import iso
 from shared.records.ip import normalize_ip
 from shared.records.model import (
+    NO_VALUE,
     SECURITY_ALERTS_USER,
     AffectedItem,
     AuditRecord,
@@ -588,7 +589,7 @@ def _target_user(target_json: bytes) -> tuple[str | None, str | None]:
     return oid, upn
 
 
-def _identity(rec: AuditRecord) -> tuple[str | None, str | None]:
+def _identity(rec: AuditRecord | RecordKey) -> tuple[str | None, str | None]:
     """(object id, upn) from whatever the record carries."""
     uid = rec.UserId
     upn = _upn_of_user_id(uid) if uid else None
@@ -631,10 +632,13 @@ def _decode_lenient(raw: bytes) -> tuple[AuditRecord | None, str, str]:
         first_error = str(exc)
     except msgspec.DecodeError as exc:
         return None, "invalid_json", str(exc)[:200]
+    except RecursionError:
+        return None, "too_deep", "record nested too deeply to decode"
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, "invalid_json", str(exc)[:200]
+        reason = "too_deep" if "recursion" in str(exc).lower() else "invalid_json"
+        return None, reason, str(exc)[:200]
     if not isinstance(obj, dict):
         return None, "not_an_object", f"record is a JSON {type(obj).__name__}"
     error = first_error
@@ -647,7 +651,45 @@ def _decode_lenient(raw: bytes) -> tuple[AuditRecord | None, str, str]:
             return convert_record(obj), "", ""
         except msgspec.ValidationError as exc:
             error = str(exc)
+        except RecursionError:
+            return None, "too_deep", "record nested too deeply to decode"
     return None, "schema_mismatch", error[:200]
+
+
+MIN_TIME = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+"""CreationTime bounds: a day inside years 1-9999 either side, so every UTC rendering and date of it exists."""
+MAX_ID_CHARS = 256
+"""Longest record Id or tenant id kept (Ids are GUIDs; longer ones are junk that storage keys and rows refuse)."""
+MAX_USER_CHARS = 512
+"""Longest user key kept (a Table key is at most 1 KiB once escaped)."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Control characters, which Table keys refuse (C1 included) and no identifier holds."""
+
+
+def _key_problem(rid: str, tenant: str | None, user_key: str | None) -> tuple[str, str] | None:
+    """(reason, detail) when an identifier cannot serve as a storage key, else None."""
+    if (
+        len(rid) <= MAX_ID_CHARS
+        and rid.isprintable()
+        and (tenant is None or (len(tenant) <= MAX_ID_CHARS and tenant.isprintable()))
+        and (user_key is None or (len(user_key) <= MAX_USER_CHARS and user_key.isprintable()))
+    ):
+        return None
+    if len(rid) > MAX_ID_CHARS:
+        return "oversized_field", f"Id of {len(rid)} characters"
+    if tenant is not None and len(tenant) > MAX_ID_CHARS:
+        return "oversized_field", f"OrganizationId of {len(tenant)} characters"
+    if user_key is not None and len(user_key) > MAX_USER_CHARS:
+        return "oversized_field", f"user of {len(user_key)} characters"
+    for name, value in (("Id", rid), ("OrganizationId", tenant), ("user", user_key)):
+        if value is not None and not value.isprintable() and _CONTROL.search(value):
+            return "control_characters", f"{name} holds control characters"
+    return None
+
+
+def _short(value: str | None) -> str | None:
+    return value if value is None or len(value) <= MAX_ID_CHARS else value[:MAX_ID_CHARS] + "..."
 
 
 def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) -> Event | Quarantined:
@@ -655,7 +697,11 @@ def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) ->
     rid = rec.Id
     tenant = (rec.OrganizationId or "").strip().lower() or None
     if not rid:
-        return Quarantined("missing_id", "record has no Id", raw, tenant)
+        return Quarantined("missing_id", "record has no Id", raw, _short(tenant))
+    if len(rid) > MAX_ID_CHARS or (tenant is not None and len(tenant) > MAX_ID_CHARS):
+        problem = _key_problem(rid, tenant, None)
+        assert problem is not None
+        return Quarantined(problem[0], problem[1], raw, _short(tenant), _short(rid))
     if tenant is None:
         tenant = expected_tenant
         if tenant is None:
@@ -668,9 +714,16 @@ def build_event(rec: AuditRecord, raw: bytes, *, expected_tenant: str | None) ->
         return Quarantined("bad_creation_time", "record has no CreationTime", raw, tenant, rid)
     try:
         ts = parse_time(rec.CreationTime)
-    except ValueError:
+    except (ValueError, OverflowError):
         return Quarantined("bad_creation_time", f"unparseable CreationTime {rec.CreationTime[:40]!r}", raw, tenant, rid)
+    if not MIN_TIME <= ts <= MAX_TIME:
+        return Quarantined(
+            "bad_creation_time", f"CreationTime out of range {rec.CreationTime[:40]!r}", raw, tenant, rid
+        )
     oid, upn = _identity(rec)
+    problem = _key_problem(rid, tenant, oid or upn)
+    if problem is not None:
+        return Quarantined(problem[0], problem[1], raw, tenant, rid)
     ip = normalize_ip(rec.ClientIP or rec.ClientIPAddress or rec.ActorIpAddress)
     return Event(
         rec,
@@ -762,13 +815,20 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
         if ts is None and created:
             try:
                 ts = parse_time(created)
-            except ValueError:
+            except (ValueError, OverflowError):
                 ts = None
             else:
                 if len(times) >= _CACHE_MAX:
                     times.clear()
                 times[created] = ts
-        if not rid or tenant is None or ts is None or (expected_tenant is not None and tenant != expected_tenant):
+        if (
+            not rid
+            or tenant is None
+            or ts is None
+            or not MIN_TIME <= ts <= MAX_TIME
+            or len(rid) > MAX_ID_CHARS
+            or (expected_tenant is not None and tenant != expected_tenant)
+        ):
             got = build_event(rec, b"", expected_tenant=expected_tenant)
             if isinstance(got, Event):
                 add(got)
@@ -780,6 +840,11 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
         if op is None:
             op = _op_key(operation)
         oid, upn = _identity(rec)
+        if _key_problem(rid, tenant, oid or upn) is not None:
+            got = build_event(rec, b"", expected_tenant=expected_tenant)
+            assert isinstance(got, Quarantined)
+            bad.append(Quarantined(got.reason, got.detail, msgspec.json.encode(rec), got.tenant_id, got.record_id))
+            continue
         add(
             Event(
                 rec,
@@ -795,3 +860,84 @@ def _events_of(records: list[AuditRecord], expected_tenant: str | None) -> Parse
             )
         )
     return ParseResult(events, bad)
+
+
+class RecordKey(msgspec.Struct, gc=False):
+    """What `build_event` derives an event's keys from, and nothing else: a cheap first look at a record."""
+
+    Id: str | None = None
+    CreationTime: str | None = None
+    OrganizationId: str | None = None
+    Operation: str | None = None
+    UserId: str | None = None
+    UserKey: str | None = None
+    RecordType: int | str | None = None
+    Actor: msgspec.Raw = NO_VALUE
+    Target: msgspec.Raw = NO_VALUE
+    MailboxOwnerUPN: str | None = None
+    ObjectId: str | None = None
+    AlertEntityId: msgspec.Raw = NO_VALUE
+    EntityType: msgspec.Raw = NO_VALUE
+    Data: msgspec.Raw = NO_VALUE
+    ClientIP: str | None = None
+    ClientIPAddress: str | None = None
+    ActorIpAddress: str | None = None
+
+
+_KEY_DECODER = msgspec.json.Decoder(RecordKey, strict=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What `build_event` would derive from a record, without decoding the rest of it (see `place_record`)."""
+
+    time: float
+    record_id: str
+    tenant_id: str
+    op: str
+    object_id: str | None
+    upn: str | None
+    ip: str | None
+    raw: bytes
+
+
+def place_record(raw: bytes) -> Placed | None:
+    """The keys `build_event` would give a plain audit record, from a light decode; None when the record needs
+    the full parse (which quarantines it with its reason, repairs a mistyped field or maps another tool's shape).
+
+    For a reader that sorts records before detecting over them: the full decode happens once, afterwards, and
+    the event is rebuilt from these keys (`shared.cli.scan`), so the checks here are those of `build_event`.
+    """
+    try:
+        key = _KEY_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    rid = key.Id
+    org = key.OrganizationId
+    created = key.CreationTime
+    if not rid or not org or not created:
+        return None
+    tenant = _TENANT_CACHE.get(org)
+    if tenant is None:
+        tenant = org.strip().lower()
+        if not tenant:
+            return None
+        if len(_TENANT_CACHE) >= _CACHE_MAX:
+            _TENANT_CACHE.clear()
+        _TENANT_CACHE[org] = tenant
+    ts = _TIME_CACHE.get(created)
+    if ts is None:
+        try:
+            ts = parse_time(created)
+        except (ValueError, OverflowError):
+            return None
+        if len(_TIME_CACHE) >= _CACHE_MAX:
+            _TIME_CACHE.clear()
+        _TIME_CACHE[created] = ts
+    if not MIN_TIME <= ts <= MAX_TIME:
+        return None
+    oid, upn = _identity(key)
+    if _key_problem(rid, tenant, oid or upn) is not None:
+        return None
+    ip = normalize_ip(key.ClientIP or key.ClientIPAddress or key.ActorIpAddress)
+    return Placed(ts, rid, tenant, _op_key(key.Operation or ""), oid, upn, ip, raw)

@@ -18,7 +18,7 @@ Unknown workloads and fields are kept: every parsed record carries its raw JSON 
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -251,7 +251,23 @@ SECURITY_ALERTS_USER = "SecurityComplianceAlerts"
 _ALERT_SUBJECT_ENTITIES = frozenset({"user", "sender", "recipients", "mailbox"})
 
 
-def alert_data(rec: AuditRecord) -> dict[str, str]:
+class AlertFields(Protocol):
+    """The fields of a Security and Compliance alert record (an `AuditRecord`, or the cheap first look at one)."""
+
+    @property
+    def ObjectId(self) -> str | None: ...  # noqa: N802 - the record's field name
+
+    @property
+    def AlertEntityId(self) -> msgspec.Raw: ...  # noqa: N802
+
+    @property
+    def EntityType(self) -> msgspec.Raw: ...  # noqa: N802
+
+    @property
+    def Data(self) -> msgspec.Raw: ...  # noqa: N802
+
+
+def alert_data(rec: AlertFields) -> dict[str, str]:
     """The alert's ``Data`` (a JSON object sent as a string) as text values; empty when absent or not an object."""
     text = decode_text(rec.Data)
     if not text:
@@ -267,7 +283,7 @@ def alert_data(rec: AuditRecord) -> dict[str, str]:
     }
 
 
-def alert_subject(rec: AuditRecord) -> str | None:
+def alert_subject(rec: AlertFields) -> str | None:
     """The user (lower-case UPN) a Security and Compliance alert record is about, or None.
 
     In order: the entity of an ``AlertEntityGenerated`` record when it is an address (``AlertEntityId``, else

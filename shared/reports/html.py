@@ -395,8 +395,13 @@ def render_report(
     *,
     strict_tenant: bool = False,
     generated_at: float | None = None,
+    signins_total: int | None = None,
+    located_total: int | None = None,
 ) -> str:
     """The report as one HTML document.
+
+    ``signins`` may be a bounded sample of a larger input (``itdr scan``): ``signins_total`` and ``located_total``
+    then say how many there were in all, and the views say they show a part.
 
     ``period`` is a label or a ``(start, end)`` pair of epoch seconds or datetimes. With
     ``strict_tenant``, an incident, alert or sign-in of another tenant raises BadInputError.
@@ -441,8 +446,8 @@ def render_report(
             alerts_total=len(alts),
             alerts=[_alert_view(a) for a in ordered_alerts[:MAX_ALERT_ROWS]],
             severity_counts=sorted(counts.items(), key=lambda kv: _SEVERITY_ORDER.get(kv[0], 9)),
-            signins_total=len(sins),
-            located=sum(1 for s in sins if _point(s) is not None),
+            signins_total=max(signins_total or 0, len(sins)),
+            located=max(located_total or 0, sum(1 for s in sins if _point(s) is not None)),
             countries=sorted({_text(s.get("country")) for s in sins if s.get("country")}),
             signin_rows=[
                 {

@@ -104,15 +104,17 @@ def test_malformed_input_is_counted_not_fatal(tmp_path: Path, capsys: pytest.Cap
     assert rc == 0
     s = orjson.loads(summary.read_bytes())
     assert s["records_read"] == s["records_processed"] + s["records_quarantined"]
-    assert s["records_processed"] == 2
-    assert s["quarantine_reasons"] == {
-        "invalid_blob": 1,
-        "missing_tenant": 1,
-        "invalid_json": 1,
-        "unrecognised_input": 1,
-    }
+    # the truncated array keeps the two records before the cut; the CSV without audit columns is skipped
+    assert (s["records_read"], s["records_processed"]) == (7, 4)
+    assert s["quarantine_reasons"] == {"truncated": 1, "missing_tenant": 1, "invalid_json": 1}
+    assert s["files_skipped"] == [
+        {
+            "path": str(tmp_path / "in" / "export.csv"),
+            "reason": "not audit data: no AuditData column (and not OfficeActivity columns)",
+        }
+    ]
     (alert,) = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert alert["evidence_record_ids"] == ["rule-1", "rule-5"]  # same rule name and user: one alert
+    assert alert["evidence_record_ids"] == ["rule-1", "rule-5"]  # same rule name and user: one alert (Ids once)
 
 
 def test_stdin_and_usage_errors(tmp_path: Path) -> None:

@@ -204,6 +204,38 @@ def test_bad_records_are_quarantined_with_their_reasons(svc: Services, emulator,
     assert [r["blob_index"] for r in rows] == [0, 1, 2, 3]
 
 
+def test_hostile_records_are_quarantined_alone_and_the_good_ones_detected(svc: Services, emulator, clock) -> None:
+    # issue #18: each of these used to raise an error nothing classified, so the message retried and the
+    # whole blob was dead-lettered with its good records
+    deep = b'{"Id":"deep","Payload":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    year_zero = orjson.dumps(record(2, CreationTime="0001-01-01T00:00:00+05:00"))
+    long_id = orjson.dumps(record(3, OrganizationId=None) | {"Id": "x" * 100_000, "OrganizationId": "y" * 300})
+    nan = orjson.dumps(record(4))[:-1] + b',"Score":NaN}'
+    control = orjson.dumps(record(5, UserId="ev\u0085il@contoso.com"))
+    raw = (
+        b"["
+        + b",".join([orjson.dumps(record(1)), deep, year_zero, long_id, nan, control, orjson.dumps(record(6))])
+        + b"]"
+    )
+    entry = blob(emulator, clock, raw)
+    report = deliver(svc, ref_of(entry))
+    assert isinstance(report, ContentReport)
+    assert (report.records, report.unique, report.quarantined) == (7, 2, 5)
+    rows = sorted(svc.storage.table(names.TABLE_QUARANTINE).list_entities(), key=lambda r: r["index"])
+    assert [(r["index"], r["reason"]) for r in rows] == [
+        (1, "too_deep"),
+        (2, "bad_creation_time"),
+        (3, "oversized_field"),
+        (4, "invalid_json"),
+        (5, "control_characters"),
+    ]
+    assert len(rows[2]["record_id"]) <= 256
+    assert parked(svc) == []
+    batch = raw_blob_name(TENANT_A, AAD, DAY, entry["contentId"]) + ".batch0.json"
+    kept = orjson.loads(svc.storage.container(names.CONTAINER_RAW).download_blob(batch).readall())
+    assert [r["Id"] for r in kept] == [record(1)["Id"], record(6)["Id"]]
+
+
 def test_duplicate_records_across_blobs_are_dropped(svc: Services, emulator, clock) -> None:
     first = blob(emulator, clock, [record(1), record(2)])
     process_content_message(svc, ref_of(first))
