@@ -32,6 +32,7 @@ from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.emulators.partner import PartnerEndpoint
 from shared.emulators.tls import ClientCertificate, TestCA
+from shared.platform import names
 from shared.platform.azurite import Azurite
 from shared.platform.bus import InProcessBus, default_queue_options
 from shared.platform.settings import Settings, setting_names
@@ -272,6 +273,15 @@ def test_the_deployed_app_ingests_detects_delivers_and_remediates(stack: Stack) 
     assert stack.webhook_calls[-1] == 200  # the content notification was accepted
     runtime.tick("poll_content")
     runtime.run_until_idle()
+
+    # the feed-health timer checks the same subscriptions through the same production-built client
+    runtime.tick("feed_health")
+    health = svc.storage.table(names.TABLE_FEED_HEALTH).list_entities()
+    rows = {r["RowKey"]: r for r in health if r["RowKey"].startswith("Audit.")}
+    assert {ct: (r["subscription"], r["webhook"]) for ct, r in rows.items()} == {
+        ct: ("enabled", "enabled")
+        for ct in ("Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General")
+    }
 
     # 3. detected, delivered to the partner over HTTPS, and the remediation waits for approval (default policy)
     alerts = [s.alert for s in svc.alert_store.list_alerts(TENANT)]
