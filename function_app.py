@@ -14,29 +14,30 @@ weekly_report (timer)                       shared.functions.weekly_report
 admin_tenants (HTTP)                        shared.ingest.onboarding
 
 The services come from ``shared.app.services()``: built once per process from the app settings alone.
-A Service Bus message's fate (complete, park, retry) is :mod:`shared.functions.fate`.
+A Service Bus message's fate (complete, park, retry) is :mod:`shared.functions.fate`. Each function imports
+its body's module when it first runs, so the worker's indexing of this file stays light (the Azure SDKs, the
+detectors and the IP data load on first use; ``make bench`` measures the cold import).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
 from shared.app import services
-from shared.enrich import feeds
-from shared.functions import deliver_alerts as deliver_body
-from shared.functions import detect_records as detect_body
-from shared.functions import enrich_records as enrich_body
-from shared.functions import remediate as remediate_body
-from shared.functions import weekly_report as weekly_body
-from shared.functions.fate import Inbound, run_message
-from shared.ingest import content, health, onboarding, poller, webhook
 from shared.platform import names
+
+if TYPE_CHECKING:
+    from shared.functions.fate import Inbound
 
 app = func.FunctionApp()
 SB = "ServiceBusConnection"
 
 
 def _inbound(queue: str, msg: func.ServiceBusMessage) -> Inbound:
+    from shared.functions.fate import Inbound
+
     return Inbound(
         queue=queue,
         body=msg.get_body(),
@@ -53,16 +54,22 @@ def _http(result: tuple[int, bytes]) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%ITDR_POLL_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def poll_content(timer: func.TimerRequest) -> None:
+    from shared.ingest import poller
+
     poller.poll_tenants(services())
 
 
 @app.route(route="o365/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def o365_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.ingest import webhook
+
     return _http(webhook.handle_webhook(services(), headers=dict(req.headers), body=req.get_body()))
 
 
 @app.route(route="admin/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 def admin_tenants(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.ingest import onboarding
+
     svc = services()
     return _http(
         onboarding.handle_admin_request(svc, method=req.method, headers=dict(req.headers), body=req.get_body())
@@ -71,40 +78,61 @@ def admin_tenants(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_CONTENT, connection=SB)
 def process_content(msg: func.ServiceBusMessage) -> None:
+    from shared.functions.fate import run_message
+    from shared.ingest import content
+
     run_message(services(), _inbound(names.QUEUE_CONTENT, msg), content.process_content_message)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_RECORDS, connection=SB, is_sessions_enabled=True)
 def enrich_records(msg: func.ServiceBusMessage) -> None:
-    run_message(services(), _inbound(names.QUEUE_RECORDS, msg), enrich_body.handle)
+    from shared.functions import enrich_records as body
+    from shared.functions.fate import run_message
+
+    run_message(services(), _inbound(names.QUEUE_RECORDS, msg), body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_DETECT, connection=SB, is_sessions_enabled=True)
 def detect_records(msg: func.ServiceBusMessage) -> None:
-    run_message(services(), _inbound(names.QUEUE_DETECT, msg), detect_body.handle)
+    from shared.functions import detect_records as body
+    from shared.functions.fate import run_message
+
+    run_message(services(), _inbound(names.QUEUE_DETECT, msg), body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_ALERTS, connection=SB)
 def deliver_alerts(msg: func.ServiceBusMessage) -> None:
-    run_message(services(), _inbound(names.QUEUE_ALERTS, msg), deliver_body.handle)
+    from shared.functions import deliver_alerts as body
+    from shared.functions.fate import run_message
+
+    run_message(services(), _inbound(names.QUEUE_ALERTS, msg), body.handle)
 
 
 @app.service_bus_queue_trigger(arg_name="msg", queue_name=names.QUEUE_REMEDIATION, connection=SB)
 def remediate(msg: func.ServiceBusMessage) -> None:
-    run_message(services(), _inbound(names.QUEUE_REMEDIATION, msg), remediate_body.handle)
+    from shared.functions import remediate as body
+    from shared.functions.fate import run_message
+
+    run_message(services(), _inbound(names.QUEUE_REMEDIATION, msg), body.handle)
 
 
 @app.timer_trigger(schedule="%ITDR_FEED_HEALTH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def feed_health(timer: func.TimerRequest) -> None:
+    from shared.ingest import health
+
     health.check_feeds(services())
 
 
 @app.timer_trigger(schedule="%ITDR_INTEL_REFRESH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def refresh_intel(timer: func.TimerRequest) -> None:
+    from shared.enrich import feeds
+
     svc = services()
     feeds.refresh_feeds(svc.storage, svc.settings)
 
 
 @app.timer_trigger(schedule="%ITDR_WEEKLY_REPORT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def weekly_report(timer: func.TimerRequest) -> None:
-    weekly_body.run(services())
+    from shared.functions import weekly_report as body
+
+    body.run(services())
