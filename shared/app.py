@@ -206,6 +206,14 @@ class Services:
         self._local = threading.local()
         self._management: dict[str, ManagementActivityClient] = {}
         self._graph_made: list[SyncGraphClient] = []
+        self._sealed = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Nothing is set after construction: a substitute is a constructor parameter (the lazily built pieces
+        are cached by ``cached_property``, which writes the instance's dict directly)."""
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"Services is immutable after construction; pass {name!r} to the constructor")
+        object.__setattr__(self, name, value)
 
     # -- platform --------------------------------------------------------------------------------------------
     @cached_property

@@ -24,7 +24,7 @@ from shared.app import Services
 from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.client import ManagementActivityClient
-from shared.platform.bus import InProcessBus, default_queue_options
+from shared.platform.bus import InProcessBus, MessageBus, default_queue_options
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.runtime.world import emulator_credentials
@@ -156,6 +156,7 @@ def make_services(
         http: httpx.Client | None = None,
         graph: GraphEmulator | None = None,
         feed_silence: Mapping[str, timedelta] | None = None,
+        bus: MessageBus | None = None,
         **settings: Any,
     ) -> Services:
         def credentials(tenant_id: str, cloud: str, /) -> TokenCredential:
@@ -168,7 +169,7 @@ def make_services(
         svc = Services(
             Settings(**{**values, **settings}),
             storage=storage,
-            bus=InProcessBus(default_queue_options(), clock=epoch),
+            bus=bus or InProcessBus(default_queue_options(), clock=epoch),
             credentials=credentials,
             clock=epoch,
             sleep=sleeps,

@@ -19,7 +19,6 @@ from shared.messages import ContentRef, RecordBatchRef
 from shared.platform import names
 from shared.platform.bus import InProcessBus, OutboundMessage
 from shared.platform.errors import BadInputError, ForbiddenTargetError, ServiceUnavailable
-from shared.platform.settings import Settings
 from shared.records.batches import load_batch
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
@@ -163,8 +162,11 @@ def test_a_blob_is_archived_batched_published_and_ledgered(svc: Services, emulat
 
 
 @pytest.mark.parametrize(("per_batch", "shards"), [(2, 1), (2, 3)])
-def test_batches_and_shards(svc: Services, emulator, clock, settings, per_batch: int, shards: int) -> None:
-    svc.settings = Settings(**{**settings, "records_per_batch": per_batch, "tenant_shards": shards})
+def test_batches_and_shards(
+    svc: Services, make_services: Any, emulator, clock, settings, per_batch: int, shards: int
+) -> None:
+    # the same storage and bus (tenant A onboarded), built with these settings
+    svc = make_services(emulator, bus=svc.bus, **{**settings, "records_per_batch": per_batch, "tenant_shards": shards})
     records = [record(n, user=f"user{n}") for n in range(1, 6)]
     entry = blob(emulator, clock, records)
     cid = entry["contentId"]
@@ -378,18 +380,18 @@ class FailingBus:
 
 @pytest.mark.parametrize("after", [False, True])
 def test_dying_around_the_publish_step_resumes_the_same_batches(
-    svc: Services, emulator, clock, settings, after: bool
+    svc: Services, make_services: Any, emulator, clock, settings, after: bool
 ) -> None:
-    svc.settings = Settings(**{**settings, "records_per_batch": 2})
+    two_per_batch = {**settings, "records_per_batch": 2}
+    svc = make_services(emulator, bus=svc.bus, **two_per_batch)
     process_content_message(svc, ref_of(blob(emulator, clock, [record(9)])))  # record 9 is already known
     sent(svc, names.QUEUE_RECORDS)
     entry = blob(emulator, clock, [record(1), record(9), record(2), record(3)])
     real = svc.bus
     assert isinstance(real, InProcessBus)
-    svc.bus = FailingBus(real, names.QUEUE_RECORDS, after=after)
+    dying = make_services(emulator, bus=FailingBus(real, names.QUEUE_RECORDS, after=after), **two_per_batch)
     with pytest.raises(RuntimeError):
-        process_content_message(svc, ref_of(entry))
-    svc.bus = real
+        process_content_message(dying, ref_of(entry))
     first = sent(svc, names.QUEUE_RECORDS)
     # meanwhile another blob publishes record 2: the resumed delivery must not decide again
     process_content_message(svc, ref_of(blob(emulator, clock, [record(2)])))

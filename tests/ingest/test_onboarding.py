@@ -22,7 +22,6 @@ from shared.ingest.onboarding import (
 )
 from shared.platform import names
 from shared.platform.errors import ConfigurationError
-from shared.platform.settings import Settings
 from shared.tenants import hash_secret
 
 TENANT_A = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01"
@@ -273,8 +272,8 @@ def test_the_admin_api_refuses(svc: Services, method: str, body: Any, key: str |
     assert svc.tenants.list() == []
 
 
-def test_the_admin_api_is_closed_without_a_configured_key(svc: Services, emulator) -> None:
-    svc.settings = Settings(publisher_id=PUBLISHER, management_api_base_url=emulator.base_url)
+def test_the_admin_api_is_closed_without_a_configured_key(make_services: Any, emulator) -> None:
+    svc = make_services(emulator)  # no ITDR_ADMIN_KEY_SHA256
     assert admin(svc, "GET", key="")[0] == 401
     assert admin(svc, "GET", key="anything")[0] == 401
 

@@ -217,17 +217,18 @@ class CrashingBus:
             raise RuntimeError("process died after the send")
 
 
-def test_a_crash_between_send_and_checkpoint_replays_without_duplicates(svc: Services, emulator, clock) -> None:
+def test_a_crash_between_send_and_checkpoint_replays_without_duplicates(
+    svc: Services, make_services: Any, emulator, clock
+) -> None:
     onboard(svc)
     ids = [add(emulator, clock() - timedelta(minutes=10 * i + 1)) for i in range(5)]  # 3 pages
     real = svc.bus
     assert isinstance(real, InProcessBus)
-    svc.bus = CrashingBus(real, crash_on={2})
-    report = poll_tenants(svc)
+    crashing = make_services(emulator, bus=CrashingBus(real, crash_on={2}))  # the process that dies
+    report = poll_tenants(crashing)
     assert feed(report, TENANT_A, AAD).error == "RuntimeError"
     cp = CheckpointStore(svc.storage).get_checkpoint(TENANT_A, AAD)
     assert (cp.watermark, cp.cursor is not None) == (None, True)  # after page 1: its cursor, no watermark
-    svc.bus = real
     before = len(emulator.requests)
     poll_tenants(svc)
     assert listings(emulator, before)[0][2] is True  # resumed on page 2, not page 1
