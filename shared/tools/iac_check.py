@@ -6,7 +6,7 @@ The ``bicep`` binary cannot run on the build machines (docs/deploy.md: it compil
 pipeline), so this tool checks what can be checked offline, in three layers. Each layer yields
 one-line :class:`Problem` s; any problem makes the exit status 1.
 
-1. **Parse.** pycep-parser (the version pinned in requirements-dev.txt) must parse every
+1. **Parse.** pycep-parser (the version pinned in requirements-dev.in) must parse every
    ``infra/**/*.bicep``; a file that does not parse is named.
 2. **Policy.** :data:`POLICY_CHECKS`, plain functions over the parse trees, for what checkov does not
    cover (Service Bus, Key Vault mode, Application Insights local auth, role assignments, tags) and
