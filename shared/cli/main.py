@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from shared.cli.terminal import safe
 from shared.platform.errors import ConfigurationError, ItdrError
 
 # Subcommand modules that add themselves with register(subparsers); an explicit list.
@@ -25,7 +26,7 @@ _SUBCOMMAND_MODULES = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {safe(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -69,17 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             rc = getattr(importlib.import_module(modname), func)(args)
         return int(rc or 0)
     except ConfigurationError as exc:
-        print(f"itdr {args.command}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: {safe(exc)}", file=sys.stderr)
         return 2
     except ItdrError as exc:
-        print(f"itdr {args.command}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: {safe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        print(f"itdr {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: internal error: {type(exc).__name__}: {safe(exc)}", file=sys.stderr)
         return 1
 
 

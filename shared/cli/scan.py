@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.cli.inputs import iter_paths, read_input
+from shared.cli.terminal import safe
 from shared.detection.config import TenantConfig
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.model import Alert
@@ -175,10 +176,14 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def format_table(alerts: Sequence[Alert]) -> str:
-    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST SEEN", "SUMMARY")]
+    """The alerts as an aligned table for people; every cell terminal-safe (:func:`shared.cli.terminal.safe`)."""
+    rows: list[tuple[str, ...]] = [("SEVERITY", "DETECTOR", "TENANT", "USER", "FIRST SEEN", "SUMMARY")]
     for a in sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity.value], a.first_seen)):
-        summary = a.summary if len(a.summary) <= 90 else a.summary[:87] + "..."
-        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, iso(a.first_seen), summary))
+        text = safe(a.summary)  # before cutting: escape sequences take no width on screen
+        summary = text if len(text) <= 90 else text[:87] + "..."
+        rows.append(
+            tuple(safe(c) for c in (a.severity.value, a.detector, a.tenant_id[:8], a.user, iso(a.first_seen), summary))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5])) + "  " + r[5] for r in rows]
     return "\n".join(lines) + "\n"
@@ -216,7 +221,7 @@ def run(args: Any) -> int:
     cfg = ScanConfig.load(args.config)
     for p in args.paths:
         if p != "-" and not Path(p).exists():
-            print(f"itdr scan: no such file or directory: {p}", file=sys.stderr)
+            print(f"itdr scan: no such file or directory: {safe(p)}", file=sys.stderr)
             return 2
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     result = scan(args.paths, cfg)
