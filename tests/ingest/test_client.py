@@ -117,6 +117,10 @@ ROOT = f"https://manage.office.com/api/v1.0/{TENANT_A}/activity/feed"
         (f"{ROOT}/audit/../../../{TENANT_B}/activity/feed/audit/x", False),  # dot segments
         (f"{ROOT}/audit/%2e%2e/%2e%2e/x", False),  # encoded dot segments
         (f"{ROOT}/audit%2F..%2Fx", False),  # encoded slash
+        (f"{ROOT}/audit%2Fx", False),  # encoded slash alone (no dot segment to give it away)
+        (f"{ROOT}/audit%2fx", False),
+        (f"{ROOT}/audit%5Cx", False),  # encoded backslash
+        (f"{ROOT}/audit\\x", False),  # raw backslash
         (f"https://manage.office.com/api/v1.0/{TENANT_A}/activity/feedx/audit/x", False),
         (f"{ROOT}/", False),  # nothing under the feed
         ("not a url", False),
