@@ -89,5 +89,12 @@ chaos: setup
 chaos-smoke: setup
 	$(BIN)/python -m shared.chaos --smoke $(if $(SEED),--seed $(SEED),--seed 1)
 
+# Mutation testing (mutmut, pinned in requirements-dev.in; config in pyproject.toml [tool.mutmut]).
+# Slow, so outside `make test`: MUTANTS='shared.ingest.clouds*' limits the run to one module's mutants.
+MUTANTS ?=
+mutation: setup
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache mutants
