@@ -9,17 +9,29 @@ export APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL := true
 SEED ?=
 BENCH_RECORDS ?= 1000000
 
-.PHONY: setup ipdata demo dev test lint typecheck unit e2e bench bench-smoke chaos chaos-smoke iac clean
+.PHONY: setup ipdata demo dev test lint typecheck unit e2e bench bench-smoke chaos chaos-smoke iac audit audit-refresh lock mutation clean
 
+# Dependencies: requirements.in / requirements-dev.in hold the direct pins; requirements.txt (the
+# Function App's tree, what the Functions build installs) and requirements-dev.txt (runtime + tools)
+# are their locks, every package pinned with its hashes (`make lock` regenerates them). uv itself is
+# bootstrapped from its locked hashes, and the project is installed without build isolation so the
+# build backend is the locked setuptools: nothing unhashed enters the venv.
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	@mkdir -p $(TMPDIR)
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	awk '/^uv==/{p=1;print;next} p&&/^[^ ]/{p=0} p' requirements-dev.txt > $(TMPDIR)/uv.lock.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r $(TMPDIR)/uv.lock.txt
 
 $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install -q --python $(BIN)/python --require-hashes -r requirements-dev.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $@
+
+LOCK_FLAGS := -q --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line
+lock: $(BIN)/python
+	$(BIN)/uv pip compile $(LOCK_FLAGS) requirements.in -o requirements.txt
+	$(BIN)/uv pip compile $(LOCK_FLAGS) requirements-dev.in -o requirements-dev.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -68,6 +80,15 @@ test: lint typecheck unit e2e iac bench-smoke chaos-smoke
 iac: setup
 	$(BIN)/python -m shared.tools.iac_check
 
+# Offline: both locks against the committed vulnerability snapshot (requirements-audit.json). Not in
+# `make test`: the snapshot cannot be filled from the build machines (shared/tools/dep_audit.py says why).
+audit: setup
+	$(BIN)/python -m shared.tools.dep_audit check
+
+# Online (PyPI's JSON API, through pip-audit): refresh the snapshot after `make lock` and now and then.
+audit-refresh: setup
+	$(BIN)/python -m shared.tools.dep_audit refresh
+
 bench: setup
 	$(BIN)/python -m shared.bench --records $(BENCH_RECORDS)
 
@@ -80,5 +101,12 @@ chaos: setup
 chaos-smoke: setup
 	$(BIN)/python -m shared.chaos --smoke $(if $(SEED),--seed $(SEED),--seed 1)
 
+# Mutation testing (mutmut, pinned in requirements-dev.in; config in pyproject.toml [tool.mutmut]).
+# Slow, so outside `make test`: MUTANTS='shared.ingest.clouds*' limits the run to one module's mutants.
+MUTANTS ?=
+mutation: setup
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache mutants

@@ -6,8 +6,10 @@
 // abbreviation + a token unique to (subscription, resource group, environment), so two
 // environments never collide. Every resource gets `tags` plus the azd-style env tag.
 // Order of the modules follows their dependencies:
-//   identity, storage, service bus, key vault, monitoring -> partner logic app (writes its URL into Key Vault)
-//   -> rbac (every role assignment) -> function app -> diagnostics (diagnostic settings on everything).
+//   identity, storage, service bus, key vault, monitoring -> private network (network 'private' only)
+//   -> function app (the site) -> partner logic app (trigger restricted to the site's outbound
+//   addresses; writes its URL into Key Vault) -> rbac (every role assignment) -> function app
+//   settings -> diagnostics (diagnostic settings on everything).
 targetScope = 'resourceGroup'
 
 // --- environment -------------------------------------------------------------------------
@@ -22,6 +24,14 @@ param location string = resourceGroup().location
 @description('Tags merged into every resource (the azd-env-name tag is added on top).')
 param tags object = {}
 
+// --- network exposure (docs/deploy.md, "Network: public or private") -----------------------
+@description('public (default): storage, Service Bus and Key Vault accept traffic from the internet, Entra ID only. private: their public network access is off; the Function App reaches them through private endpoints from a virtual network (Service Bus becomes Premium), and calls out from one static NAT IP.')
+@allowed([
+  'public'
+  'private'
+])
+param network string = 'public'
+
 // --- the multi-tenant app registration (docs/deploy.md section 1) ------------------------
 @description('Application (client) ID of the multi-tenant app registration used for the Management Activity API and Graph.')
 param appClientId string
@@ -31,6 +41,9 @@ param publisherTenantId string = tenant().tenantId
 
 @description('Name of the Key Vault certificate the app registration authenticates with (imported after deployment).')
 param certificateName string = 'management-api'
+
+@description('true once the certificate is in the vault (docs/deploy.md section 3): the app\'s identity is then given read access to that one secret.')
+param certificateImported bool = false
 
 // --- behaviour ---------------------------------------------------------------------------
 @description('Partner payload format: itdr (versioned JSON schema) or ocsf (OCSF Detection Finding).')
@@ -139,6 +152,8 @@ var allTags = union(tags, {
 var functionAppName = '${abbrs.webSitesFunctions}itdr-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var partnerEndpointSecretName = 'partner-endpoint'
+var isPrivate = network == 'private'
+var vnetName = '${abbrs.networkVirtualNetworks}itdr-${resourceToken}'
 
 // --- modules -----------------------------------------------------------------------------
 module identity 'modules/identity.bicep' = {
@@ -158,6 +173,7 @@ module storage 'modules/storage.bicep' = {
     tags: allTags
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
+    network: network
   }
 }
 
@@ -167,6 +183,7 @@ module serviceBus 'modules/service-bus.bicep' = {
     name: '${abbrs.serviceBusNamespaces}itdr-${resourceToken}'
     location: location
     tags: allTags
+    network: network
   }
 }
 
@@ -176,6 +193,22 @@ module keyVault 'modules/key-vault.bicep' = {
     name: '${abbrs.keyVaultVaults}itdr-${take(resourceToken, 13)}'
     location: location
     tags: allTags
+    network: network
+  }
+}
+
+module privateNetwork 'modules/network.bicep' = if (isPrivate) {
+  name: 'private-network'
+  params: {
+    vnetName: vnetName
+    natGatewayName: '${abbrs.networkNatGateways}itdr-${resourceToken}'
+    natPublicIpName: '${abbrs.networkPublicIPAddresses}itdr-nat-${resourceToken}'
+    privateEndpointPrefix: '${abbrs.networkPrivateEndpoints}itdr-${resourceToken}'
+    location: location
+    tags: allTags
+    storageAccountId: storage.outputs.id
+    serviceBusNamespaceId: serviceBus.outputs.id
+    keyVaultId: keyVault.outputs.id
   }
 }
 
@@ -194,6 +227,25 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}itdr-${resourceToken}'
+    location: location
+    tags: allTags
+    identityId: identity.outputs.id
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    appSubnetId: isPrivate ? resourceId('Microsoft.Network/virtualNetworks/subnets', vnetName, 'app') : ''
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+  dependsOn: [
+    privateNetwork
+  ]
+}
+
 module partnerLogicApp 'modules/logic-app.bicep' = {
   name: 'partner-logic-app'
   params: {
@@ -206,6 +258,10 @@ module partnerLogicApp 'modules/logic-app.bicep' = {
     teamsChannelId: teamsChannelId
     keyVaultName: keyVault.outputs.name
     partnerEndpointSecretName: partnerEndpointSecretName
+    // Only the Function App calls the trigger: from the NAT IP (private) or its outbound addresses.
+    allowedCallerIpAddresses: isPrivate ? [
+      privateNetwork.outputs.natPublicIpAddress
+    ] : functionApp.outputs.outboundIpAddresses
   }
 }
 
@@ -217,22 +273,21 @@ module rbac 'modules/rbac.bicep' = {
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    partnerEndpointSecretName: partnerLogicApp.outputs.partnerEndpointSecretName
+    certificateName: certificateName
+    certificateImported: certificateImported
+    spurTokenSecretName: spurTokenSecretName
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
   }
 }
 
-module functionApp 'modules/function-app.bicep' = {
-  name: 'function-app'
+module functionAppSettings 'modules/function-app-settings.bicep' = {
+  name: 'function-app-settings'
   params: {
-    name: functionAppName
-    planName: '${abbrs.webServerFarms}itdr-${resourceToken}'
-    location: location
-    tags: allTags
-    identityId: identity.outputs.id
+    functionAppName: functionApp.outputs.name
     identityClientId: identity.outputs.clientId
     storageAccountName: storage.outputs.name
-    deploymentContainerName: deploymentContainerName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     keyVaultUri: keyVault.outputs.vaultUri
     partnerEndpointSecretUri: partnerLogicApp.outputs.partnerEndpointSecretUri
@@ -256,10 +311,8 @@ module functionApp 'modules/function-app.bicep' = {
     intelRefreshSchedule: intelRefreshSchedule
     weeklyReportSchedule: weeklyReportSchedule
     webhookRoute: webhookRoute
-    maximumInstanceCount: maximumInstanceCount
-    instanceMemoryMB: instanceMemoryMB
   }
-  // The host needs its storage and Service Bus roles before it first starts.
+  // The host needs its storage and Service Bus roles before it first starts with these settings.
   dependsOn: [
     rbac
   ]
@@ -281,7 +334,7 @@ module diagnostics 'modules/diagnostics.bicep' = {
 output AZURE_LOCATION string = location
 output FUNCTION_APP_NAME string = functionApp.outputs.name
 output FUNCTION_APP_URL string = functionApp.outputs.defaultUrl
-output WEBHOOK_URL string = functionApp.outputs.webhookUrl
+output WEBHOOK_URL string = '${functionApp.outputs.defaultUrl}/api/${webhookRoute}'
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
@@ -293,3 +346,5 @@ output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsWorksp
 output PARTNER_LOGIC_APP_NAME string = partnerLogicApp.outputs.name
 output OFFICE365_CONNECTION_NAME string = partnerLogicApp.outputs.office365ConnectionName
 output TEAMS_CONNECTION_NAME string = partnerLogicApp.outputs.teamsConnectionName
+output NETWORK string = network
+output NAT_PUBLIC_IP string = isPrivate ? privateNetwork.outputs.natPublicIpAddress : ''

@@ -6,6 +6,10 @@
 // Vault (secret `partnerEndpointSecretName`), the Function App reads it through a Key Vault
 // reference (ITDR_PARTNER_ENDPOINT); it never appears in an output, a log or a parameter file.
 //
+// The trigger admits only the Function App's outbound addresses (accessControl.triggers): a leaked
+// URL is useless from anywhere else. main.bicep passes the NAT gateway's static IP with network
+// 'private', and the site's possible outbound addresses otherwise.
+//
 // The two API connections are created unauthenticated: someone with a mailbox and Teams
 // membership must authorize them once after deployment (docs/deploy.md section 6).
 param name string
@@ -26,6 +30,9 @@ param teamsChannelId string
 param keyVaultName string
 
 param partnerEndpointSecretName string = 'partner-endpoint'
+
+@description('IPv4 addresses or CIDR ranges allowed to call the trigger: the Function App\'s outbound addresses.')
+param allowedCallerIpAddresses array
 
 resource office365Connection 'Microsoft.Web/connections@2016-06-01' = {
   name: '${connectionNamePrefix}-office365'
@@ -69,6 +76,13 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
   tags: tags
   properties: {
     state: 'Enabled'
+    accessControl: {
+      triggers: {
+        allowedCallerIpAddresses: [for ip in allowedCallerIpAddresses: {
+          addressRange: ip
+        }]
+      }
+    }
     definition: {
       '$schema': 'https://schema.management.azure.com/providers/Microsoft.Logic/schemas/2016-06-01/workflowdefinition.json#'
       contentVersion: '1.0.0.0'
@@ -178,3 +192,4 @@ output office365ConnectionName string = office365Connection.name
 output teamsConnectionName string = teamsConnection.name
 // The secret's URI (not its value): the Function App's Key Vault reference points here.
 output partnerEndpointSecretUri string = partnerEndpointSecret.properties.secretUri
+output partnerEndpointSecretName string = partnerEndpointSecret.name

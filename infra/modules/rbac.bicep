@@ -4,13 +4,27 @@
 // Least privilege per resource, data-plane roles only (no Owner/Contributor):
 //   storage       blob + table + queue data (the app's state and the Functions host)
 //   service bus   send + receive (no Manage: queues are created by Bicep, not by the app)
-//   key vault     read secrets (partner endpoint, certificate private key) + read certificates
+//   key vault     read only the secrets the app's Key Vault references name, each assignment scoped
+//                 to its secret (never the whole vault): the partner endpoint, the certificate's
+//                 secret (its private key) once imported, the Spur token when configured
 //   app insights  publish telemetry with Entra auth (local auth is disabled)
 param principalId string
 param storageAccountName string
 param serviceBusNamespaceName string
 param keyVaultName string
 param applicationInsightsName string
+
+@description('Secret holding the partner Logic App trigger URL (written by logic-app.bicep before this module runs).')
+param partnerEndpointSecretName string
+
+@description('Name of the Management API certificate; its secret (same name) holds the private key.')
+param certificateName string
+
+@description('true once the certificate exists in the vault (docs/deploy.md section 3): a role assignment needs its scope to exist.')
+param certificateImported bool = false
+
+@description('Name of the Spur token secret, stored before deploying with it. Empty: none.')
+param spurTokenSecretName string = ''
 
 @description('Optional operator who imports the Management API certificate. Empty: no assignment.')
 param operatorPrincipalId string = ''
@@ -30,7 +44,6 @@ var roles = {
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39' // Azure Service Bus Data Sender
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // Azure Service Bus Data Receiver
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
-  keyVaultCertificateUser: 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba' // Key Vault Certificate User
   keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key Vault Certificates Officer
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 }
@@ -46,6 +59,20 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
+
+// The secrets the Function App's Key Vault references read, and nothing else in the vault.
+var appSecretNames = concat([
+  partnerEndpointSecretName
+], certificateImported ? [
+  certificateName
+] : [], empty(spurTokenSecretName) ? [] : [
+  spurTokenSecretName
+])
+
+resource appSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for secretName in appSecretNames: {
+  parent: keyVault
+  name: secretName
+}]
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -106,27 +133,18 @@ resource serviceBusDataReceiver 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }
 
-// --- key vault: the ITDR_PARTNER_ENDPOINT reference and the certificate's private key ------
-resource keyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(keyVault.id, principalId, roles.keyVaultSecretsUser)
-  scope: keyVault
+// --- key vault: one Secrets User assignment per secret the app reads (ITDR_PARTNER_ENDPOINT,
+// ITDR_APP_CERTIFICATE, ITDR_SPUR_TOKEN references). No vault-wide role: Key Vault Secrets User or
+// Certificate User on the vault would let the identity read every secret in it.
+resource keyVaultSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (secretName, i) in appSecretNames: {
+  name: guid(appSecrets[i].id, principalId, roles.keyVaultSecretsUser)
+  scope: appSecrets[i]
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
-}
-
-// --- key vault: the certificate's metadata (thumbprint, version) ---------------------------
-resource keyVaultCertificateUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(keyVault.id, principalId, roles.keyVaultCertificateUser)
-  scope: keyVault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificateUser)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
+}]
 
 // --- application insights: Entra-authenticated telemetry ----------------------------------
 resource monitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

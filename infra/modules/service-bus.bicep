@@ -8,9 +8,20 @@
 // Entra ID only (disableLocalAuth): no SAS key exists that could leak; the app connects with
 // ServiceBusConnection__fullyQualifiedNamespace + its managed identity.
 // Standard tier: sessions, duplicate detection and scheduled messages, 256 KB messages.
+// network 'private': Premium tier (private endpoints exist only there; one messaging unit), public
+// network access off, reached through the private endpoint of network.bicep.
 param name string
 param location string
 param tags object
+
+@description('public: reachable over the internet with Entra ID only (today\'s default); private: public network access off, reached through the private endpoints of network.bicep.')
+@allowed([
+  'public'
+  'private'
+])
+param network string = 'public'
+
+var isPrivate = network == 'private'
 
 // One row per queue. lockDuration: how long a receiver owns a message before the host's
 // renewal (host.json maxAutoLockRenewalDuration) must extend it. maxDeliveryCount: attempts
@@ -69,13 +80,14 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   location: location
   tags: tags
   sku: {
-    name: 'Standard'
-    tier: 'Standard'
+    name: isPrivate ? 'Premium' : 'Standard'
+    tier: isPrivate ? 'Premium' : 'Standard'
+    capacity: isPrivate ? 1 : null
   }
   properties: {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
   }
 }
 

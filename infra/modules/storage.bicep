@@ -4,9 +4,19 @@
 //   host        AzureWebJobsStorage (timer/singleton locks in blobs, host keys)
 // Identity only: shared keys are off, so no connection string can work against it; the
 // Function App's identity gets the Blob/Table/Queue data roles in rbac.bicep.
+// network 'private': public network access off; blob, table and queue through private endpoints.
 param name string
 param location string
 param tags object
+
+@description('public: reachable over the internet with Entra ID only (today\'s default); private: public network access off, reached through the private endpoints of network.bicep.')
+@allowed([
+  'public'
+  'private'
+])
+param network string = 'public'
+
+var isPrivate = network == 'private'
 
 @allowed([
   'Standard_LRS'
@@ -53,9 +63,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     name: skuName
   }
   properties: {
-    // checkov:skip=CKV_AZURE_35: no virtual network in this deployment; access is identity-only (shared keys off) over TLS 1.2
+    // checkov:skip=CKV_AZURE_35: network 'public' has no virtual network (identity-only, shared keys off, TLS 1.2); 'private' denies all
     // checkov:skip=CKV_AZURE_206: replication is the storageSku parameter (ZRS/GZRS for prod in main.parameters.prod.json)
-    // checkov:skip=CKV_AZURE_59: public network access stays on (no virtual network); shared keys and anonymous blob access are off
+    // checkov:skip=CKV_AZURE_59: public network access is on only with network 'public' (shared keys and anonymous access off)
     accessTier: 'Hot'
     allowSharedKeyAccess: false
     allowBlobPublicAccess: false
@@ -65,10 +75,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     isSftpEnabled: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: isPrivate ? 'Deny' : 'Allow'
     }
     sasPolicy: {
       expirationAction: 'Log'

@@ -15,7 +15,8 @@ Alerts, incidents and suppressions live in Table Storage (``alerts``, ``incident
 (:func:`shared.alerts.triage.apply_alert_verdict`): confirming an alert confirms the incident.
 The ``cmd_*`` functions take explicit storage clients (tests call them directly); the argparse
 handler builds them from the settings (``ITDR_STORAGE_CONNECTION_STRING`` for Azurite).
-Output: an aligned table for people, ``--format json`` for scripts.
+Output: an aligned table for people, ``--format json`` for scripts. Every text written for people goes
+through :func:`shared.cli.terminal.safe` (UPNs, summaries, reasons and names come from the tenant).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from shared.alerts.suppressions import (
     dismiss_alert,
 )
 from shared.alerts.triage import apply_alert_verdict
+from shared.cli.terminal import safe
 from shared.platform.errors import BadInputError
 from shared.platform.storage import StorageClients
 
@@ -113,16 +115,17 @@ def _json(value: Any, out: IO[str]) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]], out: IO[str]) -> None:
-    """Aligned columns; the last column is not padded."""
+    """Aligned columns of terminal-safe cells; the last column is not padded."""
     if not rows:
         return
+    rows = [[safe(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         out.write("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:-1])) + "  " + r[-1] + "\n")
 
 
 def _short(text: str, n: int = 80) -> str:
-    one = " ".join(text.split())
+    one = " ".join(safe(text).split())
     return one if len(one) <= n else one[: n - 3] + "..."
 
 
@@ -181,11 +184,11 @@ def _show_text(record: StoredAlert, out: IO[str]) -> None:
     ]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
-        out.write(f"{k.ljust(width)}  {v}\n")
+        out.write(f"{k.ljust(width)}  {safe(v)}\n")
     for h in record.history:
         out.write(
-            f"{'history'.ljust(width)}  {iso(h.at)} {h.status.value} by {h.by}"
-            + (f": {h.reason}" if h.reason else "")
+            f"{'history'.ljust(width)}  "
+            + safe(f"{iso(h.at)} {h.status.value} by {h.by}" + (f": {h.reason}" if h.reason else ""))
             + "\n"
         )
 
@@ -262,15 +265,16 @@ def cmd_alerts_set_status(
             stream,
         )
         return 0
-    stream.write(f"{record.alert.alert_id}: {record.status.value} (by {by})\n")
+    stream.write(safe(f"{record.alert.alert_id}: {record.status.value} (by {by})") + "\n")
     if incident is not None:
         sent = "sent for delivery" if publish is not None else "not sent for delivery (no Service Bus configured)"
         stream.write(
-            f"incident {incident.incident_id}: {incident.status.value}, revision {incident.revision}, {sent}\n"
+            safe(f"incident {incident.incident_id}: {incident.status.value}, revision {incident.revision}, {sent}")
+            + "\n"
         )
     if created is not None:
         until = iso(created.expires_at) if created.expires_at is not None else "never"
-        stream.write(f"suppression {created.suppression_id} added (expires {until})\n")
+        stream.write(safe(f"suppression {created.suppression_id} added (expires {until})") + "\n")
     return 0
 
 
@@ -361,7 +365,7 @@ def cmd_suppressions_add(
         _json(sup.to_dict(), stream)
     else:
         until = iso(sup.expires_at) if sup.expires_at is not None else "never"
-        stream.write(f"suppression {sup.suppression_id} added (expires {until})\n")
+        stream.write(safe(f"suppression {sup.suppression_id} added (expires {until})") + "\n")
     return 0
 
 
@@ -381,7 +385,7 @@ def cmd_suppressions_remove(
     if fmt == "json":
         _json(sup.to_dict(), stream)
     else:
-        stream.write(f"suppression {sup.suppression_id} revoked by {sup.revoked_by}\n")
+        stream.write(safe(f"suppression {sup.suppression_id} revoked by {sup.revoked_by}") + "\n")
     return 0
 
 

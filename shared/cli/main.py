@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
+from shared.cli.terminal import safe
 from shared.platform.errors import ConfigurationError, ItdrError
 
 # Subcommand modules that add themselves with register(subparsers); an explicit list.
@@ -26,7 +27,7 @@ _SUBCOMMAND_MODULES = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {safe(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -137,13 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             rc = getattr(importlib.import_module(modname), func)(args)
         return int(rc or 0)
     except ConfigurationError as exc:
-        print(f"itdr {args.command}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: {safe(exc)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"itdr {args.command}: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
     except ItdrError as exc:
-        print(f"itdr {args.command}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: {safe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -151,9 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:
         if _is_auth_error(exc):
-            print(f"itdr {args.command}: not signed in to Azure: {_first_line(exc)} (run 'az login')", file=sys.stderr)
+            print(
+                f"itdr {args.command}: not signed in to Azure: {safe(_first_line(exc))} (run 'az login')",
+                file=sys.stderr,
+            )
             return 2
-        print(f"itdr {args.command}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"itdr {args.command}: internal error: {type(exc).__name__}: {safe(exc)}", file=sys.stderr)
         return 1
 
 

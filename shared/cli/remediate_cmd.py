@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import IO, Any
 
+from shared.cli.terminal import safe
 from shared.platform.bus import MessageBus
 from shared.platform.errors import BadInputError, ConfigurationError, NotFoundError
 from shared.platform.storage import StorageClients
@@ -103,9 +104,9 @@ def cmd_list(
         if as_json:
             stream.write(e.model_dump_json() + "\n")
         else:
-            stream.write(_line(e) + "\n")
+            stream.write(safe(_line(e)) + "\n")
     if not as_json:
-        stream.write(f"{len(entries)} remediation(s)\n")
+        stream.write(safe(f"{len(entries)} remediation(s)") + "\n")
     return 0
 
 
@@ -131,9 +132,9 @@ def cmd_approve(
     full = resolve_key(ledger, tenant_id, key)
     entry = approve_action(ledger, bus, tenant_id, full, by=by, clock=clock, on_change=on_change)
     if entry.state is RemediationState.PENDING:
-        stream.write(f"approved {entry.key}: {entry.action.value} queued\n")
+        stream.write(safe(f"approved {entry.key}: {entry.action.value} queued") + "\n")
         return 0
-    stream.write(f"{entry.key} is {entry.state.value}: not approved\n")
+    stream.write(safe(f"{entry.key} is {entry.state.value}: not approved") + "\n")
     return 1
 
 
@@ -156,9 +157,9 @@ def cmd_reject(
     full = resolve_key(ledger, tenant_id, key)
     entry = reject_action(ledger, tenant_id, full, by=by, clock=clock, reason=reason, on_change=on_change)
     if entry.state is RemediationState.REJECTED:
-        stream.write(f"rejected {entry.key}: {entry.action.value}\n")
+        stream.write(safe(f"rejected {entry.key}: {entry.action.value}") + "\n")
         return 0
-    stream.write(f"{entry.key} is {entry.state.value}: not rejected\n")
+    stream.write(safe(f"{entry.key} is {entry.state.value}: not rejected") + "\n")
     return 1
 
 
@@ -179,7 +180,7 @@ def cmd_undo(
     ledger = _ledger(storage)
     full = resolve_key(ledger, tenant_id, key)
     undo = request_undo(ledger, bus, tenant_id, full, by=by, clock=clock)
-    stream.write(f"undo of {full} queued as {undo.key}: {undo.action.value} ({undo.state.value})\n")
+    stream.write(safe(f"undo of {full} queued as {undo.key}: {undo.action.value} ({undo.state.value})") + "\n")
     return 0
 
 

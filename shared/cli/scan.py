@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.alert_model import Alert, iso
 from shared.cli import story
 from shared.cli.inputs import FileReport, InputReader, Limits, iter_sources
+from shared.cli.terminal import safe
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
@@ -433,13 +434,16 @@ SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 def format_table(alerts: Sequence[Alert]) -> str:
-    rows = [("SEVERITY", "DETECTOR", "TENANT", "USER", "IP", "FIRST SEEN", "SUMMARY")]
+    """The alerts as an aligned table for people; every cell terminal-safe (:func:`shared.cli.terminal.safe`)."""
+    rows: list[tuple[str, ...]] = [("SEVERITY", "DETECTOR", "TENANT", "USER", "IP", "FIRST SEEN", "SUMMARY")]
     for a in sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity.value], a.first_seen)):
-        summary = a.summary if len(a.summary) <= 90 else a.summary[:87] + "..."
-        rows.append((a.severity.value, a.detector, a.tenant_id[:8], a.user, a.ip or "-", iso(a.first_seen), summary))
+        text = safe(a.summary)  # before cutting: escape sequences take no width on screen
+        summary = text if len(text) <= 90 else text[:87] + "..."
+        cells = (a.severity.value, a.detector, a.tenant_id[:8], a.user, a.ip or "-", iso(a.first_seen), summary)
+        rows.append(tuple(safe(c) for c in cells))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:6])) + "  " + r[6] for r in rows]
-    return "\n".join(story.plain(line) for line in lines) + "\n"  # no terminal escapes from the data
+    return "\n".join(lines) + "\n"
 
 
 def write_output(result: ScanResult, fmt: str, out: IO[bytes]) -> None:

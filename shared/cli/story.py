@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from shared.alert_model import Alert, iso
+from shared.cli.terminal import safe
 from shared.ingest.gaps import GapDetector
 from shared.records.event import Event
 
@@ -50,8 +51,8 @@ def write_incidents(incidents: Sequence[Incident], out: IO[bytes]) -> None:
 
 
 def plain(text: object) -> str:
-    """Text safe for a terminal: control, line-separator and bidi-override characters shown as ``?``."""
-    return _CONTROL.sub("?", str(text))
+    """Text safe for a terminal (one sanitiser for every human-facing output: :func:`shared.cli.terminal.safe`)."""
+    return safe(text)
 
 
 def format_incidents(incidents: Sequence[Incident]) -> str:

@@ -6,7 +6,7 @@ The ``bicep`` binary cannot run on the build machines (docs/deploy.md: it compil
 pipeline), so this tool checks what can be checked offline, in three layers. Each layer yields
 one-line :class:`Problem` s; any problem makes the exit status 1.
 
-1. **Parse.** pycep-parser (the version pinned in requirements-dev.txt) must parse every
+1. **Parse.** pycep-parser (the version pinned in requirements-dev.in) must parse every
    ``infra/**/*.bicep``; a file that does not parse is named.
 2. **Policy.** :data:`POLICY_CHECKS`, plain functions over the parse trees, for what checkov does not
    cover (Service Bus, Key Vault mode, Application Insights local auth, role assignments, tags) and
@@ -70,11 +70,15 @@ class BicepParseError(Exception):
 
 @dataclass(frozen=True)
 class BicepFile:
-    """A parsed Bicep file: its display name, source text and pycep tree."""
+    """A parsed Bicep file: its display name, source text and pycep tree.
+
+    ``bound`` gives some parameters a value (see :func:`in_network_mode`); the others stay unresolved.
+    """
 
     name: str
     text: str
     tree: Mapping[str, Any]
+    bound: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def parameters(self) -> Mapping[str, Any]:
@@ -319,7 +323,7 @@ def evaluate(expr: Any, file: BicepFile, env: Mapping[str, Any] | None = None, *
         if expr in file.variables:
             return evaluate(file.variables[expr], file, {}, _depth=_depth + 1)
         if expr in file.parameters:
-            return Unresolved(f"parameter {expr}")
+            return file.bound[expr] if expr in file.bound else Unresolved(f"parameter {expr}")
         return expr
     if isinstance(expr, list):
         return [evaluate(x, file, env, _depth=_depth + 1) for x in expr]
@@ -333,10 +337,29 @@ def evaluate(expr: Any, file: BicepFile, env: Mapping[str, Any] | None = None, *
                 else:
                     return Unresolved(render(expr))
             return value
-        if expression_node(expr, "function") or expression_node(expr, "operator"):
+        op = expression_node(expr, "operator")
+        if op is not None and op["type"] in _LOGIC:
+            operands = {k: evaluate(v, file, env, _depth=_depth + 1) for k, v in (op.get("operands") or {}).items()}
+            if not any(isinstance(v, Unresolved) for v in operands.values()):
+                return _LOGIC[op["type"]](operands)
+            if op["type"] == "conditional" and isinstance(operands.get("condition"), bool):
+                return operands["true_value" if operands["condition"] else "false_value"]
+            return Unresolved(render(expr))
+        if expression_node(expr, "function") or op is not None:
             return Unresolved(render(expr))
         return {strip_key(str(k)): evaluate(v, file, env, _depth=_depth + 1) for k, v in expr.items()}
     return Unresolved(render(expr))
+
+
+_LOGIC: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "equals": lambda o: o["operand_1"] == o["operand_2"],
+    "not_equals": lambda o: o["operand_1"] != o["operand_2"],
+    "and": lambda o: bool(o["operand_1"]) and bool(o["operand_2"]),
+    "or": lambda o: bool(o["operand_1"]) or bool(o["operand_2"]),
+    "not": lambda o: not o["bool_value"],
+    "conditional": lambda o: o["true_value"] if o["condition"] else o["false_value"],
+}
+"""Operators :func:`evaluate` computes once their operands are known (a bound parameter makes them so)."""
 
 
 def dig(value: Any, dotted: str) -> Any:
@@ -451,12 +474,17 @@ REQUIRED_PROPERTIES: Final[tuple[Required, ...]] = (
     Required("Microsoft.Web/serverfarms", "sku.tier", "FlexConsumption", "Flex Consumption"),
     Required("Microsoft.ServiceBus/namespaces", "properties.disableLocalAuth", True, "Entra ID only, no SAS keys"),
     Required("Microsoft.ServiceBus/namespaces", "properties.minimumTlsVersion", "1.2", "TLS 1.2"),
-    Required("Microsoft.ServiceBus/namespaces", "sku.name", "Standard", "sessions + duplicate detection tier"),
     Required("Microsoft.KeyVault/vaults", "properties.enableRbacAuthorization", True, "RBAC mode"),
     Required("Microsoft.KeyVault/vaults", "properties.enableSoftDelete", True, "recoverable"),
     Required("Microsoft.KeyVault/vaults", "properties.enablePurgeProtection", True, "no early purge"),
     Required("Microsoft.Insights/components", "properties.DisableLocalAuth", True, "Entra-only ingestion"),
     Required("Microsoft.Insights/components", "properties.WorkspaceResourceId", PRESENT, "workspace-based"),
+    Required(
+        "Microsoft.Logic/workflows",
+        "properties.accessControl.triggers.allowedCallerIpAddresses",
+        PRESENT,
+        "trigger callable only from the Function App's outbound addresses",
+    ),
 )
 
 
@@ -1015,6 +1043,208 @@ def check_comment_runs(files: Sequence[BicepFile], *, after_open: int = 9, after
     return problems
 
 
+# --- policy: network modes ---------------------------------------------------------------------
+
+NETWORK_PARAMETER: Final = "network"
+NETWORK_MODES: Final = ("public", "private")
+"""Values of main.bicep's ``network`` parameter; the first is the default (today's public behaviour)."""
+
+PRIVATE_NETWORK_TYPES: Final = frozenset(
+    {"microsoft.storage/storageaccounts", "microsoft.servicebus/namespaces", "microsoft.keyvault/vaults"}
+)
+"""Resource types that must turn public network access off with network 'private'."""
+
+PUBLIC_INBOUND: Final[Mapping[str, str]] = {
+    "microsoft.web/sites": "the Management Activity API calls the o365_webhook function from the internet",
+}
+"""Types whose public network access stays on in every mode, with the reason."""
+
+PRIVATE_ENDPOINT_GROUPS: Final = frozenset({"blob", "table", "queue", "namespace", "vault"})
+"""Private link sub-resources network 'private' needs: storage (3), Service Bus, Key Vault."""
+
+SERVICE_BUS_SKU: Final[Mapping[str, str]] = {"public": "Standard", "private": "Premium"}
+"""Service Bus tier per mode: sessions and duplicate detection in both; private endpoints need Premium."""
+
+
+def in_network_mode(files: Sequence[BicepFile], mode: str) -> list[BicepFile]:
+    """The files with every ``network`` parameter bound to ``mode`` (main passes it to each module)."""
+    return [
+        BicepFile(f.name, f.text, f.tree, {**f.bound, NETWORK_PARAMETER: mode})
+        if NETWORK_PARAMETER in f.parameters
+        else f
+        for f in files
+    ]
+
+
+def _main(files: Sequence[BicepFile]) -> BicepFile | None:
+    return next((f for f in files if Path(f.name).name == "main.bicep"), None)
+
+
+def _module(file: BicepFile, path_suffix: str) -> tuple[str, Mapping[str, Any]] | None:
+    for symbol, raw in file.modules.items():
+        if str((raw.get("detail") or {}).get("path", "")).endswith(path_suffix):
+            return symbol, raw
+    return None
+
+
+def _module_body(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+    config: Mapping[str, Any] = raw.get("config") or {}
+    if set(config) == {"condition", "config"}:
+        return config.get("config") or {}, config.get("condition")
+    return config, None
+
+
+def check_network_modes(files: Sequence[BicepFile]) -> list[Problem]:
+    """Both ``network`` modes hold together, and 'private' leaves no public door but the webhook's.
+
+    main.bicep declares ``network`` (public by default) and passes it to every module of
+    :data:`PRIVATE_NETWORK_TYPES`; with each mode bound: public network access and the firewall
+    default of storage, Service Bus and Key Vault ('Enabled'/'Allow' public, 'Disabled'/'Deny'
+    private), the Service Bus tier, the network module deployed only when private, the site's VNet
+    integration subnet, and in network.bicep a private endpoint with a private DNS zone group for
+    each of :data:`PRIVATE_ENDPOINT_GROUPS`.
+    """
+    main = _main(files)
+    if main is None:
+        return [Problem("infra", "main.bicep not found")]
+    problems: list[Problem] = []
+    decl = main.parameters.get(NETWORK_PARAMETER)
+    if decl is None:
+        return [Problem(main.name, f"parameter {NETWORK_PARAMETER} is missing (public|private)")]
+    allowed = next((d.get("argument") for d in decl.get("decorators") or [] if d.get("type") == "allowed"), None)
+    if allowed != list(NETWORK_MODES):
+        problems.append(Problem(main.name, f"parameter {NETWORK_PARAMETER} must allow {list(NETWORK_MODES)}"))
+    if decl.get("default") != NETWORK_MODES[0]:
+        problems.append(Problem(main.name, f"parameter {NETWORK_PARAMETER} must default to '{NETWORK_MODES[0]}'"))
+    for resource_type in PRIVATE_NETWORK_TYPES:
+        for resource in deployed(files, resource_type):
+            if NETWORK_PARAMETER not in resource.file.parameters:
+                problems.append(resource.problem(f"its module has no {NETWORK_PARAMETER} parameter"))
+            else:
+                passed = [
+                    sym
+                    for sym, raw in main.modules.items()
+                    if Path(str((raw.get("detail") or {}).get("path", ""))).name == Path(resource.file.name).name
+                    and _module_body(raw)[0].get("params", {}).get(NETWORK_PARAMETER) == NETWORK_PARAMETER
+                ]
+                if not passed:
+                    problems.append(resource.problem(f"main.bicep does not pass {NETWORK_PARAMETER} to its module"))
+    for mode in NETWORK_MODES:
+        problems += _mode_problems(in_network_mode(files, mode), mode)
+    return sorted(set(problems))
+
+
+def _mode_problems(files: Sequence[BicepFile], mode: str) -> list[Problem]:
+    private = mode == "private"
+    problems: list[Problem] = []
+    for resource in deployed(files):
+        kind = resource.type.lower()
+        for body in resource.instances():
+            access = dig(body, "properties.publicNetworkAccess")
+            if kind in PRIVATE_NETWORK_TYPES:
+                want = "Disabled" if private else "Enabled"
+                if access != want:
+                    problems.append(
+                        resource.problem(
+                            f"network '{mode}': publicNetworkAccess must be '{want}', found {literal(access)}"
+                        )
+                    )
+                acl = dig(body, "properties.networkAcls.defaultAction")
+                want_acl = "Deny" if private else "Allow"
+                if acl is not MISSING and acl != want_acl:
+                    problems.append(
+                        resource.problem(
+                            f"network '{mode}': networkAcls.defaultAction must be '{want_acl}', found {literal(acl)}"
+                        )
+                    )
+            elif private and access not in (MISSING, "Disabled") and kind not in PUBLIC_INBOUND:
+                problems.append(resource.problem(f"network 'private': publicNetworkAccess is {literal(access)}"))
+            if kind == "microsoft.servicebus/namespaces" and dig(body, "sku.name") != SERVICE_BUS_SKU[mode]:
+                problems.append(
+                    resource.problem(f"network '{mode}': sku.name must be '{SERVICE_BUS_SKU[mode]}' (sessions, dedup)")
+                )
+    main = _main(files)
+    if main is None:
+        return problems
+    found = _module(main, "modules/network.bicep")
+    if found is None:
+        problems.append(Problem(main.name, "no module deploys modules/network.bicep (network 'private')"))
+    else:
+        symbol, raw = found
+        condition = evaluate(_module_body(raw)[1], main)
+        if condition is not private:
+            problems.append(Problem(main.name, f"network '{mode}': module {symbol} must be deployed iff private"))
+    site = _module(main, "modules/function-app.bicep")
+    if site is not None:
+        subnet = evaluate(_module_body(site[1])[0].get("params", {}).get("appSubnetId", MISSING), main)
+        if private and (subnet in (MISSING, "", None)):
+            problems.append(Problem(main.name, "network 'private': the function app gets no appSubnetId"))
+        if not private and subnet not in (MISSING, ""):
+            problems.append(
+                Problem(main.name, f"network 'public': the function app gets appSubnetId {literal(subnet)}")
+            )
+    if private:
+        problems += _private_endpoint_problems(files)
+    return problems
+
+
+def _private_endpoint_problems(files: Sequence[BicepFile]) -> list[Problem]:
+    problems: list[Problem] = []
+    groups: set[str] = set()
+    endpoints = deployed(files, "Microsoft.Network/privateEndpoints")
+    for endpoint in endpoints:
+        for body in endpoint.instances():
+            for connection in dig(body, "properties.privateLinkServiceConnections") or []:
+                groups.update(str(g) for g in dig(connection, "properties.groupIds") or [])
+    for group in sorted(PRIVATE_ENDPOINT_GROUPS - groups):
+        problems.append(Problem("infra", f"network 'private': no private endpoint for '{group}'"))
+    zone_groups = deployed(files, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups")
+    for endpoint in endpoints:
+        parents = {render(z.body.get("parent")).split("[")[0] for z in zone_groups if z.file is endpoint.file}
+        if endpoint.symbol not in parents:
+            problems.append(
+                endpoint.problem("network 'private': no privateDnsZoneGroups child (names would not resolve)")
+            )
+    if endpoints and not deployed(files, "Microsoft.Network/privateDnsZones/virtualNetworkLinks"):
+        problems.append(Problem("infra", "network 'private': private DNS zones are not linked to the virtual network"))
+    sites = deployed(files, "Microsoft.Web/sites")
+    for site in sites:
+        if dig(site.body, "properties.virtualNetworkSubnetId") is MISSING:
+            problems.append(site.problem("network 'private': properties.virtualNetworkSubnetId is missing"))
+    return problems
+
+
+# --- policy: Key Vault secrets are granted one by one -----------------------------------------
+
+VAULT_WIDE_SECRET_ROLES: Final = frozenset(
+    {
+        "4633458b-17de-408a-b874-0445c86b69e6",  # Key Vault Secrets User
+        "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba",  # Key Vault Certificate User (reads certificate secrets too)
+    }
+)
+"""Roles that read secret values: never on a whole vault, only on the one secret the app reads."""
+
+
+def check_secret_role_scope(files: Sequence[BicepFile]) -> list[Problem]:
+    """Secret-reading roles are assigned at a ``Microsoft.KeyVault/vaults/secrets`` scope, never the vault."""
+    problems: list[Problem] = []
+    for assignment in deployed(files, "Microsoft.Authorization/roleAssignments"):
+        role_def = expression_node(dig(assignment.body, "properties.roleDefinitionId"), "function") or {}
+        role_id = evaluate((role_def.get("parameters") or {}).get("resource_name_1"), assignment.file)
+        if role_id not in VAULT_WIDE_SECRET_ROLES:
+            continue
+        scope = assignment.body.get("scope")
+        op = expression_node(scope, "operator")
+        symbol = str(op["operands"]["operand_1"]) if op is not None and op["type"] == "index_accessor" else str(scope)
+        target = next((r for r in assignment.file.resources() if r.symbol == symbol), None)
+        if target is None or target.type.lower() != "microsoft.keyvault/vaults/secrets":
+            kind = target.type if target is not None else "unknown"
+            problems.append(
+                assignment.problem(f"secret-reading role scoped to {symbol} ({kind}): scope it to a secret")
+            )
+    return problems
+
+
 PolicyCheck = Callable[[Sequence[BicepFile]], list[Problem]]
 
 POLICY_CHECKS: Final[tuple[PolicyCheck, ...]] = (
@@ -1029,6 +1259,8 @@ POLICY_CHECKS: Final[tuple[PolicyCheck, ...]] = (
     check_diagnostic_settings,
     check_skip_comments,
     check_comment_runs,
+    check_network_modes,
+    check_secret_role_scope,
 )
 """Every policy check :func:`run_policy_checks` applies, in order."""
 

@@ -206,3 +206,51 @@ def test_a_verdict_that_changes_the_incident_sends_its_new_revision(storage: Any
     again = parser().parse_args(["alerts", "confirm", "--tenant", TENANT, b.alert_id, "--by", "ana", "--reason", "x"])
     assert dispatch(again, storage, out=io.StringIO(), now=lambda: T0 + 2 * H, publish=publish) == 0
     assert sent == [(inc.incident_id, 2, "confirmed")]  # the incident did not change: nothing more to send
+
+
+# --- hostile text from the tenant through every table view ---------------------------------------
+
+HOSTILE_UPN = "megan\x1b[2J\x1b[H@contoso.com"  # clear screen, cursor home
+HOSTILE_RULE = "\x1b]0;pwned\x07.\x1b[8m"  # window title, then hidden text
+HOSTILE_UA = "Mozilla/5.0\r\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\\u202eexe\x9b31m"
+UNSAFE = "\x1b\x07\r\x9b\x9d\u202e"
+
+
+def test_tables_strip_escape_sequences_from_upns_rule_names_and_user_agents(storage: Any, make_alert: Any) -> None:
+    alert = make_alert(
+        Category.SHADOW_WORKFLOW,
+        at=T0,
+        user=HOSTILE_UPN,
+        user_key=None,
+        summary=f"Inbox rule '{HOSTILE_RULE}' created from {HOSTILE_UA}",
+    )
+    TableAlertStore.from_storage(storage).upsert_alerts([alert])
+    rc, listed = run(storage, "alerts", "list", "--tenant", TENANT)
+    assert rc == 0
+    assert not set(listed) & set(UNSAFE)
+    assert listed.splitlines()[1].split("  ")[-3:] == [
+        "megan@contoso.com",
+        "2025-11-24T16:01:00Z",
+        "Inbox rule '.' created from Mozilla/5.0clickexe",
+    ]
+    rc, shown = run(storage, "alerts", "show", "--tenant", TENANT, alert.alert_id)
+    assert not set(shown) & set(UNSAFE)
+    assert "user        megan@contoso.com\n" in shown
+    assert "summary     Inbox rule '.' created from Mozilla/5.0clickexe\n" in shown
+    rc, text = run(
+        storage, "alerts", "dismiss", "--tenant", TENANT, alert.alert_id, "--by", "ana\x1b[8m", "--reason",
+        f"rule {HOSTILE_RULE}", "--suppress", "user",
+    )  # fmt: skip
+    assert rc == 0
+    assert not set(text) & set(UNSAFE)
+    assert text.splitlines()[0] == f"{alert.alert_id}: dismissed (by ana)"
+    rc, shown = run(storage, "alerts", "show", "--tenant", TENANT, alert.alert_id)
+    assert shown.splitlines()[-1].endswith(" dismissed by ana: rule .")
+    rc, sups = run(storage, "suppressions", "list", "--tenant", TENANT)
+    assert not set(sups) & set(UNSAFE)
+    row = sups.splitlines()[1].split()
+    assert row[1:3] + row[-3:] == ["active", "megan@contoso.com", "ana", "rule", "."]
+    # JSON keeps the exact text, escaped by the encoder (a script sees what the tenant sent).
+    rc, text = run(storage, "alerts", "show", "--tenant", TENANT, alert.alert_id, "--format", "json")
+    assert orjson.loads(text)["user"] == HOSTILE_UPN
+    assert "\x1b" not in text

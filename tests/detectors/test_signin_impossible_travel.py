@@ -293,3 +293,32 @@ def test_same_provider_rule() -> None:
 )
 def test_unreliable_location(ip: str, reason: str | None) -> None:
     assert unreliable_location(SIGNIN_IPS[ip]) == reason
+
+
+# --- exact boundaries: more than 500 km (effective) and more than 900 km/h ---------------------------
+# Two points on the prime meridian, the first with accuracy 0 and the second with the accuracy that
+# leaves exactly the wanted effective distance (d - 0 - (d - wanted) is exact in floating point).
+EQUATOR = "203.0.113.60"
+
+
+def _boundary(effective_km: float, seconds: float, far_lat: float) -> list[Any]:
+    far = "203.0.113.61"
+    d = haversine_km(0.0, 0.0, far_lat, 0.0)
+    extra = {
+        EQUATOR: ip_info(EQUATOR, country="GH", latitude=0.0, longitude=0.0, accuracy_km=0.0),
+        far: ip_info(far, country="GH", latitude=far_lat, longitude=0.0, accuracy_km=d - effective_km),
+    }
+    records = [signin(ALICE, ip=EQUATOR), signin(ALICE, when=at(seconds=seconds), ip=far)]
+    alerts = run_detector(SigninImpossibleTravel, records, enricher=signin_enricher(extra)).alerts
+    return [(a.context["effective_distance_km"], a.context["speed_kmh"]) for a in alerts]
+
+
+def test_exactly_900_kmh_is_not_impossible_and_just_over_is() -> None:
+    assert _boundary(900.0, 3600, 9.0) == []  # 900 km in one hour: 900 km/h exactly
+    assert _boundary(900.0, 3599, 9.0) == [(900, 900)]  # 900.25 km/h
+
+
+def test_500_km_is_the_floor_whatever_the_speed() -> None:
+    assert _boundary(500.0, 1, 5.0) == []  # 1.8 million km/h, but only 500 km apart
+    assert _boundary(501.0, 1, 5.0) == [(501, 1803600)]
+    assert _boundary(499.0, 1, 5.0) == []

@@ -27,9 +27,11 @@ from shared.tools.iac_check import (
     check_comment_runs,
     check_diagnostic_settings,
     check_lifecycle,
+    check_network_modes,
     check_queues,
     check_required_properties,
     check_role_assignments,
+    check_secret_role_scope,
     check_skip_comments,
     check_tables_and_containers,
     check_tags,
@@ -37,6 +39,7 @@ from shared.tools.iac_check import (
     deployed,
     display_path,
     evaluate,
+    in_network_mode,
     load_infra,
     parse_bicep,
     render,
@@ -68,11 +71,13 @@ def test_every_bicep_file_parses(infra: list[BicepFile]) -> None:
     assert sorted(f.name for f in infra) == [
         "infra/main.bicep",
         "infra/modules/diagnostics.bicep",
+        "infra/modules/function-app-settings.bicep",
         "infra/modules/function-app.bicep",
         "infra/modules/identity.bicep",
         "infra/modules/key-vault.bicep",
         "infra/modules/logic-app.bicep",
         "infra/modules/monitoring.bicep",
+        "infra/modules/network.bicep",
         "infra/modules/rbac.bicep",
         "infra/modules/service-bus.bicep",
         "infra/modules/storage.bicep",
@@ -94,14 +99,17 @@ def test_main_composes_every_module_with_the_merged_tags(infra: list[BicepFile])
         "serviceBus": "modules/service-bus.bicep",
         "keyVault": "modules/key-vault.bicep",
         "monitoring": "modules/monitoring.bicep",
+        "privateNetwork": "modules/network.bicep",
         "partnerLogicApp": "modules/logic-app.bicep",
         "rbac": "modules/rbac.bicep",
         "functionApp": "modules/function-app.bicep",
+        "functionAppSettings": "modules/function-app-settings.bicep",
         "diagnostics": "modules/diagnostics.bicep",
     }
     for symbol, path in modules.items():
         target = by_name(infra, f"infra/{path}")
-        passed = main.modules[symbol]["config"]["params"]
+        config = main.modules[symbol]["config"]
+        passed = (config["config"] if set(config) == {"condition", "config"} else config)["params"]
         assert set(passed) <= set(target.parameters), symbol
         if "tags" in target.parameters:
             assert passed["tags"] == "allTags", symbol
@@ -134,7 +142,7 @@ def test_role_assignments_are_the_least_privilege_set(infra: list[BicepFile]) ->
     symbols = {r.symbol: r for r in rbac.resources()}
     assignments = {
         r.symbol: (
-            symbols[str(r.body["scope"])].type,
+            symbols[render(r.body["scope"]).split("[")[0]].type,
             iac_check.KNOWN_ROLES[
                 evaluate(r.body["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"], rbac)
             ],
@@ -156,8 +164,8 @@ def test_role_assignments_are_the_least_privilege_set(infra: list[BicepFile]) ->
         ),
         "serviceBusDataSender": ("Microsoft.ServiceBus/namespaces", "Azure Service Bus Data Sender", "principalId"),
         "serviceBusDataReceiver": ("Microsoft.ServiceBus/namespaces", "Azure Service Bus Data Receiver", "principalId"),
-        "keyVaultSecretsUser": ("Microsoft.KeyVault/vaults", "Key Vault Secrets User", "principalId"),
-        "keyVaultCertificateUser": ("Microsoft.KeyVault/vaults", "Key Vault Certificate User", "principalId"),
+        # one assignment per secret the app reads (appSecrets[i]), none on the vault
+        "keyVaultSecretsUser": ("Microsoft.KeyVault/vaults/secrets", "Key Vault Secrets User", "principalId"),
         "monitoringMetricsPublisher": ("Microsoft.Insights/components", "Monitoring Metrics Publisher", "principalId"),
         "operatorCertificatesOfficer": (
             "Microsoft.KeyVault/vaults",
@@ -267,6 +275,96 @@ def test_partner_endpoint_goes_from_logic_app_to_key_vault_never_to_an_output(in
     for file in infra:
         for name, output in (file.tree.get("outputs") or {}).items():
             assert not iac_check.calls_list_function(output["value"]), f"{file.name} output {name}"
+
+
+@pytest.mark.parametrize(
+    ("mode", "access", "acl", "sku"),
+    [("public", "Enabled", "Allow", "Standard"), ("private", "Disabled", "Deny", "Premium")],
+)
+def test_each_network_mode_sets_the_public_access_of_storage_service_bus_and_key_vault(
+    infra: list[BicepFile], mode: str, access: str, acl: str, sku: str
+) -> None:
+    files = in_network_mode(infra, mode)
+    seen = {}
+    for kind in ("Microsoft.Storage/storageAccounts", "Microsoft.ServiceBus/namespaces", "Microsoft.KeyVault/vaults"):
+        (resource,) = deployed(files, kind)
+        (body,) = resource.instances()
+        seen[kind] = (
+            body["properties"]["publicNetworkAccess"],
+            iac_check.dig(body, "properties.networkAcls.defaultAction"),
+        )
+    assert seen == {
+        "Microsoft.Storage/storageAccounts": (access, acl),
+        "Microsoft.ServiceBus/namespaces": (access, iac_check.MISSING),
+        "Microsoft.KeyVault/vaults": (access, acl),
+    }
+    (namespace,) = deployed(files, "Microsoft.ServiceBus/namespaces")
+    assert namespace.instances()[0]["sku"]["name"] == sku
+    main = by_name(files, "infra/main.bicep")
+    assert evaluate(main.modules["privateNetwork"]["config"]["condition"], main) is (mode == "private")
+    subnet = evaluate(main.modules["functionApp"]["config"]["params"]["appSubnetId"], main)
+    assert (subnet == "") is (mode == "public")
+    assert check_network_modes(infra) == []
+
+
+def test_private_network_has_an_endpoint_and_a_dns_zone_for_each_service(infra: list[BicepFile]) -> None:
+    network = by_name(infra, "infra/modules/network.bicep")
+    endpoints = evaluate("endpoints", network)
+    assert [(e["name"], e["groupId"], e["target"]) for e in endpoints] == [
+        ("blob", "blob", iac_check.Unresolved("parameter storageAccountId")),
+        ("table", "table", iac_check.Unresolved("parameter storageAccountId")),
+        ("queue", "queue", iac_check.Unresolved("parameter storageAccountId")),
+        ("servicebus", "namespace", iac_check.Unresolved("parameter serviceBusNamespaceId")),
+        ("vault", "vault", iac_check.Unresolved("parameter keyVaultId")),
+    ]
+    assert [render(e["zone"]) if not isinstance(e["zone"], str) else e["zone"] for e in endpoints][3:] == [
+        "privatelink.servicebus.windows.net",
+        "privatelink.vaultcore.azure.net",
+    ]
+    kinds = {r.type for r in deployed([network])}
+    assert {
+        "Microsoft.Network/virtualNetworks",
+        "Microsoft.Network/natGateways",
+        "Microsoft.Network/publicIPAddresses",
+        "Microsoft.Network/privateEndpoints",
+        "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+        "Microsoft.Network/privateDnsZones",
+        "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+    } <= kinds
+    (vnet,) = deployed([network], "Microsoft.Network/virtualNetworks")
+    app = next(s for s in vnet.instances()[0]["properties"]["subnets"] if s["name"] == "app")
+    assert app["properties"]["delegations"][0]["properties"]["serviceName"] == "Microsoft.App/environments"
+    assert str(app["properties"]["natGateway"]["id"]) == "natGateway.id"
+
+
+def test_logic_app_trigger_admits_only_the_function_apps_outbound_addresses(infra: list[BicepFile]) -> None:
+    logic = by_name(infra, "infra/modules/logic-app.bicep")
+    (workflow,) = deployed([logic], "Microsoft.Logic/workflows")
+    callers = workflow.body["properties"]["accessControl"]["triggers"]["allowedCallerIpAddresses"]
+    assert callers["loop_type"]["detail"] == {"item_name": "ip", "array_name": "allowedCallerIpAddresses"}
+    assert callers["config"] == {"addressRange": "ip"}
+    for mode, expected in [
+        ("private", ["privateNetwork.outputs.natPublicIpAddress"]),
+        ("public", "functionApp.outputs.outboundIpAddresses"),
+    ]:
+        main = by_name(in_network_mode(infra, mode), "infra/main.bicep")
+        passed = evaluate(main.modules["partnerLogicApp"]["config"]["params"]["allowedCallerIpAddresses"], main)
+        assert (str(passed) if not isinstance(passed, list) else [str(p) for p in passed]) == expected
+
+
+def test_the_app_reads_only_its_own_secrets(infra: list[BicepFile]) -> None:
+    rbac = by_name(infra, "infra/modules/rbac.bicep")
+    assert render(rbac.variables["appSecretNames"]) == (
+        "concat([partnerEndpointSecretName], conditional(certificateImported, [certificateName], []), "
+        "conditional(empty(spurTokenSecretName), [], [spurTokenSecretName]))"
+    )
+    (secrets,) = [r for r in rbac.resources() if r.symbol == "appSecrets"]
+    assert (secrets.existing, secrets.type, secrets.loop_source) == (
+        True,
+        "Microsoft.KeyVault/vaults/secrets",
+        "appSecretNames",
+    )
+    assert check_secret_role_scope(infra) == []
 
 
 # --- each check on bad snippets ----------------------------------------------------------------
@@ -384,7 +482,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
                 "sku.tier must be the literal 'FlexConsumption' (Flex Consumption), found 'Dynamic'",
                 "properties.disableLocalAuth must be the literal true (Entra ID only, no SAS keys), found false",
                 "properties.minimumTlsVersion must be the literal '1.2' (TLS 1.2), found '1.0'",
-                "sku.name must be the literal 'Standard' (sessions + duplicate detection tier), found 'Basic'",
+                # the Service Bus tier depends on the network mode: check_network_modes
                 "properties.enableRbacAuthorization must be the literal true (RBAC mode), found false",
                 "properties.enablePurgeProtection must be the literal true (no early purge), found missing",
                 "properties.DisableLocalAuth must be the literal true (Entra-only ingestion), found false",
@@ -831,7 +929,7 @@ def test_main_passes_on_the_templates(capsys: pytest.CaptureFixture[str]) -> Non
     assert iac_check.main(["--no-checkov"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
-    assert out[0].startswith("iac_check: 10 Bicep files parsed")
+    assert out[0].startswith("iac_check: 12 Bicep files parsed")
     assert out[0].endswith("checkov skipped (--no-checkov): OK")
 
 
@@ -841,3 +939,132 @@ def test_main_fails_with_one_line_per_problem(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{display_path(tmp_path / 'broken.bicep')}: does not parse")
     assert out[-1].endswith(f"{len(out) - 1} problem(s)")
+
+
+NETWORK_MAIN = """
+@allowed([
+  'public'
+  'private'
+])
+param network string = 'public'
+var isPrivate = network == 'private'
+module kv 'modules/kv.bicep' = {
+  name: 'kv'
+  params: {
+    network: network
+  }
+}
+module net 'modules/network.bicep' = if (isPrivate) {
+  name: 'net'
+  params: {}
+}
+"""
+
+NETWORK_KV = """
+param network string = 'public'
+var isPrivate = network == 'private'
+resource kv 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: 'kv'
+  properties: {
+    publicNetworkAccess: isPrivate ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+    }
+  }
+}
+resource sb 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
+  name: 'sb'
+  sku: {
+    name: 'Standard'
+  }
+  properties: {
+    publicNetworkAccess: 'Enabled'
+  }
+}
+resource la 'Microsoft.Logic/workflows@2019-05-01' = {
+  name: 'la'
+  properties: {
+    publicNetworkAccess: 'Enabled'
+  }
+}
+"""
+
+
+def test_network_modes_catch_public_doors_in_private_mode() -> None:
+    files = [
+        parse_bicep(textwrap.dedent(NETWORK_MAIN).lstrip(), name="infra/main.bicep"),
+        parse_bicep(textwrap.dedent(NETWORK_KV).lstrip(), name="infra/modules/kv.bicep"),
+    ]
+    private = "network 'private'"
+    assert [str(p) for p in check_network_modes(files)] == [
+        f"infra: {private}: no private endpoint for 'blob'",
+        f"infra: {private}: no private endpoint for 'namespace'",
+        f"infra: {private}: no private endpoint for 'queue'",
+        f"infra: {private}: no private endpoint for 'table'",
+        f"infra: {private}: no private endpoint for 'vault'",
+        f"infra/modules/kv.bicep:3: kv (Microsoft.KeyVault/vaults): {private}: "
+        "networkAcls.defaultAction must be 'Deny', found 'Allow'",
+        f"infra/modules/kv.bicep:21: la (Microsoft.Logic/workflows): {private}: publicNetworkAccess is 'Enabled'",
+        f"infra/modules/kv.bicep:12: sb (Microsoft.ServiceBus/namespaces): {private}: "
+        "publicNetworkAccess must be 'Disabled', found 'Enabled'",
+        f"infra/modules/kv.bicep:12: sb (Microsoft.ServiceBus/namespaces): {private}: "
+        "sku.name must be 'Premium' (sessions, dedup)",
+    ]
+
+
+def test_network_parameter_must_exist_default_public_and_allow_both_modes() -> None:
+    bare = parse_bicep("param location string\n", name="infra/main.bicep")
+    assert [str(p) for p in check_network_modes([bare])] == [
+        "infra/main.bicep: parameter network is missing (public|private)"
+    ]
+    source = "@allowed([\n  'private'\n])\nparam network string = 'private'\n"
+    wrong = parse_bicep(source, name="infra/main.bicep")
+    assert [str(p) for p in check_network_modes([wrong])][5:] == [
+        "infra/main.bicep: no module deploys modules/network.bicep (network 'private')",
+        "infra/main.bicep: parameter network must allow ['public', 'private']",
+        "infra/main.bicep: parameter network must default to 'public'",
+    ]
+
+
+VAULT_WIDE_SECRETS = """
+resource kv 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: 'kv'
+}
+resource one 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = {
+  parent: kv
+  name: 'one'
+}
+resource wide 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(kv.id, 'p', '4633458b-17de-408a-b874-0445c86b69e6')
+  scope: kv
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
+    principalId: 'p'
+  }
+}
+resource certs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(kv.id, 'p', 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba')
+  scope: kv
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba')
+    principalId: 'p'
+  }
+}
+resource narrow 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(one.id, 'p', '4633458b-17de-408a-b874-0445c86b69e6')
+  scope: one
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '4633458b-17de-408a-b874-0445c86b69e6')
+    principalId: 'p'
+  }
+}
+"""
+
+
+def test_secret_reading_roles_on_a_whole_vault_are_problems() -> None:
+    assert [p.message for p in check_secret_role_scope(snippet(VAULT_WIDE_SECRETS))] == [
+        "wide (Microsoft.Authorization/roleAssignments): secret-reading role scoped to kv (Microsoft.KeyVault/vaults): "
+        "scope it to a secret",
+        "certs (Microsoft.Authorization/roleAssignments): secret-reading role scoped to kv (Microsoft.KeyVault/vaults): "
+        "scope it to a secret",
+    ]

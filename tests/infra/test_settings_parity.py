@@ -254,7 +254,7 @@ def test_parity_check_reads_the_sample_file(infra: list[BicepFile], sample: dict
     shown = iac_check.display_path(broken)
     assert [str(p) for p in iac_check.check_settings_parity(infra, sample_path=broken)] == [
         f"{shown}: setting ITDR_POLL_SCHEDULE is read by the code but missing",
-        f"infra/modules/function-app.bicep: setting ITDR_NOPE is in {shown} but not in the app settings",
+        f"infra/modules/function-app-settings.bicep: setting ITDR_NOPE is in {shown} but not in the app settings",
         f"{shown}: setting ITDR_NOPE is not read by the code (shared/platform/settings.py) nor by the host",
         f"{shown}: setting ITDR_STORAGE_CONNECTION_STRING holds an account key other than Azurite's",
     ]

@@ -22,7 +22,14 @@ from shared.ingest.client import (
     parse_content_blob,
     split_window,
 )
-from shared.ingest.clouds import ApiEndpoint, Cloud, api_root, cloud_profile, is_allowed_content_uri
+from shared.ingest.clouds import (
+    ApiEndpoint,
+    Cloud,
+    api_root,
+    cloud_profile,
+    is_allowed_content_uri,
+    is_allowed_next_page_uri,
+)
 from shared.platform.errors import (
     BadInputError,
     ConfigurationError,
@@ -117,13 +124,52 @@ ROOT = f"https://manage.office.com/api/v1.0/{TENANT_A}/activity/feed"
         (f"{ROOT}/audit/../../../{TENANT_B}/activity/feed/audit/x", False),  # dot segments
         (f"{ROOT}/audit/%2e%2e/%2e%2e/x", False),  # encoded dot segments
         (f"{ROOT}/audit%2F..%2Fx", False),  # encoded slash
+        (f"{ROOT}/audit%2Fx", False),  # encoded slash alone (no dot segment to give it away)
+        (f"{ROOT}/audit%2fx", False),
+        (f"{ROOT}/audit%5Cx", False),  # encoded backslash
+        (f"{ROOT}/audit\\x", False),  # raw backslash
         (f"https://manage.office.com/api/v1.0/{TENANT_A}/activity/feedx/audit/x", False),
         (f"{ROOT}/", False),  # nothing under the feed
+        (f"{ROOT}/audit/./x", True),  # httpx removes a "." segment itself: the URL fetched is .../audit/x
+        (f"{ROOT}/audit/x?PublisherIdentifier=a%2Fb", True),  # an encoded slash in the query is not in the path
+        (f"{ROOT}/audit/x?a=%2F?b=1", True),  # the path ends at the first "?"
+        ("https://[::1", False),  # httpx cannot parse it
         ("not a url", False),
     ],
 )
 def test_content_uri_allowlist(uri: str, allowed: bool) -> None:
     assert is_allowed_content_uri(uri, tenant_id=TENANT_A, endpoint=ApiEndpoint.for_cloud(Cloud.COMMERCIAL)) is allowed
+
+
+def test_uri_guards_refuse_everything_for_a_tenant_id_that_is_not_a_guid() -> None:
+    endpoint = ApiEndpoint.for_cloud(Cloud.COMMERCIAL)
+    uri = "https://manage.office.com/api/v1.0/not-a-guid/activity/feed/audit/x"
+    assert is_allowed_content_uri(uri, tenant_id="not-a-guid", endpoint=endpoint) is False
+    page = "https://manage.office.com/api/v1.0/not-a-guid/activity/feed/subscriptions/content?nextPage=1"
+    assert is_allowed_next_page_uri(page, tenant_id="not-a-guid", endpoint=endpoint) is False
+
+
+NEXT = f"{ROOT}/subscriptions/content?contentType=Audit.General&nextPage=2024050108"
+
+
+@pytest.mark.parametrize(
+    ("uri", "allowed"),
+    [
+        (NEXT, True),
+        (f"https://manage.office.com/api/v1/{TENANT_A}/activity/feed/subscriptions/content?nextPage=x", True),  # REF
+        (NEXT.replace("https://", "http://"), False),
+        (NEXT.replace("manage.office.com", "manage.office.com.evil.example"), False),
+        (NEXT.replace(TENANT_A, TENANT_B), False),
+        (NEXT + "#frag", False),
+        (f"{ROOT}/subscriptions/../../{TENANT_B}/activity/feed/subscriptions/content", False),
+        (f"{ROOT}/subscriptions%2Fcontent", False),
+        (f"{ROOT}/audit/x", False),  # not the listing
+        ("https://[::1", False),
+    ],
+)
+def test_next_page_uri_allowlist(uri: str, allowed: bool) -> None:
+    endpoint = ApiEndpoint.for_cloud(Cloud.COMMERCIAL)
+    assert is_allowed_next_page_uri(uri, tenant_id=TENANT_A, endpoint=endpoint) is allowed
 
 
 # ----------------------------------------------------------------------------- time windows
@@ -779,3 +825,54 @@ def test_construction_refuses_bad_configuration(tenant: str, options: dict[str, 
     with pytest.raises(ConfigurationError) as err:
         ManagementActivityClient(tenant, **kwargs)
     assert err.value.reason == reason
+
+
+def test_same_origin_takes_strings_and_refuses_what_does_not_parse() -> None:
+    endpoint = ApiEndpoint.for_cloud(Cloud.COMMERCIAL)
+    assert endpoint.same_origin("https://manage.office.com/api/v1.0/x") is True
+    assert endpoint.same_origin("https://manage.office.com:443/x") is True
+    assert endpoint.same_origin("https://[::1") is False
+    assert endpoint.same_origin("https://manage.office.com:8443/x") is False
+
+
+@pytest.mark.parametrize(
+    ("base_url", "parts"),
+    [
+        ("https://manage.example.test/base/", ("https", "manage.example.test", 443, "/base")),
+        ("https://manage.example.test", ("https", "manage.example.test", 443, "")),
+        ("http://127.0.0.1", ("http", "127.0.0.1", 80, "")),
+        ("http://127.0.0.1:8081/emu//", ("http", "127.0.0.1", 8081, "/emu")),
+    ],
+)
+def test_base_url_override_is_parsed_into_scheme_host_port_and_path(base_url: str, parts: tuple[object, ...]) -> None:
+    endpoint = ApiEndpoint.parse(base_url)
+    assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.base_path) == parts
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("https://[::1", "invalid Management API base URL"),
+        ("ftp://127.0.0.1:21", "Management API base URL must be http(s)://host[:port][/path]"),
+        ("https://127.0.0.1/#x", "Management API base URL must be http(s)://host[:port][/path]"),
+        ("https://user@127.0.0.1/", "Management API base URL must be http(s)://host[:port][/path]"),
+        ("https://127.0.0.1/?a=1", "Management API base URL must be http(s)://host[:port][/path]"),
+    ],
+)
+def test_a_bad_base_url_is_a_configuration_error_that_says_why(base_url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        ApiEndpoint.parse(base_url)
+    assert (str(err.value).split(" [")[0], err.value.reason) == (message, "invalid_base_url")
+
+
+def test_a_tenant_id_that_is_not_a_guid_is_named_in_the_error() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        api_root(Cloud.COMMERCIAL, "../other")
+    assert (err.value.args[0], err.value.reason, err.value.context) == (
+        "tenant id is not a GUID",
+        "tenant_id_invalid",
+        {"tenant": "../other"},
+    )
+    with pytest.raises(ConfigurationError) as bad_cloud:
+        cloud_profile("china")
+    assert bad_cloud.value.args[0] == "unknown cloud 'china'"

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from shared.alert_model import iso
-from shared.records.event import Event, parse_blob, parse_raw_record
+from shared.records.event import Event, Quarantined, parse_blob, parse_raw_record
 
 TENANT = "9f6a3d1e-0c4b-4e8a-9d57-2b1f0c3e4a11"
 OID = "c3f3b8b0-1111-2222-3333-444455556666"
@@ -204,6 +204,28 @@ def test_unusable_records_are_quarantined_with_a_reason(raw: bytes, reason: str)
     assert not isinstance(got, Event)
     assert got.reason == reason
     assert got.raw == raw
+
+
+@pytest.mark.parametrize(
+    ("record", "detail"),
+    [
+        ({k: v for k, v in signin().items() if k != "CreationTime"}, "record has no CreationTime"),
+        (signin(CreationTime=""), "record has no CreationTime"),
+        (signin(CreationTime=None), "record has no CreationTime"),
+        (signin(CreationTime="yesterday"), "unparseable CreationTime 'yesterday'"),
+    ],
+    ids=["missing", "empty", "null", "unparseable"],
+)
+def test_a_record_without_a_usable_creation_time_is_quarantined_alone_with_its_reason(
+    record: dict[str, object], detail: str
+) -> None:
+    raw = orjson.dumps(record)
+    got = parse_raw_record(raw)
+    assert isinstance(got, Quarantined)
+    assert (got.reason, got.detail, got.raw, got.record_id) == ("bad_creation_time", detail, raw, record["Id"])
+    res = parse_blob(orjson.dumps([signin(Id="good-1"), record, signin(Id="good-2")]))
+    assert [e.record_id for e in res.events] == ["good-1", "good-2"]
+    assert [(q.reason, q.detail) for q in res.quarantined] == [("bad_creation_time", detail)]
 
 
 def test_blob_fast_path_and_fallback_count_every_record() -> None:

@@ -142,3 +142,28 @@ def test_the_subcommands_are_registered() -> None:
     assert args.reason == "fp"
     with pytest.raises(SystemExit):
         parser.parse_args(["remediate", "undo", "--tenant", "t1", "k"])  # --by is required
+
+
+def test_list_strips_escape_sequences_from_users_rule_names_and_reasons(rig: Any, storage: Any) -> None:
+    req = RemediationRequest(
+        tenant_id=rig.tenant,
+        incident_id="inc-1",
+        action=ActionKind.REMOVE_INBOX_RULE,
+        target={"mailbox": "megan\x1b[2J@contoso.com", "rule_name": "\x1b]0;pwned\x07.\u202e"},
+        requested_by="itdr",
+        approved=False,
+    )
+    entry = rig.ledger.create_entry(
+        LedgerEntry.new(req, state=RemediationState.PENDING_APPROVAL, at=rig.clock.now).model_copy(
+            update={"reason": "analyst\r\x1b[31mnote\x9b0m"}
+        )
+    )
+    out = io.StringIO()
+    assert cmd_list(storage, tenant_id=rig.tenant, out=out) == 0
+    assert out.getvalue().splitlines() == [
+        # the rule name is printed with repr(), which already shows its control characters as escapes
+        f"{entry.key}  pending_approval  remove_inbox_rule  megan@contoso.com rule '\\x1b]0;pwned\\x07.\\u202e'  "
+        "incident=inc-1  attempt=0  "
+        "2025-03-10T15:00:00Z  reason=analystnote",
+        "1 remediation(s)",
+    ]
