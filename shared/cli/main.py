@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--config", metavar="FILE")
     scan.set_defaults(handler="shared.cli.scan:run")
 
-    ip = sub.add_parser("ip", help="print the normalised context of IP addresses as JSON")
+    ip = sub.add_parser("ip", help="what is known about IP addresses: each source's verdict and age")
     ip.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    ip.add_argument("--format", choices=["json", "jsonl", "table"], default=None)
     ip.add_argument("--config", metavar="FILE")
     ip.set_defaults(handler="shared.cli.ip_cmd:run")
 

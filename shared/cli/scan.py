@@ -10,6 +10,7 @@ records_processed + records_quarantined`` always holds in the summary.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from collections import Counter
@@ -58,11 +59,7 @@ class ScanConfig(BaseModel):
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(x) for x in first["loc"])
             raise ConfigurationError(f"invalid config {path}: {where}: {first['msg']}") from exc
-        base = p.parent
-        intel = cfg.intel.model_copy(
-            update={k: tuple(str(_resolve(base, x)) for x in getattr(cfg.intel, k)) for k in IntelFeeds.model_fields}
-        )
-        cfg = cfg.model_copy(update={"intel": intel})
+        cfg = cfg.model_copy(update={"intel": cfg.intel.resolved(p.parent)})
         cfg.tenant_configs()  # validate now, fail with a clear message
         return cfg
 
@@ -78,11 +75,6 @@ class ScanConfig(BaseModel):
         return out
 
 
-def _resolve(base: Path, p: str) -> Path:
-    path = Path(p)
-    return path if path.is_absolute() else (base / path)
-
-
 @dataclass
 class ScanResult:
     alerts: list[Alert]
@@ -92,6 +84,8 @@ class ScanResult:
     duration_s: float = 0.0
     signins: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    intel_lists: list[dict[str, object]] = field(default_factory=list)
+    """The threat-intelligence lists the scan graded addresses with, each with its date and age."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +98,7 @@ class ScanResult:
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
             "duration_s": round(self.duration_s, 3),
+            "intel_lists": self.intel_lists,
         }
 
 
@@ -168,8 +163,23 @@ def scan(paths: Sequence[str], cfg: ScanConfig, *, progress: Any = None) -> Scan
     result = ScanResult(sink.list_alerts() + watch.gap_alerts(), len(events) + len(bad), len(events), bad)
     result.signins = watch.signins
     result.incidents = story.build_incidents(result.alerts)
+    result.intel_lists = intel_lists(cfg.intel)
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def intel_lists(feeds: IntelFeeds, *, today: dt.date | None = None) -> list[dict[str, object]]:
+    """Each IP list in use with its origin, date and age in days (``today``: the UTC date now)."""
+    from shared.enrich.factory import lists_in_use
+
+    day = today or dt.datetime.now(dt.UTC).date()
+    return [item.describe(day) for item in lists_in_use(feeds)]
+
+
+def intel_note(lists: Sequence[dict[str, object]]) -> str:
+    """One line naming each list and its age, for stderr."""
+    parts = [f"{x['name']} ({x['origin']} {x['as_of'] or 'undated'}, {x['age_days']} days old)" for x in lists]
+    return story.plain("itdr: threat intelligence: " + ("; ".join(parts) if parts else "no lists"))
 
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -222,6 +232,7 @@ def run(args: Any) -> int:
             return 2
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "jsonl")
     result = scan(args.paths, cfg)
+    print(intel_note(result.intel_lists), file=sys.stderr)
     if args.output:
         with open(args.output, "wb") as fh:
             write_output(result, fmt, fh)
