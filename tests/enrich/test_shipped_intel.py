@@ -226,3 +226,51 @@ def test_a_config_can_replace_the_shipped_lists(tmp_path: Path) -> None:
     assert IntelFeeds(shipped=()).shipped == ()
     with pytest.raises(ValueError, match="unknown shipped lists"):
         IntelFeeds(shipped=("no-such-list",))
+
+
+def test_a_scan_config_naming_maxmind_and_spur_grades_like_the_pipeline_with_the_same_settings(
+    storage: StorageClients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import SecretStr
+
+    from shared.enrich.factory import intel_config, intel_config_from_settings
+    from tests.enrich.ipfixtures import city_record, write_mmdb, write_ndjson
+
+    city = write_mmdb(
+        tmp_path / "maxmind" / "GeoIP2-City.mmdb",
+        [("198.51.100.0/24", city_record("DE", "Hamburg", "Hamburg", 53.5511, 9.9937, 20))],
+        database_type="GeoIP2-City",
+    )
+    spur = write_ndjson(tmp_path / "spur" / "feed.json", [{"ip": "2001:db8:1::9", "infrastructure": "MOBILE"}])
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(
+        '{"intel": {"maxmind_city_db": "maxmind/GeoIP2-City.mmdb", "spur_feed_paths": ["spur/feed.json"],'
+        ' "spur_token_env": "ITDR_TEST_SPUR_TOKEN"}}'
+    )
+    monkeypatch.setenv("ITDR_TEST_SPUR_TOKEN", "spur-tok-not-a-secret")
+    settings = Settings.from_env(
+        {
+            "ITDR_MAXMIND_CITY_DB": str(city),
+            "ITDR_SPUR_FEED_PATHS": str(spur),
+            "ITDR_SPUR_TOKEN": "spur-tok-not-a-secret",
+        }
+    )
+    scan_config = intel_config(ScanConfig.load(str(cfg)).intel)
+    pipeline_config = intel_config_from_settings(settings, IntelFeeds())
+    assert scan_config.spur_token == SecretStr("spur-tok-not-a-secret")
+    assert scan_config == pipeline_config.model_copy(update={"data_dir": None})
+
+    # graded the same (without the token: no Spur API in this test, only its feed file)
+    offline = Settings.from_env({"ITDR_MAXMIND_CITY_DB": str(city), "ITDR_SPUR_FEED_PATHS": str(spur)})
+    monkeypatch.delenv("ITDR_TEST_SPUR_TOKEN")
+    scan = build_ip_intel(ScanConfig.load(str(cfg)).intel)
+    pipeline = Services(offline, storage=storage, bus=InProcessBus(default_queue_options())).ip_intel
+    for ip in ("198.51.100.7", "2001:db8:1::9", TOR_EXIT):
+        assert scan.lookup(ip) == pipeline.lookup(ip), ip
+    hamburg, mobile = scan.lookup("198.51.100.7"), scan.lookup("2001:db8:1::9")
+    assert (hamburg.city, hamburg.geo_provider, mobile.is_mobile, mobile.source_of("is_mobile")) == (
+        "Hamburg",
+        "maxmind",
+        True,
+        "spur",
+    )
