@@ -92,8 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--run-records", type=int, default=None, help=argparse.SUPPRESS)  # the bench's smoke run
     scan.set_defaults(handler="shared.cli.scan:run")
 
-    ip = sub.add_parser("ip", help="print the normalised context of IP addresses as JSON")
+    ip = sub.add_parser("ip", help="what is known about IP addresses: each source's verdict and age")
     ip.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
+    ip.add_argument(
+        "--format",
+        choices=["json", "jsonl", "table"],
+        default=None,
+        help="output format (default: table on a terminal)",
+    )
     ip.add_argument("--config", metavar="FILE", help="JSON config with the intel feeds (as for scan)")
     ip.set_defaults(handler="shared.cli.ip_cmd:run")
 

@@ -20,6 +20,7 @@ bounded sample is kept in memory.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import struct
 import sys
@@ -82,11 +83,7 @@ class ScanConfig(BaseModel):
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(x) for x in first["loc"])
             raise ConfigurationError(f"invalid config {path}: {where}: {first['msg']}") from exc
-        base = p.parent
-        intel = cfg.intel.model_copy(
-            update={k: tuple(str(_resolve(base, x)) for x in getattr(cfg.intel, k)) for k in IntelFeeds.model_fields}
-        )
-        cfg = cfg.model_copy(update={"intel": intel})
+        cfg = cfg.model_copy(update={"intel": cfg.intel.resolved(p.parent)})
         cfg.tenant_configs()  # validate now, fail with a clear message
         return cfg
 
@@ -100,11 +97,6 @@ class ScanConfig(BaseModel):
                 where = ".".join(str(x) for x in first["loc"])
                 raise ConfigurationError(f"invalid config for tenant {tid}: {where}: {first['msg']}") from exc
         return out
-
-
-def _resolve(base: Path, p: str) -> Path:
-    path = Path(p)
-    return path if path.is_absolute() else (base / path)
 
 
 @dataclass
@@ -135,6 +127,9 @@ class ScanResult:
     def files_skipped(self) -> list[dict[str, str]]:
         return [{"path": f.name, "reason": f.skipped} for f in self.files if f.skipped is not None]
 
+    intel_lists: list[dict[str, object]] = field(default_factory=list)
+    """The threat-intelligence lists the scan graded addresses with, each with its date and age."""
+
     def summary(self) -> dict[str, Any]:
         return {
             "records_read": self.records_read,
@@ -149,6 +144,7 @@ class ScanResult:
             "alerts_by_category": dict(Counter(a.category.value for a in self.alerts)),
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
             "duration_s": round(self.duration_s, 3),
+            "intel_lists": self.intel_lists,
         }
 
 
@@ -378,6 +374,7 @@ def scan(
     result.alerts = sink.list_alerts() + watch.gap_alerts()
     result.incidents = story.build_incidents(result.alerts)
     result.records_read = result.records_processed + result.records_quarantined
+    result.intel_lists = intel_lists(cfg.intel)
     result.duration_s = time.perf_counter() - started
     return result
 
@@ -428,6 +425,20 @@ def _detect(
             flush(ev.tenant_id)
     for tid in list(pending):
         flush(tid)
+
+
+def intel_lists(feeds: IntelFeeds, *, today: dt.date | None = None) -> list[dict[str, object]]:
+    """Each IP list in use with its origin, date and age in days (``today``: the UTC date now)."""
+    from shared.enrich.factory import lists_in_use
+
+    day = today or dt.datetime.now(dt.UTC).date()
+    return [item.describe(day) for item in lists_in_use(feeds)]
+
+
+def intel_note(lists: Sequence[dict[str, object]]) -> str:
+    """One line naming each list and its age, for stderr."""
+    parts = [f"{x['name']} ({x['origin']} {x['as_of'] or 'undated'}, {x['age_days']} days old)" for x in lists]
+    return story.plain("itdr: threat intelligence: " + ("; ".join(parts) if parts else "no lists"))
 
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -567,6 +578,7 @@ def run(args: Any) -> int:
     if args.summary:
         Path(args.summary).write_bytes(orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2))
     if not quiet:
+        print(intel_note(result.intel_lists), file=sys.stderr)
         for line in _notes(result):
             print(f"itdr scan: {_printable(line)}", file=sys.stderr)
     return 0

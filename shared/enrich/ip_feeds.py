@@ -1,4 +1,4 @@
-"""Plain-list feeds (VPN, Tor, proxy, iCloud Private Relay CIDRs; hosting ASNs) and ASN classes.
+"""Plain-list feeds (VPN, Tor, proxy, datacenter, iCloud Private Relay CIDRs; hosting ASNs) and ASN classes.
 
 Feed files hold one address or CIDR per line; ``#`` starts a comment; blank lines are skipped; a
 line may carry more comma- or space-separated columns after the address (Apple's
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,11 +30,13 @@ CIDR_FEED_FLAGS: dict[str, tuple[int, str]] = {
     "tor": (2, "is_tor"),
     "proxy": (4, "is_proxy"),
     "icloud_relay": (8, "is_icloud_relay"),
+    "datacenter": (16, "is_hosting"),
 }
 """Feed kind -> (bit, IpFacts field)."""
 
 _SPLIT = re.compile(r"[,\s]")
-_ASN = re.compile(r"^(?:AS)?(\d{1,10})$", re.IGNORECASE)
+ASN_TOKEN = re.compile(r'^"?(?:AS)?(\d{1,10})"?$', re.IGNORECASE)
+"""``AS123``, ``123`` or ``"123"`` (a quoted CSV column, as in brianhama/bad-asn-list)."""
 _MAPPED_V4 = 0xFFFF  # ::ffff:0:0/96, an IPv4-mapped address, is looked up as IPv4
 
 
@@ -51,12 +53,17 @@ class FeedReport:
     """Line numbers of the first few malformed lines."""
 
 
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
+def feed_tokens(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``(line number, first column)`` of each line that is not blank or a comment."""
+    for n, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip().lstrip("\ufeff")
+        if line:
+            yield n, _SPLIT.split(line, maxsplit=1)[0]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, encoding="utf-8", errors="replace") as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.split("#", 1)[0].strip().lstrip("\ufeff")
-            if line:
-                yield n, _SPLIT.split(line, maxsplit=1)[0]
+        yield from feed_tokens(f)
 
 
 def read_cidr_feed(kind: str, path: Path) -> tuple[list[tuple[int, int, int]], FeedReport]:
@@ -91,9 +98,9 @@ def read_asn_feed(kind: str, path: Path) -> tuple[set[int], FeedReport]:
     malformed = 0
     try:
         for n, token in _lines(path):
-            m = _ASN.match(token)
+            m = ASN_TOKEN.match(token)
             if m is None:
-                if n == 1 and token.upper() == "ASN":
+                if n == 1 and token.strip('"').upper() == "ASN":
                     continue  # CSV header
                 malformed += 1
                 if len(bad) < 5:
@@ -120,20 +127,22 @@ class FeedProvider:
         tor: Sequence[Path] = (),
         proxy: Sequence[Path] = (),
         icloud_relay: Sequence[Path] = (),
+        datacenter: Sequence[Path] = (),
     ) -> None:
         self._paths: dict[str, tuple[Path, ...]] = {
             "vpn": tuple(vpn),
             "tor": tuple(tor),
             "proxy": tuple(proxy),
             "icloud_relay": tuple(icloud_relay),
+            "datacenter": tuple(datacenter),
         }
         self._lock = threading.Lock()
         self._loaded = False
         self._v4: StepTable[int] | None = None
         self._v6: StepTable[int] | None = None
         self.reports: tuple[FeedReport, ...] = ()
-        self._by_mask: list[IpFacts | None] = [None] * 16
-        for mask in range(1, 16):
+        self._by_mask: list[IpFacts | None] = [None] * 32
+        for mask in range(1, 32):
             flags = {field: True for bit, field in CIDR_FEED_FLAGS.values() if mask & bit}
             self._by_mask[mask] = facts(SOURCE_FEEDS, **flags)  # type: ignore[arg-type]
 

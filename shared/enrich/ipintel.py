@@ -174,6 +174,8 @@ class IntelConfig(BaseModel):
     vpn_feeds: tuple[Path, ...] = ()
     tor_feeds: tuple[Path, ...] = ()
     proxy_feeds: tuple[Path, ...] = ()
+    datacenter_feeds: tuple[Path, ...] = ()
+    """Datacenter CIDR lists (``is_hosting``), e.g. X4BNet's ``output/datacenter``."""
     hosting_asn_feeds: tuple[Path, ...] = ()
     icloud_relay_feeds: tuple[Path, ...] = ()
     """Apple's ``egress-ip-ranges.csv`` (``prefix,country,region,city,``)."""
@@ -245,12 +247,19 @@ class IpIntelClient:
             providers.append(
                 MaxMindProvider(city=config.maxmind_city, asn=config.maxmind_asn, anonymous=config.maxmind_anonymous)
             )
-        if config.vpn_feeds or config.tor_feeds or config.proxy_feeds or config.icloud_relay_feeds:
+        if (
+            config.vpn_feeds
+            or config.tor_feeds
+            or config.proxy_feeds
+            or config.datacenter_feeds
+            or config.icloud_relay_feeds
+        ):
             providers.append(
                 FeedProvider(
                     vpn=config.vpn_feeds,
                     tor=config.tor_feeds,
                     proxy=config.proxy_feeds,
+                    datacenter=config.datacenter_feeds,
                     icloud_relay=config.icloud_relay_feeds,
                 )
             )

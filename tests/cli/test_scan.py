@@ -144,3 +144,34 @@ def test_records_are_processed_in_creation_time_order(tmp_path: Path, capsys: py
     (alert,) = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert alert["evidence_record_ids"] == ["rule-1", "rule-9"]
     assert sys.platform  # keep imports used
+
+
+def test_a_signin_from_a_shipped_tor_exit_is_an_anonymizer_alert_with_no_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.detectors.records import signin
+
+    tor_exit = "185.220.101.1"  # in the shipped tor-exit-nodes.txt (SecOps-Institute snapshot of 2024-02-27)
+    (tmp_path / "signins.json").write_bytes(orjson.dumps([signin("alice@contoso.com", ip=f"{tor_exit}:51234")]))
+    summary = tmp_path / "summary.json"
+    assert main(["scan", str(tmp_path / "signins.json"), "--format", "jsonl", "--summary", str(summary)]) == 0
+    captured = capsys.readouterr()
+    alerts = [orjson.loads(line) for line in captured.out.splitlines()]
+    anon = [
+        (a["detector"], a["severity"], a["ip"], a["summary"]) for a in alerts if a["detector"] == "signin_anonymizer"
+    ]
+    assert anon == [
+        (
+            "signin_anonymizer",
+            "high",
+            tor_exit,
+            f"alice@contoso.com signed in through a Tor exit node from DE ({tor_exit})",
+        )
+    ]
+    lists = orjson.loads(summary.read_bytes())["intel_lists"]
+    tor = next(x for x in lists if x["name"] == "tor-exit-nodes")
+    import datetime as dt
+
+    age = (dt.datetime.now(dt.UTC).date() - dt.date(2024, 2, 27)).days
+    assert (tor["origin"], tor["as_of"], tor["age_days"]) == ("shipped", "2024-02-27", age)
+    assert f"tor-exit-nodes (shipped 2024-02-27, {age} days old)" in captured.err

@@ -110,16 +110,46 @@ STORED_FEEDS = IntelFeeds(
     tor_feeds=("/tmp/itdr-intel-x/tor_exits.txt",),
     hosting_asn_feeds=("/tmp/itdr-intel-x/hosting_asn_a.txt", "/tmp/itdr-intel-x/hosting_asn_b.txt"),
     rogue_app_feeds=("/tmp/itdr-intel-x/rogue_app_apps.json",),
+    shipped=(),
 )
+NO_LISTS = IntelFeeds(shipped=())
+"""Without the shipped threat-intelligence lists: the cases below are about the settings."""
+LISTS = REPO / "shared" / "enrich" / "data" / "intel"
+SHIPPED_CONFIG: dict[str, Any] = {
+    "tor_feeds": (LISTS / "tor-exit-nodes.txt",),
+    "vpn_feeds": (LISTS / "x4bnet-vpn-ipv4.txt", LISTS / "x4bnet-vpn-ipv6.txt"),
+    "datacenter_feeds": (LISTS / "x4bnet-datacenter-ipv4.txt", LISTS / "x4bnet-datacenter-ipv6.txt"),
+    "hosting_asn_feeds": (LISTS / "x4bnet-datacenter-asn.txt", LISTS / "brianhama-bad-asn-list.csv"),
+}
+"""The shipped lists, as shared/enrich/data/intel/lists.json names them."""
 
 
 @pytest.mark.parametrize(
     ("env", "feeds", "expected"),
     [
-        pytest.param({}, IntelFeeds(), IntelConfig(data_dir=REPO / "ipdata"), id="nothing-set-ships-ipdata"),
+        pytest.param({}, NO_LISTS, IntelConfig(data_dir=REPO / "ipdata"), id="nothing-set-ships-ipdata"),
+        pytest.param(
+            {}, IntelFeeds(), IntelConfig(data_dir=REPO / "ipdata", **SHIPPED_CONFIG), id="shipped-lists-by-default"
+        ),
+        pytest.param(
+            {},
+            IntelFeeds(
+                refreshed={"tor-exit-nodes": "/tmp/itdr-intel-x/tor_tor-exit-nodes.txt"},
+                vpn_feeds=("/tmp/itdr-intel-x/vpn_nord.txt",),
+            ),
+            IntelConfig(
+                data_dir=REPO / "ipdata",
+                **{
+                    **SHIPPED_CONFIG,
+                    "tor_feeds": (Path("/tmp/itdr-intel-x/tor_tor-exit-nodes.txt"),),
+                    "vpn_feeds": (*SHIPPED_CONFIG["vpn_feeds"], Path("/tmp/itdr-intel-x/vpn_nord.txt")),
+                },
+            ),
+            id="a-refreshed-copy-replaces-its-snapshot-stored-feeds-add",
+        ),
         pytest.param(
             dict.fromkeys(IP_SETTINGS, ""),
-            IntelFeeds(),
+            NO_LISTS,
             IntelConfig(data_dir=REPO / "ipdata"),
             id="empty-strings-are-unset",
         ),
@@ -132,7 +162,7 @@ STORED_FEEDS = IntelFeeds(
                 "ITDR_SPUR_FEED_PATHS": "/mnt/spur/anonymous.json.gz,/mnt/spur/residential.json",
                 "ITDR_SPUR_TOKEN": SPUR_TOKEN,
             },
-            IntelFeeds(),
+            NO_LISTS,
             IntelConfig(
                 data_dir=Path("/mnt/ipdata"),
                 maxmind_city=Path("/mnt/maxmind/GeoIP2-City.mmdb"),
@@ -150,7 +180,7 @@ STORED_FEEDS = IntelFeeds(
                 "ITDR_SPUR_FEED_PATHS": " spur/a.json.gz , ,spur/b.json,",
                 "ITDR_SPUR_TOKEN": f"  {SPUR_TOKEN}\n",
             },
-            IntelFeeds(),
+            NO_LISTS,
             IntelConfig(
                 data_dir=REPO / "data" / "ip",
                 maxmind_city=REPO / "ipdata" / "GeoIP2-City.mmdb",
@@ -177,11 +207,11 @@ STORED_FEEDS = IntelFeeds(
         ),
         pytest.param(
             {"ITDR_SPUR_TOKEN": KV_REFERENCE},
-            IntelFeeds(),
+            NO_LISTS,
             IntelConfig(data_dir=REPO / "ipdata"),
             id="unresolved-key-vault-reference-is-no-token",
         ),
-        pytest.param({"ITDR_SPUR_TOKEN": "   "}, IntelFeeds(), IntelConfig(data_dir=REPO / "ipdata"), id="blank-token"),
+        pytest.param({"ITDR_SPUR_TOKEN": "   "}, NO_LISTS, IntelConfig(data_dir=REPO / "ipdata"), id="blank-token"),
     ],
 )
 def test_settings_map_to_intel_config(env: dict[str, str], feeds: IntelFeeds, expected: IntelConfig) -> None:
