@@ -39,9 +39,11 @@ import orjson
 
 from shared.alert_model import iso
 from shared.ingest.checkpoints import utcnow
+from shared.ingest.clouds import content_uri_matches
 from shared.ingest.context import IngestServices
 from shared.ingest.health import emit_alerts, integration_alert
 from shared.ingest.ledger import ContentEntry, ContentLedger, RecordLedger, record_hash
+from shared.ingest.onboarding import tenant_endpoint
 from shared.ingest.poller import content_message_id
 from shared.messages import ContentRef, RecordBatchRef, session_for, shard_of
 from shared.platform import names
@@ -124,6 +126,18 @@ def process_content_message(svc: IngestServices, body: bytes) -> ContentReport:
     record = svc.tenants.get(tid)
     if record is None or record.status == "offboarded":
         raise BadInputError("content of a tenant that is not onboarded", reason="unknown_tenant", tenant=tid)
+    # the ledger row is keyed on the content id; it must be the id of the blob actually fetched, or a
+    # forged (id X, URI of blob Y) pair would mark X done with Y's records and X would never be processed
+    if not content_uri_matches(
+        ref.content_uri,
+        tenant_id=tid,
+        endpoint=tenant_endpoint(svc, record),
+        content_id=ref.content_id,
+        content_type=ref.content_type,
+    ):
+        raise ForbiddenTargetError(
+            "contentUri is not the URI of this content id in the tenant's feed", tenant=tid, content_id=ref.content_id
+        )
     now = utcnow(svc.clock)
     ledger = ContentLedger(svc.storage)
     entry = ledger.get_entry(tid, ref.content_id, now=now)

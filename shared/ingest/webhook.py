@@ -16,8 +16,10 @@ not a JSON array of items     400     ``invalid_body``
 tenant unknown / offboarded   401     ``unknown_tenant`` (same status as a bad AuthID: no tenant oracle)
 AuthID not the tenant's       401     ``bad_auth_id`` (constant-time hash comparison)
 content type not subscribed   400     ``unknown_content_type``
-contentUri off the tenant's   403     ``forbidden_content_uri`` (scheme, host, port, tenant feed path)
-API endpoint
+contentUri not this blob's    403     ``forbidden_content_uri`` (scheme, host, port, exactly
+URI on the tenant's endpoint          ``/api/v1.0/{tenant}/activity/feed/audit/{contentId}`` with the
+                                      notification's contentId, whose content type, when the id names
+                                      one, is the notification's)
 ============================  ======  ==================================================================
 
 The validation handshake (``Webhook-ValidationCode`` header or a ``{"validationCode"}`` body) gets 200
@@ -35,7 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
 from shared.ingest.client import ContentNotification
-from shared.ingest.clouds import is_allowed_content_uri, normalize_tenant_id
+from shared.ingest.clouds import content_uri_matches, normalize_tenant_id
 from shared.ingest.context import IngestServices
 from shared.ingest.onboarding import tenant_endpoint
 from shared.ingest.poller import content_message_id
@@ -101,7 +103,13 @@ def handle_webhook(svc: IngestServices, *, headers: Mapping[str, str], body: byt
             return _refuse(svc, 401, "bad_auth_id", tenant)
         if item.content_type not in FEED_CONTENT_TYPES:
             return _refuse(svc, 400, "unknown_content_type", tenant)
-        if not is_allowed_content_uri(item.content_uri, tenant_id=tenant, endpoint=tenant_endpoint(svc, record)):
+        if not content_uri_matches(
+            item.content_uri,
+            tenant_id=tenant,
+            endpoint=tenant_endpoint(svc, record),
+            content_id=item.content_id,
+            content_type=item.content_type,
+        ):
             return _refuse(svc, 403, "forbidden_content_uri", tenant)
         refs.append(
             ContentRef(

@@ -301,6 +301,39 @@ def test_a_content_uri_on_another_host_is_refused_before_any_request(svc: Servic
     assert emulator.stats.requests == before
 
 
+def test_a_forged_id_and_uri_pair_cannot_mark_another_blob_done(svc: Services, emulator, clock) -> None:
+    """#25.1 reproduced: blob X's id with blob Y's URI used to mark X done with Y's records; X was then lost."""
+    x = blob(emulator, clock, [record(1)])
+    y = blob(emulator, clock, [record(2)])
+    forged = {**x, "contentUri": y["contentUri"]}
+    before = emulator.stats.requests
+    deliver(svc, ref_of(forged), message_id="forged")
+    assert parked(svc) == [("forged", "forbidden_target")]
+    assert emulator.stats.requests == before  # refused before any fetch
+    assert ContentLedger(svc.storage).get_entry(TENANT_A, x["contentId"], now=clock()) is None
+    report = process_content_message(svc, ref_of(x))
+    assert (report.status, report.unique) == ("processed", 1)
+    batches = sent(svc, names.QUEUE_RECORDS)
+    ids = [
+        r["Id"]
+        for _, _, body in batches
+        for r in orjson.loads(svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall())
+    ]
+    assert ids == ["00000000-0000-4000-8000-000000000001"]
+
+
+def test_a_subscription_list_uri_is_never_fetched_nor_archived(svc: Services, emulator, clock) -> None:
+    """#25.2: /subscriptions/list (with the webhook's plaintext AuthID) was fetched as content and archived."""
+    entry = blob(emulator, clock, [record(1)])
+    listing = {**entry, "contentUri": entry["contentUri"].split("/audit/")[0] + "/subscriptions/list"}
+    deliver(svc, ref_of(listing), message_id="listing")
+    deliver(svc, ref_of(listing), message_id="listing")
+    assert parked(svc) == [("listing", "forbidden_target")]
+    for container in (names.CONTAINER_RAW, names.CONTAINER_QUARANTINE):
+        assert list(svc.storage.container(container).list_blobs()) == []
+    assert list(svc.storage.table(names.TABLE_QUARANTINE).list_entities()) == []
+
+
 def test_a_subscription_disabled_while_fetching_parks_the_message(svc: Services, emulator, clock) -> None:
     entry = blob(emulator, clock, [record(1)])
     emulator.inject("subscription_disabled", operation="get_content")

@@ -157,6 +157,29 @@ SPOOFS: list[tuple[str, Any, int, str]] = [
         "unknown_tenant",
     ),
     ("not an array", lambda h, items: (h, items[0]), 400, "invalid_body"),
+    (
+        # #25.1: another blob's URI under this blob's id would mark this one done with the other's records
+        "contentId of one blob with the contentUri of another",
+        lambda h, items: (h, [{**items[0], "contentUri": items[0]["contentUri"].replace("emu", "emv")}]),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        # #25.1/#25.2: any path under /activity/feed/ was accepted, /subscriptions/list carries the AuthID
+        "contentUri of the tenant's subscription list",
+        lambda h, items: (
+            h,
+            [{**items[0], "contentUri": items[0]["contentUri"].split("/audit/")[0] + "/subscriptions/list"}],
+        ),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        "contentId naming another content type",
+        lambda h, items: (h, [{**items[0], "contentType": "Audit.Exchange"}]),
+        403,
+        "forbidden_content_uri",
+    ),
 ]
 
 
