@@ -62,8 +62,8 @@ class LogCapture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage()
+        try:  # the whole rendered line: message, exception text and traceback, stack
+            text = self.format(record)
         except Exception:  # a broken format string is still a line to check
             text = str(record.msg)
         extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD_ATTRS)
