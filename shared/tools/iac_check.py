@@ -711,7 +711,10 @@ class QueuePolicy:
 
     queues: tuple[str, ...] = names.ALL_QUEUES
     session_queues: frozenset[str] = names.SESSION_QUEUES
-    duplicate_detection: Mapping[str, str] = field(default_factory=lambda: {names.QUEUE_CONTENT: "P7D"})
+    duplicate_detection: Mapping[str, str] = field(
+        default_factory=lambda: {names.QUEUE_CONTENT: "P7D", names.QUEUE_RECORDS: "P1D", names.QUEUE_DETECT: "P1D"}
+    )
+    """Queues whose producers set fixed MessageIds, and the broker's window for dropping a repeat."""
     max_delivery_count: Mapping[str, int] = field(default_factory=lambda: {names.QUEUE_REMEDIATION: 10})
     default_max_delivery_count: int = 10
     lock_seconds: tuple[int, int] = (60, 300)
@@ -748,7 +751,7 @@ def check_queues(files: Sequence[BicepFile], *, policy: QueuePolicy | None = Non
         window = policy.duplicate_detection.get(name)
         if window is not None:
             if props.get("requiresDuplicateDetection") is not True:
-                bad("requiresDuplicateDetection must be true (MessageId = contentId)")
+                bad("requiresDuplicateDetection must be true (fixed MessageIds)")
             if props.get("duplicateDetectionHistoryTimeWindow") != window:
                 bad(f"duplicateDetectionHistoryTimeWindow must be {window}")
         if props.get("deadLetteringOnMessageExpiration") is not True:

@@ -398,9 +398,14 @@ def test_dying_around_the_publish_step_resumes_the_same_batches(
     report = process_content_message(svc, ref_of(entry))
     assert (report.status, report.unique, report.duplicates, report.batches) == ("resumed", 3, 1, 2)
     second = sent(svc, names.QUEUE_RECORDS)
-    assert [m[0] for m in second] == [f"records:{entry['contentId']}:0:0", f"records:{entry['contentId']}:1:0"]
-    assert first == (second if after else [])
-    ids = [e.record_id for _, _, body in second for e in load_batch(svc.storage, RecordBatchRef.model_validate(body))]
+    # the resumed delivery republishes the same MessageIds; the records queue drops repeats (#25.5), so the
+    # batches are on the queue exactly once whether the first delivery died before or after publishing them
+    published = first + second
+    assert [m[0] for m in published] == [f"records:{entry['contentId']}:0:0", f"records:{entry['contentId']}:1:0"]
+    assert second == ([] if after else published)
+    ids = [
+        e.record_id for _, _, body in published for e in load_batch(svc.storage, RecordBatchRef.model_validate(body))
+    ]
     assert ids == [record(n)["Id"] for n in (1, 2, 3)]
     assert process_content_message(svc, ref_of(entry)).status == "duplicate"
 
