@@ -84,7 +84,7 @@ class TenantDirectory:
         self._clock = clock or time.monotonic
         self._max_entries = max_entries
         self._lock = threading.Lock()
-        self._listed: tuple[float, list[TenantRecord]] | None = None
+        self._listed: tuple[float, tuple[TenantRecord, ...]] | None = None
 
     def get(self, tenant_id: str) -> TenantRecord | None:
         tid = tenant_id.lower()
@@ -127,24 +127,25 @@ class TenantDirectory:
         """
         if not auth_id:
             return None
+        candidates: tuple[TenantRecord, ...]
         try:
             ent = self._table.get_entity(AUTH_INDEX_PARTITION, hash_secret(auth_id))
         except ResourceNotFoundError:
             candidates = self._cached_list()
         else:
             found = self.get(str(ent.get("tenant_id") or ""))
-            candidates = [found] if found is not None else []
+            candidates = (found,) if found is not None else ()
         for record in candidates:
             if record.status != "offboarded" and record.webhook_auth_matches(auth_id):
                 return record
         return None
 
-    def _cached_list(self) -> list[TenantRecord]:
+    def _cached_list(self) -> tuple[TenantRecord, ...]:
         now = self._clock()
         with self._lock:
             if self._listed is not None and now - self._listed[0] < self._cache_s:
                 return self._listed[1]
-        listed = self.list()
+        listed = tuple(self.list())
         with self._lock:
             self._listed = (now, listed)
         return listed

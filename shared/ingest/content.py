@@ -206,7 +206,9 @@ def _split(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, dat
     tid, cid = ref.tenant_id, ref.content_id
     digest = hashlib.sha256(data).hexdigest()
     count = (entry.invalid_count if entry else 0) + 1
-    invalid = ContentEntry(tid, cid, "invalid", invalid_digest=digest, invalid_count=count)
+    invalid = ContentEntry(
+        tid, cid, "invalid", invalid_digest=digest, invalid_count=count, etag=entry.etag if entry else None
+    )
     ContentLedger(svc.storage).put_entry(invalid, now=now, content_type=ref.content_type)
     if (entry is not None and entry.invalid_digest == digest) or count >= MAX_INVALID_DOWNLOADS:
         _quarantine_blob(svc, ref, data, detail, now)
@@ -251,8 +253,9 @@ def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, n
         records=len(raws),
         duplicates=duplicates,
         quarantined=len(bad),
+        etag=entry.etag if entry else None,
     )
-    ContentLedger(svc.storage).put_entry(batched, now=now, content_type=ct)
+    batched = ContentLedger(svc.storage).put_entry(batched, now=now, content_type=ct)
     report = ContentReport(tid, cid, ct, "processed", len(raws), len(unique), duplicates, len(bad), len(batches))
     _finish(svc, ref, batched, batches, report, now)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -427,3 +428,28 @@ def test_proof_of_life_is_sent_once(svc: Services, emulator, clock) -> None:
     ]
     stored = svc.tenants.get(TENANT_A)
     assert stored is not None and stored.first_content_at == datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def test_content_ledger_writes_are_claimed(svc: Services, clock) -> None:
+    """#25.5: two deliveries of one blob read the ledger, then both write: the second write is refused."""
+    from shared.ingest.ledger import ContentEntry
+    from shared.platform.errors import ConcurrencyError
+
+    ledger = ContentLedger(svc.storage)
+    now = clock()
+    assert ledger.get_entry(TENANT_A, "c1", now=now) is None  # both deliveries see no row
+    mine = ledger.put_entry(ContentEntry(TENANT_A, "c1", "batched", batches=2), now=now)
+    with pytest.raises(ConcurrencyError):
+        ledger.put_entry(ContentEntry(TENANT_A, "c1", "batched", batches=1), now=now)
+    read = ledger.get_entry(TENANT_A, "c1", now=now)
+    assert read is not None and (read.phase, read.batches) == ("batched", 2)
+    ledger.put_entry(replace(mine, phase="done"), now=now)
+    with pytest.raises(ConcurrencyError):
+        ledger.put_entry(replace(read, phase="invalid"), now=now)  # read before "done" was written
+    final = ledger.get_entry(TENANT_A, "c1", now=now)
+    assert final is not None and final.phase == "done"
+    # an expired row (not purged yet) can be claimed again by a new delivery
+    later = now + timedelta(days=9)
+    expired = ledger.get_entry(TENANT_A, "c1", now=later)
+    assert expired is not None and expired.phase == "expired"
+    ledger.put_entry(replace(expired, phase="done"), now=later)
