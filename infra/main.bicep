@@ -224,6 +224,8 @@ module rbac 'modules/rbac.bicep' = {
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    logicAppName: partnerLogicApp.outputs.name
+    logicAppPrincipalId: partnerLogicApp.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
   }

@@ -845,6 +845,7 @@ KNOWN_ROLES: Final[Mapping[str, str]] = {
     "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba": "Key Vault Certificate User",
     "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "515c2055-d9d4-4321-b1b9-bd0c9a0f79fe": "Logic App Operator",
 }
 """Built-in role definition IDs this project may assign, with their official names."""
 

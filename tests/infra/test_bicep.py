@@ -158,6 +158,8 @@ def test_role_assignments_are_the_least_privilege_set(infra: list[BicepFile]) ->
         ),
         "serviceBusDataSender": ("Microsoft.ServiceBus/namespaces", "Azure Service Bus Data Sender", "principalId"),
         "serviceBusDataReceiver": ("Microsoft.ServiceBus/namespaces", "Azure Service Bus Data Receiver", "principalId"),
+        # #25.5: the partner workflow reads its own run history (its duplicate Idempotency-Key check)
+        "logicAppOperator": ("Microsoft.Logic/workflows", "Logic App Operator", "logicAppPrincipalId"),
         "keyVaultSecretsUser": ("Microsoft.KeyVault/vaults", "Key Vault Secrets User", "principalId"),
         "keyVaultCertificateUser": ("Microsoft.KeyVault/vaults", "Key Vault Certificate User", "principalId"),
         "monitoringMetricsPublisher": ("Microsoft.Insights/components", "Monitoring Metrics Publisher", "principalId"),
