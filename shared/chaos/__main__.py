@@ -363,7 +363,7 @@ def _hostile_keys(w: LocalWorld, wl: Workload) -> tuple[bool, str]:
         w.svc.identity_resolver.learn(tenant, pairs)
         from shared.enrich.identity import IdentityResolver
 
-        fresh = IdentityResolver(w.storage, lambda t: None)
+        fresh = IdentityResolver(w.storage, lambda t: None, clock=w.svc.clock)  # the world's time: answers expire
         resolved = fresh.resolve(tenant, [o for o, _ in pairs]).resolved == dict(pairs)
     except Exception as exc:  # a failure here is the finding
         return False, f"{type(exc).__name__}: {str(exc)[:120]}"
