@@ -94,6 +94,10 @@ class TenantDirectory:
             if hit is not None and now - hit[0] < self._cache_s:
                 self._cache.move_to_end(tid)
                 return hit[1]
+        return self._read(tid, now)
+
+    def _read(self, tid: str, now: float) -> TenantRecord | None:
+        """The tenant row from the table (into the cache)."""
         try:
             ent = self._table.get_entity(PARTITION, tid)
             rec: TenantRecord | None = TenantRecord.model_validate_json(ent["body"])
@@ -133,7 +137,8 @@ class TenantDirectory:
         except ResourceNotFoundError:
             candidates = self._cached_list()
         else:
-            found = self.get(str(ent.get("tenant_id") or ""))
+            # read the row itself, not the cache: another instance may have just rotated the AuthID (onboarding)
+            found = self._read(str(ent.get("tenant_id") or "").lower(), self._clock())
             candidates = (found,) if found is not None else ()
         for record in candidates:
             if record.status != "offboarded" and record.webhook_auth_matches(auth_id):

@@ -263,3 +263,17 @@ def test_unknown_tenants_grow_no_unbounded_cache_and_handshakes_scan_no_table(
     finally:
         TenantDirectory.list = original  # type: ignore[method-assign]
     assert len(listed) <= 1  # at most one (cached) list for rows older than the AuthID index
+
+
+def test_a_handshake_on_another_instance_sees_a_freshly_rotated_auth_id(svc: Services) -> None:
+    """Onboarding on instance 1 rotates the AuthID; the /start handshake may land on instance 2 with a cached row."""
+    from shared.ingest.onboarding import rotate_webhook_auth
+    from shared.tenants import TenantDirectory
+
+    other = TenantDirectory(svc.storage)
+    before = other.get(TENANT_A)  # instance 2 caches the row
+    assert before is not None
+    _, fresh_auth = rotate_webhook_auth(svc, before)
+    found = other.find_by_webhook_auth(fresh_auth)
+    assert found is not None and found.tenant_id == TENANT_A
+    assert other.find_by_webhook_auth("x" * 43) is None
