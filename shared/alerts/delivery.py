@@ -562,6 +562,15 @@ class PartnerDeliveryClient:
         if self._ledger.delivered_revision(tenant, item_id) >= 1:
             log.info("%s already delivered", what, extra={"tenant_id": tenant, "incident": item_id})
             return DeliveryResult("already_delivered", item_id, 1, key)
+        claim = DeliveryRecord(tenant, item_id, 1, STATUS_CLAIMED, self._now(), 0, 0, key, DeliveryFormat.ITDR.value)
+        if not self._ledger.claim(claim):
+            raise ServiceUnavailable(
+                f"delivery of this {what} is in flight elsewhere",
+                reason="delivery_in_flight",
+                retry_after=CLAIM_LEASE_S,
+                tenant=tenant,
+                incident=item_id,
+            )
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
@@ -575,7 +584,10 @@ class PartnerDeliveryClient:
             status, attempts = self._post(
                 orjson.dumps(body), headers, scope=tenant, incident_id=item_id, revision=1, key=key
             )
-        except TransientError as exc:
+        except Exception as exc:
+            self._ledger.release(claim)
+            if not isinstance(exc, TransientError):
+                raise
             if record_failure:
                 http_status = exc.context.get("status")
                 tries = exc.context.get("attempts")

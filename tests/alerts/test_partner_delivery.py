@@ -394,3 +394,16 @@ def test_two_consumers_of_one_revision_post_it_once(
     assert client(endpoint, http, ledger).deliver(incident).outcome == "delivered"
     assert len(endpoint.requests) == 1
     assert [r.status for r in ledger.list_deliveries(TENANT, incident.incident_id)] == ["delivered"]
+
+
+def test_a_notice_in_flight_is_not_posted_again(endpoint: PartnerEndpoint, http: httpx.Client) -> None:
+    """#25.5: notices and weekly reports claim their row too (a duplicate message waits for the lease)."""
+    notice = {"kind": "proof_of_life", "tenant_id": TENANT, "content_type": "Audit.Exchange"}
+    ledger = CrashAfterPost()
+    with pytest.raises(ServiceUnavailable):
+        client(endpoint, http, ledger).deliver_notice(notice)  # posted, then died before the record
+    with pytest.raises(ServiceUnavailable) as busy:
+        client(endpoint, http, ledger).deliver_notice(notice)
+    assert (busy.value.reason, len(endpoint.requests)) == ("delivery_in_flight", 1)
+    later = client(endpoint, http, ledger, now=lambda: NOW + CLAIM_LEASE_S + 1).deliver_notice(notice)
+    assert (later.outcome, len(endpoint.requests), len(endpoint.effective_deliveries)) == ("delivered", 2, 1)
