@@ -56,6 +56,13 @@ param partnerFormat string = 'itdr'
 @description('SHA-256 (hex) of the admin API key accepted by the admin_tenants function. A hash, never the key itself.')
 param adminKeySha256 string = ''
 
+@description('appservice: App Service Authentication fronts the app, and admin_tenants also accepts its principals (app roles Admin, PartnerAdmin with partner claims). off: the admin key only.')
+@allowed([
+  'off'
+  'appservice'
+])
+param adminPrincipalAuth string = 'off'
+
 @description('JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs. Empty: no external feeds.')
 param intelFeedUrls string = ''
 
@@ -277,6 +284,8 @@ module rbac 'modules/rbac.bicep' = {
     certificateName: certificateName
     certificateImported: certificateImported
     spurTokenSecretName: spurTokenSecretName
+    logicAppName: partnerLogicApp.outputs.name
+    logicAppPrincipalId: partnerLogicApp.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
   }
@@ -297,6 +306,7 @@ module functionAppSettings 'modules/function-app-settings.bicep' = {
     certificateName: certificateName
     partnerFormat: partnerFormat
     adminKeySha256: adminKeySha256
+    adminPrincipalAuth: adminPrincipalAuth
     intelFeedUrls: intelFeedUrls
     ipDataDir: ipDataDir
     maxmindCityDb: maxmindCityDb

@@ -31,14 +31,53 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from shared.platform import logsafety
 from shared.platform.errors import ConfigurationError
 from shared.platform.settings import Settings
 
 logsafety.install()
+
+_T = TypeVar("_T")
+
+
+class cached_property(Generic[_T]):  # noqa: N801 - a drop-in for functools.cached_property
+    """``functools.cached_property`` built under the instance's ``_build_lock`` (an RLock).
+
+    Python 3.12 dropped cached_property's lock, and 3.11's is one lock per property for every instance;
+    here two threads asking for a piece at once (eight function invocations on a fresh worker) build it
+    once, and a builder may use other pieces (the lock is re-entrant).
+    """
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> _T | cached_property[_T]:
+        if obj is None:
+            return self
+        cache = obj.__dict__
+        if self.name in cache:
+            value: _T = cache[self.name]
+            return value
+        lock: threading.RLock = obj.__dict__["_build_lock"]
+        with lock:
+            if self.name not in cache:
+                cache[self.name] = self.func(obj)
+            built: _T = cache[self.name]
+            return built
+
 
 if TYPE_CHECKING:  # keep `import function_app` light: the Azure SDKs load on first use
     import httpx
@@ -203,6 +242,7 @@ class Services:
         self._remediation_defaults: Mapping[str, object] = dict(remediation_defaults or {})
         self.on_detected = on_detected
         self._lock = threading.RLock()
+        self._build_lock = threading.RLock()
         self._local = threading.local()
         self._management: dict[str, ManagementActivityClient] = {}
         self._graph_made: list[SyncGraphClient] = []

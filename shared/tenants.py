@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -57,17 +58,33 @@ def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-class TenantDirectory:
-    """Tenants in Table Storage, cached for a short while per process."""
+AUTH_INDEX_PARTITION = "webhook-auth"
+"""Rows (PartitionKey ``webhook-auth``, RowKey the AuthID's SHA-256) naming the tenant that holds the AuthID:
+a validation handshake (which carries no tenant id) costs one point read, not a scan of every tenant."""
+MAX_CACHED_TENANTS = 4096
+"""Entries of the per-process tenant cache; least recently used go first (unknown ids are cached too)."""
 
-    def __init__(self, storage: StorageClients, *, cache_s: float = 60.0, clock: Any = None) -> None:
+
+class TenantDirectory:
+    """Tenants in Table Storage, cached for a short while per process (an LRU of bounded size)."""
+
+    def __init__(
+        self,
+        storage: StorageClients,
+        *,
+        cache_s: float = 60.0,
+        clock: Any = None,
+        max_entries: int = MAX_CACHED_TENANTS,
+    ) -> None:
         import time
 
         self._table = storage.table(names.TABLE_TENANTS)
-        self._cache: dict[str, tuple[float, TenantRecord | None]] = {}
+        self._cache: OrderedDict[str, tuple[float, TenantRecord | None]] = OrderedDict()
         self._cache_s = cache_s
         self._clock = clock or time.monotonic
+        self._max_entries = max_entries
         self._lock = threading.Lock()
+        self._listed: tuple[float, tuple[TenantRecord, ...]] | None = None
 
     def get(self, tenant_id: str) -> TenantRecord | None:
         tid = tenant_id.lower()
@@ -75,7 +92,12 @@ class TenantDirectory:
         with self._lock:
             hit = self._cache.get(tid)
             if hit is not None and now - hit[0] < self._cache_s:
+                self._cache.move_to_end(tid)
                 return hit[1]
+        return self._read(tid, now)
+
+    def _read(self, tid: str, now: float) -> TenantRecord | None:
+        """The tenant row from the table (into the cache)."""
         try:
             ent = self._table.get_entity(PARTITION, tid)
             rec: TenantRecord | None = TenantRecord.model_validate_json(ent["body"])
@@ -83,7 +105,15 @@ class TenantDirectory:
             rec = None
         with self._lock:
             self._cache[tid] = (now, rec)
+            self._cache.move_to_end(tid)
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
         return rec
+
+    def cached_entries(self) -> int:
+        """How many tenant ids the cache holds (bounded by ``max_entries``)."""
+        with self._lock:
+            return len(self._cache)
 
     def config(self, tenant_id: str) -> TenantConfig:
         rec = self.get(tenant_id)
@@ -93,7 +123,47 @@ class TenantDirectory:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
         return sorted((TenantRecord.model_validate_json(r["body"]) for r in rows), key=lambda t: t.tenant_id)
 
+    def find_by_webhook_auth(self, auth_id: str) -> TenantRecord | None:
+        """The tenant (not offboarded) whose webhook AuthID is ``auth_id``, or None.
+
+        One point read of the AuthID index; rows written before the index existed are found in the tenant
+        list, read at most once per ``cache_s`` (an anonymous caller cannot make this scan the table).
+        """
+        if not auth_id:
+            return None
+        candidates: tuple[TenantRecord, ...]
+        try:
+            ent = self._table.get_entity(AUTH_INDEX_PARTITION, hash_secret(auth_id))
+        except ResourceNotFoundError:
+            candidates = self._cached_list()
+        else:
+            # read the row itself, not the cache: another instance may have just rotated the AuthID (onboarding)
+            found = self._read(str(ent.get("tenant_id") or "").lower(), self._clock())
+            candidates = (found,) if found is not None else ()
+        for record in candidates:
+            if record.status != "offboarded" and record.webhook_auth_matches(auth_id):
+                return record
+        return None
+
+    def _cached_list(self) -> tuple[TenantRecord, ...]:
+        now = self._clock()
+        with self._lock:
+            if self._listed is not None and now - self._listed[0] < self._cache_s:
+                return self._listed[1]
+        listed = tuple(self.list())
+        with self._lock:
+            self._listed = (now, listed)
+        return listed
+
     def upsert(self, record: TenantRecord) -> None:
+        if record.webhook_auth_hash:
+            self._table.upsert_entity(
+                {
+                    "PartitionKey": AUTH_INDEX_PARTITION,
+                    "RowKey": record.webhook_auth_hash,
+                    "tenant_id": record.tenant_id.lower(),
+                }
+            )
         self._table.upsert_entity(
             {
                 "PartitionKey": PARTITION,
@@ -103,3 +173,4 @@ class TenantDirectory:
         )
         with self._lock:
             self._cache.pop(record.tenant_id.lower(), None)
+            self._listed = None

@@ -28,6 +28,12 @@ param publisherTenantId string
 param certificateName string
 param partnerFormat string
 param adminKeySha256 string
+@allowed([
+  'off'
+  'appservice'
+])
+@description('appservice: the admin function also accepts App Service Authentication principals (X-MS-CLIENT-PRINCIPAL) with the Admin or PartnerAdmin role.')
+param adminPrincipalAuth string
 param intelFeedUrls string
 param ipDataDir string
 param maxmindCityDb string
@@ -89,6 +95,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ITDR_PARTNER_ENDPOINT: '@Microsoft.KeyVault(SecretUri=${partnerEndpointSecretUri})'
     ITDR_PARTNER_FORMAT: partnerFormat
     ITDR_ADMIN_KEY_SHA256: adminKeySha256
+    ITDR_ADMIN_PRINCIPAL_AUTH: adminPrincipalAuth
     // Schedules and tuning ----------------------------------------------------------------
     ITDR_POLL_SCHEDULE: pollSchedule
     ITDR_FEED_HEALTH_SCHEDULE: feedHealthSchedule

@@ -10,6 +10,13 @@
 // URL is useless from anywhere else. main.bicep passes the NAT gateway's static IP with network
 // 'private', and the site's possible outbound addresses otherwise.
 //
+// A repeated delivery is dropped: deliver_alerts sends every incident revision with an
+// `Idempotency-Key` (and retries with the same key). The trigger takes the key as the run's
+// client tracking id; runs go one at a time, and the first step asks the workflow's own run
+// history (ARM, with its system-assigned identity: Logic App Operator on this workflow, in
+// rbac.bicep) for a succeeded run with that tracking id. If there is one, the run ends before
+// anything is sent.
+//
 // The two API connections are created unauthenticated: someone with a mailbox and Teams
 // membership must authorize them once after deployment (docs/deploy.md section 6).
 param name string
@@ -68,12 +75,18 @@ var alertTitle = '@{${titleExpr}}'
 var alertSeverity = '@{${severityExpr}}'
 var alertHtml = '<p><b>@{replace(replace(replace(string(${titleExpr}), \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</b></p><p>Severity: @{replace(replace(replace(${severityExpr}, \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}<br/>Tenant: @{replace(replace(replace(${tenantExpr}, \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</p><pre>@{replace(replace(replace(string(triggerBody()), \'&\', \'&amp;\'), \'<\', \'&lt;\'), \'>\', \'&gt;\')}</pre>'
 // notices (proof of life, the weekly report) are not alarms
+// The run history filter with the key quoted (a quote in the key is doubled, OData style).
+var keyExpr = 'string(coalesce(triggerOutputs()?[\'headers\']?[\'Idempotency-Key\'], guid()))'
+var runsFilter = 'encodeUriComponent(concat(\'ClientTrackingId eq \'\'\', replace(${keyExpr}, \'\'\'\', \'\'\'\'\'\'), \'\'\' and Status eq \'\'Succeeded\'\'\'))'
 var importance = '@{if(or(equals(triggerBody()?[\'kind\'], \'proof_of_life\'), equals(triggerBody()?[\'kind\'], \'weekly_report\')), \'Normal\', \'High\')}'
 
 resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
   name: name
   location: location
   tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     state: 'Enabled'
     accessControl: {
@@ -102,12 +115,66 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
               type: 'object'
             }
           }
+          correlation: {
+            clientTrackingId: '@{${keyExpr}}'
+          }
+          runtimeConfiguration: {
+            concurrency: {
+              runs: 1
+            }
+          }
         }
       }
       actions: {
+        Find_repeated_key: {
+          type: 'Http'
+          runAfter: {}
+          inputs: {
+            method: 'GET'
+            uri: '@{concat(\'https://management.azure.com\', workflow()?[\'id\'], \'/runs?api-version=2016-06-01&$top=1&$filter=\', ${runsFilter})}'
+            authentication: {
+              type: 'ManagedServiceIdentity'
+              audience: 'https://management.azure.com/'
+            }
+          }
+        }
+        Drop_repeated_key: {
+          type: 'If'
+          runAfter: {
+            Find_repeated_key: [
+              'Succeeded'
+            ]
+          }
+          expression: {
+            and: [
+              {
+                greater: [
+                  '@length(coalesce(body(\'Find_repeated_key\')?[\'value\'], createArray()))'
+                  0
+                ]
+              }
+            ]
+          }
+          actions: {
+            Already_delivered: {
+              type: 'Terminate'
+              runAfter: {}
+              inputs: {
+                runStatus: 'Cancelled'
+              }
+            }
+          }
+          else: {
+            actions: {}
+          }
+        }
         Send_alert_email: {
           type: 'ApiConnection'
-          runAfter: {}
+          runAfter: {
+            Drop_repeated_key: [
+              'Succeeded'
+            ]
+          }
           inputs: {
             host: {
               connection: {
@@ -126,7 +193,11 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
         }
         Post_alert_to_Teams: {
           type: 'ApiConnection'
-          runAfter: {}
+          runAfter: {
+            Drop_repeated_key: [
+              'Succeeded'
+            ]
+          }
           inputs: {
             host: {
               connection: {
@@ -188,6 +259,7 @@ resource partnerEndpointSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = 
 
 output name string = workflow.name
 output id string = workflow.id
+output principalId string = workflow.identity.principalId
 output office365ConnectionName string = office365Connection.name
 output teamsConnectionName string = teamsConnection.name
 // The secret's URI (not its value): the Function App's Key Vault reference points here.

@@ -8,6 +8,7 @@
 //                 to its secret (never the whole vault): the partner endpoint, the certificate's
 //                 secret (its private key) once imported, the Spur token when configured
 //   app insights  publish telemetry with Entra auth (local auth is disabled)
+//   logic app     the partner workflow's own identity reads its run history (its duplicate-key check)
 param principalId string
 param storageAccountName string
 param serviceBusNamespaceName string
@@ -25,6 +26,10 @@ param certificateImported bool = false
 
 @description('Name of the Spur token secret, stored before deploying with it. Empty: none.')
 param spurTokenSecretName string = ''
+
+@description('The partner Logic App and its system-assigned identity (reads its own runs to drop a repeated Idempotency-Key).')
+param logicAppName string
+param logicAppPrincipalId string
 
 @description('Optional operator who imports the Management API certificate. Empty: no assignment.')
 param operatorPrincipalId string = ''
@@ -46,6 +51,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
   keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key Vault Certificates Officer
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
+  logicAppOperator: '515c2055-d9d4-4321-b1b9-bd0c9a0f79fe' // Logic App Operator
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -76,6 +82,21 @@ resource appSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [f
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource partnerWorkflow 'Microsoft.Logic/workflows@2019-05-01' existing = {
+  name: logicAppName
+}
+
+// --- logic app: the workflow reads its own runs (read-only) to drop a repeated Idempotency-Key ----
+resource logicAppOperator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(partnerWorkflow.id, logicAppPrincipalId, roles.logicAppOperator)
+  scope: partnerWorkflow
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.logicAppOperator)
+    principalId: logicAppPrincipalId
+    principalType: 'ServicePrincipal'
+  }
 }
 
 // --- storage: raw archive, quarantine, intel, reports, deployment package, host locks ------

@@ -26,7 +26,10 @@ var isPrivate = network == 'private'
 // One row per queue. lockDuration: how long a receiver owns a message before the host's
 // renewal (host.json maxAutoLockRenewalDuration) must extend it. maxDeliveryCount: attempts
 // before the broker dead-letters with MaxDeliveryCountExceeded. Expired messages are
-// dead-lettered too, never dropped.
+// dead-lettered too, never dropped. Duplicate detection: content (MessageId = contentId, 7 days), records
+// (records:{contentId}:{n}:{shard}) and detect (detect:{batchId}:{shard}) drop a repeated MessageId for a day;
+// a repeat after that is harmless (the detection engine skips users that already absorbed the batch_id).
+// requiresDuplicateDetection cannot change on an existing queue: a deployed namespace must recreate them.
 var queues = [
   {
     name: 'content'
@@ -40,8 +43,8 @@ var queues = [
   {
     name: 'records'
     requiresSession: true
-    requiresDuplicateDetection: false
-    duplicateDetectionHistoryTimeWindow: 'PT10M'
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'P1D'
     lockDuration: 'PT5M'
     maxDeliveryCount: 10
     defaultMessageTimeToLive: 'P14D'
@@ -49,8 +52,8 @@ var queues = [
   {
     name: 'detect'
     requiresSession: true
-    requiresDuplicateDetection: false
-    duplicateDetectionHistoryTimeWindow: 'PT10M'
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'P1D'
     lockDuration: 'PT5M'
     maxDeliveryCount: 10
     defaultMessageTimeToLive: 'P14D'

@@ -49,7 +49,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.alerts.crosstenant import PartnerIncident
@@ -99,6 +106,10 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 STATUS_DELIVERED = "delivered"
 STATUS_REJECTED = "rejected"
 STATUS_FAILED = "failed"
+STATUS_CLAIMED = "claimed"
+"""A delivery in flight: the row is claimed before the POST, so a second consumer of the same revision waits."""
+CLAIM_LEASE_S = 300.0
+"""How long a claim holds: after it, a delivery that died after its claim (or after its POST) is taken over."""
 """A weekly report whose delivery gave up on a transient failure (the report stays stored)."""
 
 
@@ -178,6 +189,18 @@ class DeliveryLedger:
     def record_delivery(self, record: DeliveryRecord) -> None:
         raise NotImplementedError
 
+    def claim(self, record: DeliveryRecord, *, lease_s: float = CLAIM_LEASE_S) -> bool:
+        """Claim a revision before posting it (``record`` has status :data:`STATUS_CLAIMED` and ``at`` = now).
+
+        True when this caller may post: no row, a failed or rejected row, or a claim older than ``lease_s``.
+        False when the revision is delivered or another claim is live.
+        """
+        raise NotImplementedError
+
+    def release(self, record: DeliveryRecord) -> None:
+        """Drop the claim ``record`` when it is still the row (a POST that failed: the retry may claim at once)."""
+        raise NotImplementedError
+
     def delivered_revision(self, scope: str, incident_id: str) -> int:
         """The highest revision delivered (0 when none)."""
         done = [r.revision for r in self.list_deliveries(scope, incident_id) if r.status == STATUS_DELIVERED]
@@ -202,6 +225,20 @@ class InMemoryDeliveryLedger(DeliveryLedger):
             if current is not None and current.status == STATUS_DELIVERED:
                 return  # a delivered revision stays delivered
             self._rows[(record.scope, record.incident_id, record.revision)] = record
+
+    def claim(self, record: DeliveryRecord, *, lease_s: float = CLAIM_LEASE_S) -> bool:
+        key = (record.scope, record.incident_id, record.revision)
+        with self._lock:
+            if not _claimable(self._rows.get(key), record.at, lease_s):
+                return False
+            self._rows[key] = record
+            return True
+
+    def release(self, record: DeliveryRecord) -> None:
+        key = (record.scope, record.incident_id, record.revision)
+        with self._lock:
+            if self._rows.get(key) == record:
+                del self._rows[key]
 
 
 class TableDeliveryLedger(DeliveryLedger):
@@ -266,6 +303,72 @@ class TableDeliveryLedger(DeliveryLedger):
             raise storage_error(
                 exc, action="record_delivery", tenant=record.scope, incident=record.incident_id
             ) from exc
+
+    def claim(self, record: DeliveryRecord, *, lease_s: float = CLAIM_LEASE_S) -> bool:
+        ent: dict[str, Any] = {
+            "PartitionKey": encode_key(record.scope),
+            "RowKey": self._row_key(record.incident_id, record.revision),
+        }
+        ent.update(record.to_dict())
+        ent["at"] = float(record.at)
+        try:
+            return _table_claim(self._table, ent, record, lease_s)
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise storage_error(exc, action="claim_delivery", tenant=record.scope, incident=record.incident_id) from exc
+
+    def release(self, record: DeliveryRecord) -> None:
+        pk, rk = encode_key(record.scope), self._row_key(record.incident_id, record.revision)
+        try:
+            row = self._table.get_entity(pk, rk)
+            if row.get("status") == STATUS_CLAIMED and float(row.get("at") or 0.0) == float(record.at):
+                self._table.delete_entity(
+                    pk, rk, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            pass  # gone or taken over: nothing of ours to release
+        except (HttpResponseError, ServiceRequestError):
+            pass  # the claim then expires after its lease
+
+
+def _claimable(current: DeliveryRecord | None, now: float, lease_s: float) -> bool:
+    if current is None:
+        return True
+    if current.status == STATUS_DELIVERED:
+        return False
+    return not (current.status == STATUS_CLAIMED and current.at + lease_s > now)
+
+
+def _table_claim(table: TableClient, ent: dict[str, Any], record: DeliveryRecord, lease_s: float) -> bool:
+    """Conditional create of the claim row, or an ETag-matched takeover of a claimable one."""
+    try:
+        table.create_entity(ent)
+        return True
+    except ResourceExistsError:
+        pass
+    try:
+        row = table.get_entity(ent["PartitionKey"], ent["RowKey"])
+    except ResourceNotFoundError:
+        return False  # deleted meanwhile: let the retry decide
+    current = DeliveryRecord(
+        scope=record.scope,
+        incident_id=record.incident_id,
+        revision=record.revision,
+        status=str(row.get("status")),
+        at=float(row.get("at") or 0.0),
+        http_status=int(row.get("http_status") or 0),
+        attempts=int(row.get("attempts") or 0),
+        idempotency_key=str(row.get("idempotency_key") or ""),
+        format=str(row.get("format") or ""),
+    )
+    if not _claimable(current, record.at, lease_s):
+        return False
+    try:
+        table.update_entity(
+            ent, mode=UpdateMode.REPLACE, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
 
 
 def safe_endpoint(url: str) -> str:
@@ -378,6 +481,19 @@ class PartnerDeliveryClient:
                 },
             )
             return DeliveryResult(outcome, incident.incident_id, incident.revision, key)
+        claim = DeliveryRecord(
+            scope, incident.incident_id, incident.revision, STATUS_CLAIMED, self._now(), 0, 0, key, self.format.value
+        )
+        if not self._ledger.claim(claim):
+            # another consumer is posting this revision (a duplicate delivery of the message): try again after
+            # its claim's lease, when the ledger says delivered (or the claim is free because it failed)
+            raise ServiceUnavailable(
+                "delivery of this revision is in flight elsewhere",
+                reason="delivery_in_flight",
+                retry_after=CLAIM_LEASE_S,
+                tenant=tenant,
+                incident=incident.incident_id,
+            )
         body = orjson.dumps(self.body_for(incident, decision=decision))
         headers = {
             "Content-Type": "application/json",
@@ -388,9 +504,13 @@ class PartnerDeliveryClient:
             "x-itdr-schema-version": SCHEMA_VERSION if self.format is DeliveryFormat.ITDR else "ocsf-1.3.0",
             "x-itdr-tenant-id": tenant,
         }
-        status, attempts = self._post(
-            body, headers, scope=scope, incident_id=incident.incident_id, revision=incident.revision, key=key
-        )
+        try:
+            status, attempts = self._post(
+                body, headers, scope=scope, incident_id=incident.incident_id, revision=incident.revision, key=key
+            )
+        except Exception:
+            self._ledger.release(claim)
+            raise
         crash_point("delivery.after_post")
         self._ledger.record_delivery(
             DeliveryRecord(
@@ -442,6 +562,15 @@ class PartnerDeliveryClient:
         if self._ledger.delivered_revision(tenant, item_id) >= 1:
             log.info("%s already delivered", what, extra={"tenant_id": tenant, "incident": item_id})
             return DeliveryResult("already_delivered", item_id, 1, key)
+        claim = DeliveryRecord(tenant, item_id, 1, STATUS_CLAIMED, self._now(), 0, 0, key, DeliveryFormat.ITDR.value)
+        if not self._ledger.claim(claim):
+            raise ServiceUnavailable(
+                f"delivery of this {what} is in flight elsewhere",
+                reason="delivery_in_flight",
+                retry_after=CLAIM_LEASE_S,
+                tenant=tenant,
+                incident=item_id,
+            )
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
@@ -455,7 +584,10 @@ class PartnerDeliveryClient:
             status, attempts = self._post(
                 orjson.dumps(body), headers, scope=tenant, incident_id=item_id, revision=1, key=key
             )
-        except TransientError as exc:
+        except Exception as exc:
+            self._ledger.release(claim)
+            if not isinstance(exc, TransientError):
+                raise
             if record_failure:
                 http_status = exc.context.get("status")
                 tries = exc.context.get("attempts")

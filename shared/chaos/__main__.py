@@ -13,7 +13,12 @@ checks, prints and enforces:
 3. checkpoints only moved forward, and only past work that is durable;
 4. every attack was alerted as in the fault-free run, and no tenant's state is visible to another;
 5. every dead-letter carries a reason and replays with ``itdr deadletters replay``;
-6. security: every spoofed notification was refused, and no token or secret reached a log line.
+6. security: every spoofed notification was refused, and no token or secret reached a log line;
+7. hardening (#25): forged content references (one blob's id with another's URI, a path under the feed
+   that is not a blob) are parked and the blob they named is still processed; secrets planted in every
+   log path and in exception text are redacted; hostile tenant and user keys are stored and read back;
+   every queue message is also delivered twice (nothing doubles); a poller holding a stale checkpoint
+   cannot write it; the admin API refuses oversized fields and over-wide trusted ranges without a 500.
 
 Reproduce a failure with ``make chaos SEED=<the printed seed>``.
 """
@@ -62,8 +67,8 @@ class LogCapture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage()
+        try:  # the whole rendered line: message, exception text and traceback, stack
+            text = self.format(record)
         except Exception:  # a broken format string is still a line to check
             text = str(record.msg)
         extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD_ATTRS)
@@ -95,6 +100,12 @@ class RunResult:
     secrets: list[str] = field(default_factory=list)
     tenants: dict[str, set[str]] = field(default_factory=dict)
     after_replay: list[Any] = field(default_factory=list)
+    forged_sent: int = 0
+    forged_parked: int = 0
+    forged_targets: dict[str, set[str]] = field(default_factory=dict)
+    """Content id -> record Ids of blobs a forged reference named: they must still be processed."""
+    hardening: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    """Per hardening probe: (passed, detail)."""
 
 
 def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResult:
@@ -121,7 +132,8 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
         if not faults:
             return None
         r = rng.random()
-        return "crash" if r < 0.03 else "lose_lock" if r < 0.05 else None
+        # "duplicate": the message is handled twice (a redelivery after a completion that was lost)
+        return "crash" if r < 0.03 else "lose_lock" if r < 0.05 else "duplicate" if r < 0.12 else None
 
     try:
         with (
@@ -145,6 +157,8 @@ def run_world(wl: Workload, *, seed: int, faults: bool, smoke: bool) -> RunResul
             if faults:
                 _arm_faults(w, wl, rng)
             _drive(w, wl, out, rng, faults=faults, smoke=smoke)
+            if faults:
+                _hardening_probes(w, wl, out, rng)
             _collect(w, wl, out)
             if faults:
                 out.replayed = _replay_dead_letters(w, out)
@@ -204,9 +218,15 @@ def _drive(w: LocalWorld, wl: Workload, out: RunResult, rng: random.Random, *, f
         if not planted and wl.attack_time is not None and w.clock.datetime() >= wl.attack_time:
             plant_attack(w, wl)
             planted = True
+        added: list[dict[str, Any]] = []
         while pending and pending[0].created <= w.clock.datetime():
             b = pending.pop(0)
-            w.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)
+            entry = w.api.add_content(b.tenant_id, b.content_type, list(b.records), created=b.created, notify=False)
+            added.append({**entry, "tenantId": b.tenant_id, "recordIds": [str(r.get("Id")) for r in b.records]})
+        # the third tenant's SharePoint feed is disabled and expired on purpose: forge only what must arrive
+        steady = [e for e in added if e["tenantId"] != wl.tenants[2].tenant_id]
+        if faults and h % 5 == 2 and len(steady) >= 1 and len(added) >= 2:
+            _forge(w, out, steady[0], next(e for e in added if e is not steady[0]))
         if faults and h == disabled_at:
             w.api.disable_subscription(wl.tenants[2].tenant_id, "Audit.SharePoint")
         if faults and h == partner_down[0]:
@@ -262,6 +282,141 @@ def _spoof(w: LocalWorld, wl: Workload) -> int:
         if resp.status_code >= 400:
             refused += 1
     return refused
+
+
+def _forge(w: LocalWorld, out: RunResult, x: dict[str, Any], y: dict[str, Any]) -> None:
+    """Queue forged content references before the poller lists ``x``: its id with ``y``'s URI, and its id
+    with the tenant's subscription list (which carries the webhook AuthID). Both must be parked, and ``x``
+    still processed when the poller lists it (the old code marked it done with ``y``'s records)."""
+    from shared.messages import ContentRef
+    from shared.platform.bus import OutboundMessage
+
+    listing = y["contentUri"].split("/audit/")[0] + "/subscriptions/list"
+    refs = [
+        ContentRef(
+            tenant_id=x["tenantId"],
+            content_type=x["contentType"],
+            content_id=x["contentId"],
+            content_uri=uri,
+            content_created=x["contentCreated"],
+            content_expiration=x["contentExpiration"],
+            source="webhook",
+        )
+        for uri in (y["contentUri"], listing)
+    ]
+    w.bus.send(
+        names.QUEUE_CONTENT,
+        [OutboundMessage(r.encode(), message_id=f"forged:{n}:{x['contentId']}"[:128]) for n, r in enumerate(refs)],
+    )
+    out.forged_sent += len(refs)
+    out.forged_targets.setdefault(x["contentId"], set()).update(x["recordIds"])
+
+
+PLANTED = ("Pl4ntedSig0xC0FFEE", "fake-token:planted-bearer", "Pl4ntedAuthId9")
+
+
+def _hardening_probes(w: LocalWorld, wl: Workload, out: RunResult, rng: random.Random) -> None:
+    """The #25 probes that are not part of the pipeline's run (their outcomes go to ``out.hardening``)."""
+    out.secrets.extend(PLANTED)
+    _plant_secrets_in_logs()
+    out.hardening["hostile keys stored and read back"] = _hostile_keys(w, wl)
+    out.hardening["stale checkpoint writer refused"] = _stale_checkpoint(w, wl)
+    out.hardening["admin API fuzz: no 500, no wide range"] = _admin_fuzz(w, rng)
+    parked = {str(r.get("message_id")) for r in w.storage.table(names.TABLE_DEADLETTERS).list_entities()}
+    out.forged_parked = sum(1 for m in parked if m.startswith("forged:"))
+
+
+def _plant_secrets_in_logs() -> None:
+    sas = f"https://prod-1.westeurope.logic.azure.com/workflows/x/invoke?sp=%2F&sv=1.0&sig={PLANTED[0]}"
+    for name in (
+        "httpcore.http11",
+        "azure.core.pipeline.policies.http_logging_policy",
+        "msal.application",
+        "itdr.ingest",
+        "shared.alerts.delivery",
+        "urllib3.connectionpool",
+        "some.library",
+    ):
+        log = logging.getLogger(name)
+        log.warning("request %s Authorization: Bearer %s", sas, PLANTED[1])
+        log.warning('listing {"webhook": {"authId": "%s"}}', PLANTED[2])
+        try:
+            raise RuntimeError(f"POST {sas} failed; Authorization: Bearer {PLANTED[1]}")
+        except RuntimeError:
+            log.exception("delivery failed")
+
+
+def _hostile_keys(w: LocalWorld, wl: Workload) -> tuple[bool, str]:
+    from shared.detection.table_state import TableStateStore
+
+    tenant = wl.tenants[0].tenant_id
+    keys = ["c1\u0085\u009fuser@contoso.com", "k" * 1000, "\u00e9" * 700, "a/b\\c#d?e%f\u0000"]
+    try:
+        store = TableStateStore(w.storage.table(names.TABLE_USER_STATE + "probe"))
+        states = store.load(tenant, keys)
+        for n, key in enumerate(keys):
+            states[key].section("probe")["n"] = n
+        store.save(tenant, states)
+        back = TableStateStore(w.storage.table(names.TABLE_USER_STATE + "probe")).load(tenant, keys)
+        stored = all(back[k].data == {"probe": {"n": n}} for n, k in enumerate(keys))
+        pairs = [(keys[0], "c1\u0085upn@contoso.com"), ("o" * 1000, ("u" * 990) + "@contoso.com")]
+        w.svc.identity_resolver.learn(tenant, pairs)
+        from shared.enrich.identity import IdentityResolver
+
+        fresh = IdentityResolver(w.storage, lambda t: None, clock=w.svc.clock)  # the world's time: answers expire
+        resolved = fresh.resolve(tenant, [o for o, _ in pairs]).resolved == dict(pairs)
+    except Exception as exc:  # a failure here is the finding
+        return False, f"{type(exc).__name__}: {str(exc)[:120]}"
+    return stored and resolved, f"{len(keys)} state keys, {len(pairs)} identity pairs"
+
+
+def _stale_checkpoint(w: LocalWorld, wl: Workload) -> tuple[bool, str]:
+    from dataclasses import replace
+
+    from shared.ingest.checkpoints import CheckpointStore
+    from shared.platform.errors import ConcurrencyError
+
+    store = CheckpointStore(w.storage)
+    tenant, ct = wl.tenants[0].tenant_id, "Audit.AzureActiveDirectory"
+    stale = store.get_checkpoint(tenant, ct)
+    current = store.save_progress(replace(stale, last_poll_at=stale.last_poll_at))  # another poller's write
+    try:
+        store.save_progress(replace(stale, watermark=None, cursor=None))
+    except ConcurrencyError:
+        kept = store.get_checkpoint(tenant, ct).watermark == current.watermark
+        return kept, "the stale write raised ConcurrencyError; the watermark stayed"
+    return False, "a stale checkpoint write went through"
+
+
+def _admin_fuzz(w: LocalWorld, rng: random.Random) -> tuple[bool, str]:
+    """Oversized fields and wide trusted ranges against the admin API's request validation and onboarding checks."""
+    from shared.ingest.onboarding import OnboardRequest, _validated_detection
+    from shared.platform.errors import ConfigurationError
+
+    tenant = "0f0f0f0f-0000-4000-8000-000000000fff"
+    refused = accepted = 0
+    bad: list[str] = []
+    for _ in range(200):
+        size = rng.choice([0, 1, 255, 256, 257, 1000, 40_000])
+        prefix4, prefix6 = rng.randint(0, 32), rng.randint(0, 128)
+        body = {
+            "tenant_id": tenant,
+            "name": "n" * size,
+            "partner_id": rng.choice(["p1", "p" * 65, "../x", "ok-partner"]),
+            "detection": {
+                "trusted_ip_ranges": [f"10.0.0.0/{prefix4}" if prefix4 else "0.0.0.0/0", f"2001:db8::/{prefix6}"]
+            },
+        }
+        try:
+            request = OnboardRequest.model_validate_json(orjson.dumps(body))
+            _validated_detection(tenant, request.detection or {})
+        except (ValueError, ConfigurationError):
+            refused += 1
+            continue
+        accepted += 1
+        if size > 256 or prefix4 < 8 or prefix6 < 32:
+            bad.append(f"accepted name={size} v4=/{prefix4} v6=/{prefix6}")
+    return not bad, f"{refused} refused, {accepted} accepted, {len(bad)} wrongly accepted"
 
 
 def _record_checkpoints(w: LocalWorld, out: RunResult) -> None:
@@ -377,6 +532,21 @@ def check(ref: RunResult, got: RunResult, wl: Workload) -> list[tuple[str, bool,
             "6. spoofs refused; no secret in logs",
             got.spoofs_refused == got.spoofs_sent and not leaks,
             f"{got.spoofs_refused}/{got.spoofs_sent} spoofs refused, {len(got.log_lines)} log lines, {len(leaks)} with secrets",
+        )
+    )
+    missed = {
+        rid
+        for cid, ids in got.forged_targets.items()
+        if cid not in got.quarantined_content  # a truncated or invalid blob (an API fault) is quarantined whole
+        for rid in ids - got.detected_ids - got.quarantined_ids
+    }
+    probes = [(name, ok, detail) for name, (ok, detail) in sorted(got.hardening.items())]
+    results.append(
+        (
+            "7. hardening: forged refs parked, their blobs processed; probes",
+            got.forged_parked == got.forged_sent and not missed and all(ok for _, ok, _ in probes),
+            f"{got.forged_parked}/{got.forged_sent} forged refs parked, {len(missed)} of {len(got.forged_targets)}"
+            " named records missed; " + "; ".join(f"{n}: {'ok' if ok else 'FAIL'} ({d})" for n, ok, d in probes),
         )
     )
     return results

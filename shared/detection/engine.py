@@ -18,6 +18,8 @@ from datetime import timedelta
 from operator import attrgetter
 from typing import Any, Protocol
 
+import orjson
+
 from shared.alert_model import Alert, Finding, build_alert
 from shared.detection.base import DetectionContext, Registry
 from shared.detection.state import TENANT_KEY, StateStore, UserState
@@ -81,6 +83,14 @@ class BatchOutcome:
     replayed_users: int = 0
     findings: list[Finding] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+
+
+def _snapshot(state: UserState) -> bytes | None:
+    """The state document's canonical JSON (None when it holds something JSON cannot say: then it is written)."""
+    try:
+        return orjson.dumps(state.data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
 
 
 class DetectionEngine:
@@ -159,8 +169,8 @@ class DetectionEngine:
         if self.enricher is not None:
             self.enricher.enrich(routed, tenant)
         keys = {ev.user_key or TENANT_KEY for ev in routed}
-        keys.add(TENANT_KEY)
-        states = self.store.load(tenant_id, keys)
+        states = self.store.load(tenant_id, keys | {TENANT_KEY})
+        tenant_before = _snapshot(states[TENANT_KEY])
         replayed = {k for k, st in states.items() if st.has_applied(batch_id)}
         out.replayed_users = len(replayed)
         ctx = DetectionContext(tenant, states, rogue_apps=self.rogue_apps)
@@ -179,6 +189,11 @@ class DetectionEngine:
                     alert = self._to_alert(f, states, changed)
                     if alert is not None:
                         changed[alert.alert_id] = alert
+        if TENANT_KEY not in keys and tenant_before is not None and _snapshot(states[TENANT_KEY]) == tenant_before:
+            # read but not changed (``section`` marks a read dirty): not written, so the shards of one tenant
+            # do not all rewrite (and conflict on) the tenant-wide row with every batch. Harmless for replays:
+            # no event of this batch is keyed to it, and an unchanged row has nothing to lose.
+            states[TENANT_KEY].dirty = False
         for key, st in states.items():
             if key not in replayed and (st.dirty or key in keys):
                 st.mark_applied(batch_id)

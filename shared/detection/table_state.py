@@ -17,8 +17,13 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.detection.state import StoreStats, UserState, copy_state
-from shared.platform.errors import ConcurrencyError
-from shared.platform.storage import decode_key, encode_key
+from shared.platform.errors import BadInputError, ConcurrencyError
+from shared.platform.storage import decode_key, encode_key, is_hashed_key
+
+_CONFLICT_CODES = frozenset(
+    {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "EntityNotFound", "ConditionNotMet"}
+)
+"""Table error codes of a lost race (an ETag that changed, a row created or deleted by another writer)."""
 
 
 class TableStateStore:
@@ -35,13 +40,17 @@ class TableStateStore:
     def _load_partition(self, tenant_id: str) -> dict[str, UserState]:
         part: dict[str, UserState] = {}
         pages = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": tenant_id}, select=["RowKey", "state"], results_per_page=1000
+            "PartitionKey eq @pk",
+            parameters={"pk": encode_key(tenant_id)},
+            select=["RowKey", "state", "key"],
+            results_per_page=1000,
         ).by_page()
         for page in pages:
             self.stats.reads += 1
             for ent in page:
                 etag = ent.metadata.get("etag")
-                part[decode_key(ent["RowKey"])] = UserState(orjson.loads(ent["state"]), etag)
+                key = str(ent.get("key") or "") if is_hashed_key(ent["RowKey"]) else decode_key(ent["RowKey"])
+                part[key] = UserState(orjson.loads(ent["state"]), etag)
         return part
 
     def load(self, tenant_id: str, keys: Iterable[str]) -> dict[str, UserState]:
@@ -72,7 +81,10 @@ class TableStateStore:
             chunk = dirty[i : i + self.BATCH]
             ops: list[Any] = []
             for key, st in chunk:
-                entity = {"PartitionKey": tenant_id, "RowKey": encode_key(key), "state": st.encode().decode()}
+                row_key = encode_key(key)
+                entity = {"PartitionKey": encode_key(tenant_id), "RowKey": row_key, "state": st.encode().decode()}
+                if is_hashed_key(row_key):
+                    entity["key"] = key  # a hashed RowKey cannot be decoded: the user key is kept beside it
                 if st.etag is None:
                     ops.append(("create", entity))
                 else:
@@ -91,6 +103,13 @@ class TableStateStore:
                 results = self._table.submit_transaction(ops)
             except (TableTransactionError, ResourceModifiedError, ResourceExistsError, ResourceNotFoundError) as exc:
                 self.invalidate(tenant_id)
+                code = str(getattr(exc, "error_code", "") or "")
+                if isinstance(exc, TableTransactionError) and code not in _CONFLICT_CODES:
+                    # refused for what it is (a key, property or size storage will never accept): replaying
+                    # the message cannot help, so it is permanent, not a concurrency conflict
+                    raise BadInputError(
+                        "state write refused by storage", reason="state_write_refused", tenant=tenant_id, code=code
+                    ) from exc
                 raise ConcurrencyError("state changed by another writer", tenant=tenant_id) from exc
             self.stats.writes += 1
             with self._lock:

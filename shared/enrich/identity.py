@@ -16,6 +16,7 @@ resolves it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 from shared.platform import names
 from shared.platform.errors import NotFoundError, PermanentError, TransientError
-from shared.platform.storage import StorageClients, decode_key, encode_key
+from shared.platform.storage import StorageClients, decode_key, encode_key, is_hashed_key
 
 _UPN = "upn:"
 """Cache keys of UPN -> object ID answers (object IDs are GUIDs, so the two never collide)."""
@@ -67,35 +68,48 @@ class IdentityResolver:
         self._clock = clock
         self._memory: dict[tuple[str, str], tuple[str | None, float]] = {}
         self._loaded: set[str] = set()
+        self._lock = threading.RLock()
+        """Guards the memory cache: one resolver serves every thread of the worker (#25 item 10)."""
 
     def _load_partition(self, tenant_id: str) -> None:
-        """The tenant's stored answers into memory, once per process."""
+        """The tenant's stored answers into memory, once per process (one thread reads, the others wait)."""
         if self._table is None or tenant_id in self._loaded:
             return
-        pages = self._table.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": tenant_id},
-            select=["RowKey", "upn", "expires"],
-            results_per_page=1000,
-        ).by_page()
-        for page in pages:
-            for ent in page:
-                key = (tenant_id, decode_key(ent["RowKey"]))
-                if key not in self._memory:  # an answer this process learned itself is at least as new
-                    self._memory[key] = (ent.get("upn") or None, float(ent.get("expires", 0)))
-        self._loaded.add(tenant_id)
+        with self._lock:
+            if tenant_id in self._loaded:
+                return
+            pages = self._table.query_entities(
+                "PartitionKey eq @pk",
+                parameters={"pk": encode_key(tenant_id)},
+                select=["RowKey", "upn", "expires", "key"],
+                results_per_page=1000,
+            ).by_page()
+            for page in pages:
+                for ent in page:
+                    row_key = str(ent["RowKey"])
+                    key = (tenant_id, str(ent.get("key") or "") if is_hashed_key(row_key) else decode_key(row_key))
+                    if key not in self._memory:  # an answer this process learned itself is at least as new
+                        self._memory[key] = (ent.get("upn") or None, float(ent.get("expires", 0)))
+            self._loaded.add(tenant_id)
 
     def _cached(self, tenant_id: str, oid: str) -> tuple[bool, str | None]:
         self._load_partition(tenant_id)
-        hit = self._memory.get((tenant_id, oid))
+        with self._lock:
+            hit = self._memory.get((tenant_id, oid))
         if hit is not None and hit[1] > self._clock():
             return True, hit[0]
         return False, None
 
     def _store(self, tenant_id: str, oid: str, upn: str | None, into: list[dict[str, Any]]) -> None:
         expires = self._clock() + (POSITIVE_TTL_S if upn else NEGATIVE_TTL_S)
-        self._memory[(tenant_id, oid)] = (upn, expires)
-        into.append({"PartitionKey": tenant_id, "RowKey": encode_key(oid), "upn": upn or "", "expires": expires})
+        with self._lock:
+            self._memory[(tenant_id, oid)] = (upn, expires)
+        row_key = encode_key(oid)
+        entity: dict[str, Any] = {"PartitionKey": encode_key(tenant_id), "RowKey": row_key, "upn": upn or ""}
+        entity["expires"] = expires
+        if is_hashed_key(row_key):
+            entity["key"] = oid  # a hashed RowKey cannot be decoded: the cache key is kept beside it
+        into.append(entity)
 
     def _write(self, learned: list[dict[str, Any]]) -> None:
         if self._table is None:

@@ -24,6 +24,7 @@ from the API or a webhook notification, must have the endpoint's scheme, host an
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -165,23 +166,60 @@ def _has_dot_segments_or_encoded_separators(url: httpx.URL) -> bool:
     return any(seg in (".", "..") for seg in unquote(raw).split("/"))
 
 
-def is_allowed_content_uri(uri: str, *, tenant_id: str, endpoint: ApiEndpoint) -> bool:
-    """True when ``uri`` may be fetched with this tenant's token.
+CONTENT_ID_PATTERN = re.compile(r"[A-Za-z0-9$_.-]{1,256}")
+"""What a ``contentId`` may look like: the documented ids are ``$``-separated runs of letters, digits and
+underscores (docs/management-activity-api.md §2); dots and hyphens are tolerated, nothing else."""
 
-    The scheme, host and port must be the endpoint's, and the path must lie under
-    ``{base_path}/api/v1.0/{tenant}/activity/feed/`` (no dot segments, no encoded slashes, no
-    credentials, no fragment). The webhook reuses this on notification ``contentUri`` values.
+_CONTENT_TYPE_SEGMENTS = {
+    "Audit_AzureActiveDirectory",
+    "Audit_Exchange",
+    "Audit_SharePoint",
+    "Audit_General",
+    "DLP_All",
+}
+"""Content types as they appear inside real content ids (``...$audit_general$Audit_General$emea9037``)."""
+
+
+def content_id_of_uri(uri: str, *, tenant_id: str, endpoint: ApiEndpoint) -> str | None:
+    """The content id a ``contentUri`` names, or None when the URI may not be fetched with this tenant's token.
+
+    Allowed: the endpoint's scheme, host and port, and exactly the path
+    ``{base_path}/api/v1.0/{tenant}/activity/feed/audit/{contentId}`` with a ``contentId`` matching
+    :data:`CONTENT_ID_PATTERN` (no dot segments, no encoded slashes, no credentials, no fragment).
+    Nothing else under the feed (``subscriptions/list`` answers carry the webhook's AuthID) is a blob.
     """
     try:
         url = httpx.URL(uri)
         tenant = normalize_tenant_id(tenant_id)
     except (httpx.InvalidURL, TypeError, ConfigurationError):
-        return False
+        return None
     if not endpoint.same_origin(url) or url.fragment or _has_dot_segments_or_encoded_separators(url):
+        return None
+    prefix = f"{endpoint.base_path}{API_VERSION_PATH}/{tenant}/activity/feed/audit/".lower()
+    path = url.path
+    if not path.lower().startswith(prefix):
+        return None
+    content_id = path[len(prefix) :]
+    return content_id if CONTENT_ID_PATTERN.fullmatch(content_id) else None
+
+
+def is_allowed_content_uri(uri: str, *, tenant_id: str, endpoint: ApiEndpoint) -> bool:
+    """True when ``uri`` names a content blob of this tenant (see :func:`content_id_of_uri`)."""
+    return content_id_of_uri(uri, tenant_id=tenant_id, endpoint=endpoint) is not None
+
+
+def content_uri_matches(uri: str, *, tenant_id: str, endpoint: ApiEndpoint, content_id: str, content_type: str) -> bool:
+    """True when ``uri`` is this tenant's blob URI of exactly ``content_id``, and the id does not name
+    another content type (real ids carry theirs, e.g. ``$audit_general$Audit_General$``).
+
+    A notification (or a queued ContentRef) whose ``contentId`` and ``contentUri`` disagree would let the
+    content ledger mark one blob done with another's records: such pairs are refused.
+    """
+    named = content_id_of_uri(uri, tenant_id=tenant_id, endpoint=endpoint)
+    if named is None or named != content_id:
         return False
-    prefix = f"{endpoint.base_path}{API_VERSION_PATH}/{tenant}/activity/feed/".lower()
-    path = url.path.lower()
-    return path.startswith(prefix) and len(path) > len(prefix)
+    typed = {seg for seg in content_id.split("$") if seg in _CONTENT_TYPE_SEGMENTS}
+    return not typed or typed == {content_type.replace(".", "_")}
 
 
 def is_allowed_next_page_uri(uri: str, *, tenant_id: str, endpoint: ApiEndpoint) -> bool:

@@ -38,9 +38,11 @@ import orjson
 
 from shared.alert_model import iso
 from shared.ingest.checkpoints import utcnow
+from shared.ingest.clouds import content_uri_matches
 from shared.ingest.context import IngestServices
 from shared.ingest.health import emit_alerts, integration_alert
 from shared.ingest.ledger import ContentEntry, ContentLedger, RecordLedger, record_hash
+from shared.ingest.onboarding import tenant_endpoint
 from shared.ingest.poller import content_message_id
 from shared.messages import ContentRef, RecordBatchRef, session_for, shard_of
 from shared.platform import names
@@ -123,6 +125,18 @@ def process_content_message(svc: IngestServices, body: bytes) -> ContentReport:
     record = svc.tenants.get(tid)
     if record is None or record.status == "offboarded":
         raise BadInputError("content of a tenant that is not onboarded", reason="unknown_tenant", tenant=tid)
+    # the ledger row is keyed on the content id; it must be the id of the blob actually fetched, or a
+    # forged (id X, URI of blob Y) pair would mark X done with Y's records and X would never be processed
+    if not content_uri_matches(
+        ref.content_uri,
+        tenant_id=tid,
+        endpoint=tenant_endpoint(svc, record),
+        content_id=ref.content_id,
+        content_type=ref.content_type,
+    ):
+        raise ForbiddenTargetError(
+            "contentUri is not the URI of this content id in the tenant's feed", tenant=tid, content_id=ref.content_id
+        )
     now = utcnow(svc.clock)
     ledger = ContentLedger(svc.storage)
     entry = ledger.get_entry(tid, ref.content_id, now=now)
@@ -194,7 +208,9 @@ def _split(
     tid, cid = ref.tenant_id, ref.content_id
     digest = hashlib.sha256(data).hexdigest()
     count = (entry.invalid_count if entry else 0) + 1
-    invalid = ContentEntry(tid, cid, "invalid", invalid_digest=digest, invalid_count=count)
+    invalid = ContentEntry(
+        tid, cid, "invalid", invalid_digest=digest, invalid_count=count, etag=entry.etag if entry else None
+    )
     ContentLedger(svc.storage).put_entry(invalid, now=now, content_type=ref.content_type)
     if (entry is not None and entry.invalid_digest == digest) or count >= MAX_INVALID_DOWNLOADS:
         _quarantine_blob(svc, ref, data, detail, now)
@@ -242,8 +258,9 @@ def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, n
         records=len(raws),
         duplicates=duplicates,
         quarantined=len(bad),
+        etag=entry.etag if entry else None,
     )
-    ContentLedger(svc.storage).put_entry(batched, now=now, content_type=ct)
+    batched = ContentLedger(svc.storage).put_entry(batched, now=now, content_type=ct)
     report = ContentReport(tid, cid, ct, "processed", len(raws), len(unique), duplicates, len(bad), len(batches))
     _finish(svc, ref, batched, batches, report, now)
     return report

@@ -25,7 +25,7 @@ from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -59,7 +59,7 @@ class ContentEntry:
     tenant_id: str
     content_id: str
     phase: str
-    """``invalid``, ``batched`` or ``done``."""
+    """``invalid``, ``batched`` or ``done`` (``expired``: a row past its retention, to be overwritten)."""
     invalid_digest: str | None = None
     invalid_count: int = 0
     batches: int = 0
@@ -68,6 +68,8 @@ class ContentEntry:
     duplicates: int = 0
     quarantined: int = 0
     updated_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+    """The row's ETag when read; None for a row not read (written only if none exists yet)."""
 
     @property
     def done(self) -> bool:
@@ -82,14 +84,15 @@ class ContentLedger:
         self._table = storage.table(names.TABLE_CONTENT_LEDGER)
 
     def get_entry(self, tenant_id: str, content_id: str, *, now: datetime) -> ContentEntry | None:
-        """The row of a content blob, or None (never seen, or expired)."""
+        """The row of a content blob, or None (never seen). An expired row (not purged yet) is an entry of phase
+        ``expired`` with nothing else but its ETag (so that a new delivery can claim the row)."""
         try:
             row = self._table.get_entity(encode_key(tenant_id), encode_key(content_id))
         except ResourceNotFoundError:
             return None
         expires = datetime.fromisoformat(str(row.get("expires_at") or "1970-01-01T00:00:00+00:00"))
         if expires <= now:
-            return None
+            return ContentEntry(tenant_id, content_id, "expired", etag=row.metadata.get("etag"))
         return ContentEntry(
             tenant_id=tenant_id,
             content_id=content_id,
@@ -102,29 +105,44 @@ class ContentLedger:
             duplicates=int(row.get("duplicates") or 0),
             quarantined=int(row.get("quarantined") or 0),
             updated_at=datetime.fromisoformat(str(row["updated_at"])) if row.get("updated_at") else None,
+            etag=row.metadata.get("etag"),
         )
 
-    def put_entry(self, entry: ContentEntry, *, now: datetime, content_type: str = "") -> None:
-        """Write a row (its expiry moves to ``now`` + :data:`CONTENT_RETENTION`)."""
-        self._table.upsert_entity(
-            {
-                "PartitionKey": encode_key(entry.tenant_id),
-                "RowKey": encode_key(entry.content_id),
-                "content_id": entry.content_id,
-                "content_type": content_type,
-                "phase": entry.phase,
-                "invalid_digest": entry.invalid_digest or "",
-                "invalid_count": entry.invalid_count,
-                "batches": entry.batches,
-                "shards": entry.shards,
-                "records": entry.records,
-                "duplicates": entry.duplicates,
-                "quarantined": entry.quarantined,
-                "updated_at": now.astimezone(UTC).isoformat(),
-                "expires_at": (now + CONTENT_RETENTION).astimezone(UTC).isoformat(),
-            },
-            mode=UpdateMode.REPLACE,
-        )
+    def put_entry(self, entry: ContentEntry, *, now: datetime, content_type: str = "") -> ContentEntry:
+        """Write a row (its expiry moves to ``now`` + :data:`CONTENT_RETENTION`); the entry with its new ETag.
+
+        Claimed: an entry read from the ledger is written only if the row is unchanged (its ETag), a new one
+        only if no row exists (a row that expired but was not purged yet counts as changed). ConcurrencyError
+        otherwise: another delivery of the same content got there first, and this one is retried against its row.
+        """
+        entity = {
+            "PartitionKey": encode_key(entry.tenant_id),
+            "RowKey": encode_key(entry.content_id),
+            "content_id": entry.content_id,
+            "content_type": content_type,
+            "phase": entry.phase,
+            "invalid_digest": entry.invalid_digest or "",
+            "invalid_count": entry.invalid_count,
+            "batches": entry.batches,
+            "shards": entry.shards,
+            "records": entry.records,
+            "duplicates": entry.duplicates,
+            "quarantined": entry.quarantined,
+            "updated_at": now.astimezone(UTC).isoformat(),
+            "expires_at": (now + CONTENT_RETENTION).astimezone(UTC).isoformat(),
+        }
+        try:
+            if entry.etag is None:
+                meta = self._table.create_entity(entity)
+            else:
+                meta = self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=entry.etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise ConcurrencyError(
+                "content ledger row changed by another delivery", tenant=entry.tenant_id, content_id=entry.content_id
+            ) from exc
+        return replace(entry, etag=meta.get("etag"))
 
     def purge_expired(self, tenant_id: str, *, now: datetime) -> int:
         """Delete the tenant's expired rows; returns how many went."""

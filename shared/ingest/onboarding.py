@@ -17,13 +17,19 @@ service is reported as ``deferred``). The webhook AuthID is kept only as a SHA-2
 needs it, the plaintext is taken from a subscription that still carries the matching AuthID
 (``/subscriptions/list`` returns it), and rotated when none does.
 
-:func:`handle_admin_request` is the ``admin/tenants`` HTTP API: ``x-itdr-admin-key`` whose SHA-256 must
-equal ``Settings.admin_api_key_hash`` (constant-time), on top of the platform's function key.
+:func:`handle_admin_request` is the ``admin/tenants`` HTTP API, on top of the platform's function key: either
+``x-itdr-admin-key`` whose SHA-256 equals ``Settings.admin_api_key_hash`` (constant-time; every tenant), or,
+with ``ITDR_ADMIN_PRINCIPAL_AUTH=appservice``, an App Service Authentication principal with the ``Admin`` app
+role (every tenant) or ``PartnerAdmin`` and ``partner`` claims (those partners' tenants) (:func:`admin_scope`).
+Sizes are bounded, and a trusted IP range wider than /8 (IPv4) or /32 (IPv6) is refused.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -32,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES, CheckpointStore, utcnow
 from shared.ingest.client import ManagementActivityClient, Subscription, WebhookConfig
@@ -51,6 +57,13 @@ START_SPACING = timedelta(minutes=15)
 HOME_COUNTRIES_MAX_CHARS = 24_000
 """Largest seeded ``home_countries`` JSON kept in the tenant row (a Table string holds 32 Ki characters)."""
 MAX_ADMIN_BODY = 64 * 1024
+MAX_DETECTION_CHARS = 6_000
+"""Largest ``detection`` object (JSON) accepted from the admin API: with seeded home countries
+(:data:`HOME_COUNTRIES_MAX_CHARS`) the tenant row stays under Table Storage's 32 Ki-character string."""
+MIN_TRUSTED_PREFIX = {4: 8, 6: 32}
+"""The widest trusted range accepted per IP version (/8 IPv4, /32 IPv6): anything wider, the default route
+included, would make the detectors trust most of the internet."""
+MAX_PRINCIPAL_HEADER = 16 * 1024
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -259,11 +272,19 @@ HUMAN_ACTIONS = {
 
 def _validated_detection(tenant_id: str, detection: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        TenantConfig.model_validate({**detection, "tenant_id": tenant_id})
+        config = TenantConfig.model_validate({**detection, "tenant_id": tenant_id})
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(x) for x in first["loc"])
         raise ConfigurationError(f"invalid detection settings: {where}: {first['msg']}", tenant=tenant_id) from exc
+    for cidr in config.trusted_ip_ranges:
+        network = ipaddress.ip_network(cidr, strict=False)
+        if network.prefixlen < MIN_TRUSTED_PREFIX[network.version]:
+            raise ConfigurationError(
+                f"trusted range {network} is wider than /{MIN_TRUSTED_PREFIX[network.version]}",
+                reason="trusted_range_too_wide",
+                tenant=tenant_id,
+            )
     return dict(detection)
 
 
@@ -414,11 +435,18 @@ class OnboardRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tenant_id: str
-    name: str = ""
-    partner_id: str = "default"
-    cloud: str = "commercial"
+    tenant_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=256)
+    partner_id: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    cloud: str = Field(default="commercial", max_length=16)
     detection: dict[str, Any] | None = None
+
+    @field_validator("detection")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(orjson.dumps(value)) > MAX_DETECTION_CHARS:
+            raise ValueError(f"detection settings larger than {MAX_DETECTION_CHARS} characters")
+        return value
 
 
 def _json(status: int, value: Any) -> tuple[int, bytes]:
@@ -434,23 +462,96 @@ def admin_key_matches(svc: IngestServices, headers: Mapping[str, str]) -> bool:
     return hmac.compare_digest(hash_secret(key), expected)
 
 
-def list_tenant_statuses(svc: IngestServices) -> list[dict[str, Any]]:
-    """Every tenant with its stored status and feed checkpoints (no API calls)."""
+@dataclass(frozen=True, slots=True)
+class AdminScope:
+    """Who called the admin API and which tenants they may see and onboard."""
+
+    caller: str
+    """``admin-key`` or ``principal``."""
+    partners: frozenset[str] | None
+    """The partners whose tenants the caller covers; None for every tenant."""
+
+    def allows(self, partner_id: str) -> bool:
+        """True when a tenant of ``partner_id`` is within the caller's scope."""
+        return self.partners is None or partner_id in self.partners
+
+
+ADMIN_ROLE = "Admin"
+"""App role of a principal that administers every tenant."""
+PARTNER_ADMIN_ROLE = "PartnerAdmin"
+"""App role of a principal that administers the tenants of the partners named by its ``partner`` claims."""
+
+
+def _principal_claims(headers: Mapping[str, str]) -> tuple[set[str], set[str]] | None:
+    """(roles, partner ids) of an App Service Authentication ``X-MS-CLIENT-PRINCIPAL`` header, or None."""
+    raw = next((v for k, v in headers.items() if k.lower() == "x-ms-client-principal"), "")
+    if not raw or len(raw) > MAX_PRINCIPAL_HEADER:
+        return None
+    try:
+        principal = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(principal, dict) or not isinstance(principal.get("claims"), list):
+        return None
+    role_types = {"roles", str(principal.get("role_typ") or "roles")}
+    roles: set[str] = set()
+    partners: set[str] = set()
+    for claim in principal["claims"]:
+        if not isinstance(claim, dict) or not isinstance(claim.get("val"), str):
+            continue
+        typ, val = str(claim.get("typ") or ""), claim["val"]
+        if typ in role_types:
+            roles.add(val)
+        elif typ == "partner":
+            partners.add(val)
+    return roles, partners
+
+
+def admin_scope(svc: IngestServices, headers: Mapping[str, str]) -> AdminScope | None:
+    """The caller's scope, or None (unauthorized).
+
+    The admin key covers every tenant. With ``ITDR_ADMIN_PRINCIPAL_AUTH=appservice`` an App Service
+    Authentication principal is accepted too: app role ``Admin`` covers every tenant, ``PartnerAdmin``
+    the tenants of the partners its ``partner`` claims name (none named: unauthorized).
+    """
+    if admin_key_matches(svc, headers):
+        return AdminScope("admin-key", None)
+    if svc.settings.admin_principal_auth != "appservice":
+        return None
+    claims = _principal_claims(headers)
+    if claims is None:
+        return None
+    roles, partners = claims
+    if ADMIN_ROLE in roles:
+        return AdminScope("principal", None)
+    if PARTNER_ADMIN_ROLE in roles and partners:
+        return AdminScope("principal", frozenset(partners))
+    return None
+
+
+def list_tenant_statuses(svc: IngestServices, scope: AdminScope | None = None) -> list[dict[str, Any]]:
+    """Every tenant (within ``scope``) with its stored status and feed checkpoints (no API calls)."""
     out: list[dict[str, Any]] = []
     for record in svc.tenants.list():
-        out.append(tenant_status(svc, record.tenant_id, live=False).to_dict())
+        if scope is None or scope.allows(record.partner_id):
+            out.append(tenant_status(svc, record.tenant_id, live=False).to_dict())
     return out
 
 
 def handle_admin_request(
     svc: IngestServices, *, method: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[int, bytes]:
-    """``admin/tenants``: POST onboards (body :class:`OnboardRequest`), GET lists; (status, JSON body)."""
-    if not admin_key_matches(svc, headers):
+    """``admin/tenants``: POST onboards (body :class:`OnboardRequest`), GET lists; (status, JSON body).
+
+    A partner-scoped caller lists only its partners' tenants and onboards only for them (an existing
+    tenant of another partner included): anything else is 403 ``forbidden``.
+    """
+    scope = admin_scope(svc, headers)
+    if scope is None:
         return _json(401, {"error": "unauthorized"})
     verb = method.upper()
     if verb == "GET":
-        return _json(200, {"tenants": list_tenant_statuses(svc)})
+        return _json(200, {"tenants": list_tenant_statuses(svc, scope)})
     if verb != "POST":
         return _json(405, {"error": "method_not_allowed"})
     if len(body) > MAX_ADMIN_BODY:
@@ -460,11 +561,23 @@ def handle_admin_request(
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(x) for x in first["loc"])
-        return _json(400, {"error": "invalid_request", "detail": f"{where}: {first['msg']}"})
+        return _json(400, {"error": "invalid_request", "detail": f"{where}: {first['msg'][:200]}"})
+    if not scope.allows(request.partner_id):
+        return _json(403, {"error": "forbidden"})
     try:
+        existing = svc.tenants.get(normalize_tenant_id(request.tenant_id))
+        if existing is not None and not scope.allows(existing.partner_id):
+            return _json(403, {"error": "forbidden"})
         status = onboard_tenant(svc, **request.model_dump())
     except ConfigurationError as exc:
-        return _json(400, {"error": exc.reason, "detail": str(exc)})
+        return _json(400, {"error": exc.reason, "detail": str(exc)[:300]})
     except TransientError as exc:
         return _json(503, {"error": exc.reason})
+    log.info(
+        "admin onboarding: tenant=%s partner=%s caller=%s",
+        status.tenant_id,
+        status.partner_id,
+        scope.caller,
+        extra={"tenant_id": status.tenant_id},
+    )
     return _json(200, status.to_dict())

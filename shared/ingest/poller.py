@@ -33,7 +33,7 @@ from shared.ingest.onboarding import ensure_feeds
 from shared.messages import ContentRef
 from shared.platform import names
 from shared.platform.bus import OutboundMessage
-from shared.platform.errors import ItdrError, SubscriptionError
+from shared.platform.errors import ConcurrencyError, ItdrError, SubscriptionError
 from shared.platform.faults import crash_point
 from shared.tenants import TenantRecord
 
@@ -161,11 +161,20 @@ def _poll_feed(svc: IngestServices, client: ManagementActivityClient, record: Te
         cp = _on_subscription_error(svc, client, store, record, cp, now, feed, exc)
     except ItdrError as exc:
         feed.error = exc.reason
-        cp = store.get_checkpoint(tid, ct)
-        store.save_progress(replace(cp, last_poll_at=now, last_error=exc.reason))
+        cp = _note_error(store, tid, ct, now, exc.reason)
         log.warning("poll of a feed failed: tenant=%s content_type=%s reason=%s", tid, ct, exc.reason)
     feed.watermark = cp.watermark
     return feed
+
+
+def _note_error(store: CheckpointStore, tenant_id: str, content_type: str, now: datetime, reason: str) -> Checkpoint:
+    """Record a failed poll on a fresh read of the row; when another poller wrote it meanwhile, its newer
+    state stands (the note is lost, which is harmless: the next poll records its own outcome)."""
+    cp = store.get_checkpoint(tenant_id, content_type)
+    try:
+        return store.save_progress(replace(cp, last_poll_at=now, last_error=reason))
+    except ConcurrencyError:
+        return store.get_checkpoint(tenant_id, content_type)
 
 
 def _on_subscription_error(
@@ -202,16 +211,14 @@ def _on_subscription_error(
         log.warning("subscription restart failed: tenant=%s content_type=%s reason=%s", tid, ct, exc.reason)
     if not started:
         feed.error = error.reason
-        store.save_progress(replace(cp, last_poll_at=now, last_error=error.reason))
-        return cp
+        return _note_error(store, tid, ct, now, error.reason)
     feed.restarted = True
+    cp = store.get_checkpoint(tid, ct)  # the start log was written meanwhile: claim the current row
     try:
         return _list(svc, client, store, cp, now, feed)
     except ItdrError as exc:
         feed.error = exc.reason
-        cp = store.get_checkpoint(tid, ct)
-        store.save_progress(replace(cp, last_poll_at=now, last_error=exc.reason))
-        return cp
+        return _note_error(store, tid, ct, now, exc.reason)
 
 
 def _list(
@@ -233,8 +240,7 @@ def _list(
     start = max(cp.watermark - OVERLAP if cp.watermark else now - FIRST_RUN, oldest)
     pages = client.list_content_pages(ct, start=start, end=now)
     cp = _consume(svc, store, cp, pages, now, feed)
-    store.save_progress(replace(cp, last_poll_at=now, last_error=None))
-    return cp
+    return store.save_progress(replace(cp, last_poll_at=now, last_error=None))
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -275,7 +281,7 @@ def _consume(
                 cursor_end=None,
                 newest_content_at=newest,
             )
-        store.save_progress(replace(cp, last_poll_at=now))
+        cp = store.save_progress(replace(cp, last_poll_at=now))
     return cp
 
 

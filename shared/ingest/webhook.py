@@ -5,19 +5,24 @@ MessageId = contentId, so the queue drops whichever of poller and webhook comes 
 stays the source of truth (docs/management-activity-api.md §5).
 
 Guards, in order; the first failure refuses the whole request, which is counted in
-:class:`WebhookStats` (``svc.webhook_stats``) by reason:
+:class:`WebhookStats` (``svc.webhook_stats``) by reason (the caller is answered the reason, except where
+the table says ``unauthorized``):
 
 ============================  ======  ==================================================================
 check                         status  reason
 ============================  ======  ==================================================================
 body larger than 1 MiB        413     ``too_large``
-handshake AuthID unknown      401     ``handshake_unauthorized``
+handshake AuthID unknown      401     ``handshake_unauthorized`` (answered ``unauthorized``)
 not a JSON array of items     400     ``invalid_body``
-tenant unknown / offboarded   401     ``unknown_tenant`` (same status as a bad AuthID: no tenant oracle)
-AuthID not the tenant's       401     ``bad_auth_id`` (constant-time hash comparison)
+tenant unknown / offboarded   401     ``unknown_tenant`` (answered ``unauthorized``, like a bad AuthID:
+                                      no tenant oracle)
+AuthID not the tenant's       401     ``bad_auth_id`` (answered ``unauthorized``; constant-time hash
+                                      comparison)
 content type not subscribed   400     ``unknown_content_type``
-contentUri off the tenant's   403     ``forbidden_content_uri`` (scheme, host, port, tenant feed path)
-API endpoint
+contentUri not this blob's    403     ``forbidden_content_uri`` (scheme, host, port, exactly
+URI on the tenant's endpoint          ``/api/v1.0/{tenant}/activity/feed/audit/{contentId}`` with the
+                                      notification's contentId, whose content type, when the id names
+                                      one, is the notification's)
 ============================  ======  ==================================================================
 
 The validation handshake (``Webhook-ValidationCode`` header or a ``{"validationCode"}`` body) gets 200
@@ -35,7 +40,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
 from shared.ingest.client import ContentNotification
-from shared.ingest.clouds import is_allowed_content_uri, normalize_tenant_id
+from shared.ingest.clouds import content_uri_matches, normalize_tenant_id
 from shared.ingest.context import IngestServices
 from shared.ingest.onboarding import tenant_endpoint
 from shared.ingest.poller import content_message_id
@@ -47,10 +52,15 @@ from shared.platform.errors import ConfigurationError, TransientError
 log = logging.getLogger("itdr.ingest")
 
 MAX_BODY = 1024 * 1024
+UNAUTHORIZED = "unauthorized"
+"""The one answer to an unknown tenant and to a wrong AuthID (the reasons are told apart only in the counts)."""
 _NOTIFICATIONS = TypeAdapter(list[ContentNotification])
 
 
-def _refuse(svc: IngestServices, status: int, reason: str, tenant: str | None = None) -> tuple[int, bytes]:
+def _refuse(
+    svc: IngestServices, status: int, reason: str, tenant: str | None = None, *, answer: str | None = None
+) -> tuple[int, bytes]:
+    """Count and log ``reason``; the caller gets ``answer`` (default: the reason) in the body."""
     svc.webhook_stats.count(refused=reason)
     log.warning(
         "webhook request refused: reason=%s tenant=%s",
@@ -58,7 +68,7 @@ def _refuse(svc: IngestServices, status: int, reason: str, tenant: str | None = 
         tenant or "unknown",
         extra={"tenant_id": tenant or "unknown", "reason": reason},
     )
-    return status, orjson.dumps({"error": reason})
+    return status, orjson.dumps({"error": answer or reason})
 
 
 def _handshake_code(headers: Mapping[str, str], body: bytes) -> str | None:
@@ -93,15 +103,21 @@ def handle_webhook(svc: IngestServices, *, headers: Mapping[str, str], body: byt
         try:
             tenant = normalize_tenant_id(item.tenant_id)
         except ConfigurationError:
-            return _refuse(svc, 401, "unknown_tenant")
+            return _refuse(svc, 401, "unknown_tenant", answer=UNAUTHORIZED)
         record = directory.get(tenant)
         if record is None or record.status == "offboarded":
-            return _refuse(svc, 401, "unknown_tenant", tenant)
+            return _refuse(svc, 401, "unknown_tenant", tenant, answer=UNAUTHORIZED)
         if not record.webhook_auth_matches(auth_id):
-            return _refuse(svc, 401, "bad_auth_id", tenant)
+            return _refuse(svc, 401, "bad_auth_id", tenant, answer=UNAUTHORIZED)
         if item.content_type not in FEED_CONTENT_TYPES:
             return _refuse(svc, 400, "unknown_content_type", tenant)
-        if not is_allowed_content_uri(item.content_uri, tenant_id=tenant, endpoint=tenant_endpoint(svc, record)):
+        if not content_uri_matches(
+            item.content_uri,
+            tenant_id=tenant,
+            endpoint=tenant_endpoint(svc, record),
+            content_id=item.content_id,
+            content_type=item.content_type,
+        ):
             return _refuse(svc, 403, "forbidden_content_uri", tenant)
         refs.append(
             ContentRef(
@@ -126,10 +142,9 @@ def handle_webhook(svc: IngestServices, *, headers: Mapping[str, str], body: byt
 
 
 def _handshake(svc: IngestServices, auth_id: str) -> tuple[int, bytes]:
-    if auth_id:
-        for record in svc.tenants.list():
-            if record.status != "offboarded" and record.webhook_auth_matches(auth_id):
-                svc.webhook_stats.count(handshakes=1)
-                log.info("webhook validated: tenant=%s", record.tenant_id, extra={"tenant_id": record.tenant_id})
-                return 200, b"{}"
-    return _refuse(svc, 401, "handshake_unauthorized")
+    record = svc.tenants.find_by_webhook_auth(auth_id)
+    if record is not None:
+        svc.webhook_stats.count(handshakes=1)
+        log.info("webhook validated: tenant=%s", record.tenant_id, extra={"tenant_id": record.tenant_id})
+        return 200, b"{}"
+    return _refuse(svc, 401, "handshake_unauthorized", answer=UNAUTHORIZED)

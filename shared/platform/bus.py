@@ -330,11 +330,11 @@ def default_queue_options() -> dict[str, QueueOptions]:
     """The queues of m365-itdr with the options Bicep declares for them (infra/modules/service-bus.bicep)."""
     from shared.platform import names
 
-    week = 7 * 86400.0
+    week, day = 7 * 86400.0, 86400.0
     return {
         names.QUEUE_CONTENT: QueueOptions(duplicate_detection_s=week, lock_duration_s=300.0),
-        names.QUEUE_RECORDS: QueueOptions(requires_session=True, lock_duration_s=300.0),
-        names.QUEUE_DETECT: QueueOptions(requires_session=True, lock_duration_s=300.0),
+        names.QUEUE_RECORDS: QueueOptions(requires_session=True, duplicate_detection_s=day, lock_duration_s=300.0),
+        names.QUEUE_DETECT: QueueOptions(requires_session=True, duplicate_detection_s=day, lock_duration_s=300.0),
         names.QUEUE_ALERTS: QueueOptions(lock_duration_s=60.0),
         names.QUEUE_REMEDIATION: QueueOptions(lock_duration_s=300.0),
     }

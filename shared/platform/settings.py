@@ -44,6 +44,10 @@ class Settings(BaseModel):
     partner_format: str = Field(default="itdr", alias="ITDR_PARTNER_FORMAT")
     """`itdr` (our versioned JSON schema) or `ocsf` (OCSF Detection Finding)."""
     admin_api_key_hash: str | None = Field(default=None, alias="ITDR_ADMIN_KEY_SHA256")
+    admin_principal_auth: str = Field(default="off", alias="ITDR_ADMIN_PRINCIPAL_AUTH")
+    """`appservice`: App Service Authentication fronts the app (it strips client-sent ``X-MS-CLIENT-PRINCIPAL``),
+    so the admin API also accepts its principals with the ``Admin`` or ``PartnerAdmin`` app role; `off`: only
+    the admin key (the header is ignored: without App Service Authentication anyone could send it)."""
 
     management_api_base_url: str | None = Field(default=None, alias="ITDR_MANAGEMENT_API_BASE_URL")
     """Override of the Management Activity API root (the local emulator); empty in production."""

@@ -7,6 +7,7 @@ and tests pass an explicit connection string to Azurite. Table keys may not cont
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,17 +23,41 @@ from shared.platform import names
 from shared.platform.errors import ConfigurationError
 from shared.platform.settings import Settings
 
-_FORBIDDEN = set("/\\#?%") | {chr(c) for c in range(0x20)} | {chr(0x7F)}
+_FORBIDDEN = set("/\\#?%") | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
+"""Characters a Table key may not hold (``/ \\ # ?``, C0 and C1 control characters), and ``%`` (the escape)."""
+MAX_KEY_BYTES = 255
+"""Longest encoded key (UTF-8 bytes) stored as is; Azure allows 1 KiB, Azurite refuses less. Longer keys are
+hashed: :data:`HASH_MARK`, which no escaped key contains, then the SHA-256 of the key."""
+HASH_MARK = "%~"
+_HASH_PREFIX_BYTES = 120
 
 
 def encode_key(value: str) -> str:
-    """A Table PartitionKey/RowKey for any string (reversible with :func:`decode_key`)."""
-    if not any(ch in _FORBIDDEN for ch in value):
-        return value
-    return "".join(quote(ch, safe="") if ch in _FORBIDDEN else ch for ch in value)
+    """A Table PartitionKey/RowKey for any string.
+
+    Forbidden characters are percent-escaped (reversible with :func:`decode_key`); an escaped key longer
+    than :data:`MAX_KEY_BYTES` becomes ``<escaped prefix>%~<sha256 hex>`` (one-way: callers that must
+    get such a key back store it in a property, see :func:`is_hashed_key`). Distinct strings never share a
+    key: an escaped key has a ``%`` only before two hex digits, so it never contains :data:`HASH_MARK`.
+    """
+    encoded = (
+        value
+        if not any(ch in _FORBIDDEN for ch in value)
+        else "".join(quote(ch, safe="") if ch in _FORBIDDEN else ch for ch in value)
+    )
+    if len(encoded.encode("utf-8")) <= MAX_KEY_BYTES:
+        return encoded
+    prefix = encoded.encode("utf-8")[:_HASH_PREFIX_BYTES].decode("utf-8", "ignore")
+    return f"{prefix}{HASH_MARK}{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+def is_hashed_key(value: str) -> bool:
+    """True when :func:`encode_key` hashed the key (:func:`decode_key` cannot give the string back)."""
+    return HASH_MARK in value
 
 
 def decode_key(value: str) -> str:
+    """The string an escaped (not hashed) key was made from."""
     return unquote(value) if "%" in value else value
 
 

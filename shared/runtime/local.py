@@ -128,6 +128,8 @@ class LocalRuntime:
             if fault == "crash":
                 raise RuntimeError(f"injected crash in {name}")
             call_function(name, sb_message(m))
+            if fault == "duplicate":  # delivered again: the first completion never reached the broker
+                call_function(name, sb_message(m))
         except Exception as exc:  # the host abandons on any exception
             self.stats.count(name, failed=True)
             log.info("function failed; message abandoned", extra={"function": name, "error": type(exc).__name__})

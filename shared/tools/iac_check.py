@@ -739,7 +739,10 @@ class QueuePolicy:
 
     queues: tuple[str, ...] = names.ALL_QUEUES
     session_queues: frozenset[str] = names.SESSION_QUEUES
-    duplicate_detection: Mapping[str, str] = field(default_factory=lambda: {names.QUEUE_CONTENT: "P7D"})
+    duplicate_detection: Mapping[str, str] = field(
+        default_factory=lambda: {names.QUEUE_CONTENT: "P7D", names.QUEUE_RECORDS: "P1D", names.QUEUE_DETECT: "P1D"}
+    )
+    """Queues whose producers set fixed MessageIds, and the broker's window for dropping a repeat."""
     max_delivery_count: Mapping[str, int] = field(default_factory=lambda: {names.QUEUE_REMEDIATION: 10})
     default_max_delivery_count: int = 10
     lock_seconds: tuple[int, int] = (60, 300)
@@ -776,7 +779,7 @@ def check_queues(files: Sequence[BicepFile], *, policy: QueuePolicy | None = Non
         window = policy.duplicate_detection.get(name)
         if window is not None:
             if props.get("requiresDuplicateDetection") is not True:
-                bad("requiresDuplicateDetection must be true (MessageId = contentId)")
+                bad("requiresDuplicateDetection must be true (fixed MessageIds)")
             if props.get("duplicateDetectionHistoryTimeWindow") != window:
                 bad(f"duplicateDetectionHistoryTimeWindow must be {window}")
         if props.get("deadLetteringOnMessageExpiration") is not True:
@@ -870,6 +873,7 @@ KNOWN_ROLES: Final[Mapping[str, str]] = {
     "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba": "Key Vault Certificate User",
     "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "515c2055-d9d4-4321-b1b9-bd0c9a0f79fe": "Logic App Operator",
 }
 """Built-in role definition IDs this project may assign, with their official names."""
 

@@ -13,6 +13,7 @@ import pytest
 
 from shared.alert_model import Category
 from shared.alerts.delivery import (
+    CLAIM_LEASE_S,
     DeliveryRecord,
     DeliveryResult,
     InMemoryDeliveryLedger,
@@ -77,7 +78,7 @@ def client(endpoint: PartnerEndpoint, http: httpx.Client, ledger: Any = None, **
         allowed_hosts=("127.0.0.1",),
         allow_insecure=True,
         rng=random.Random(7),
-        now=lambda: NOW,
+        now=kw.pop("now", lambda: NOW),
         **kw,
     )
 
@@ -284,7 +285,17 @@ def test_a_crash_between_post_and_record_reposts_with_the_same_key(
     ledger = CrashAfterPost()
     with pytest.raises(ServiceUnavailable):
         client(endpoint, http, ledger).deliver(incident)
-    assert client(endpoint, http, ledger).deliver(incident).outcome == "delivered"
+    # #25.5: the revision stays claimed for the lease: a redelivery at once does not post a second time...
+    with pytest.raises(ServiceUnavailable) as busy:
+        client(endpoint, http, ledger).deliver(incident)
+    assert (busy.value.reason, busy.value.retry_after, len(endpoint.deliveries)) == (
+        "delivery_in_flight",
+        CLAIM_LEASE_S,
+        1,
+    )
+    # ...after the lease the claim is taken over, and the partner drops the repeated key
+    later = client(endpoint, http, ledger, now=lambda: NOW + CLAIM_LEASE_S + 1)
+    assert later.deliver(incident).outcome == "delivered"
     assert len(endpoint.deliveries) == 2  # posted twice...
     assert len(endpoint.effective_deliveries) == 1  # ...one in effect, thanks to the idempotency key
 
@@ -366,3 +377,33 @@ def test_proof_of_life_notice_is_posted_once(endpoint: PartnerEndpoint, http: ht
     assert post.headers["idempotency-key"] == f"{first.incident_id}-r1" == body["idempotency_key"]
     with pytest.raises(BadInputError):
         client(endpoint, http, ledger).deliver_notice({"kind": "hello", "tenant_id": TENANT})
+
+
+def test_two_consumers_of_one_revision_post_it_once(
+    endpoint: PartnerEndpoint, http: httpx.Client, incident: Any, storage: Any
+) -> None:
+    """#25.5: delivery checked the ledger, then posted, with no claim: two consumers both posted."""
+    ledger = TableDeliveryLedger.from_storage(storage)
+    first = DeliveryRecord(TENANT, incident.incident_id, 1, "claimed", NOW, 0, 0, f"{incident.incident_id}-r1", "itdr")
+    assert ledger.claim(first)  # consumer A holds the revision (its POST in flight)
+    with pytest.raises(ServiceUnavailable) as busy:
+        client(endpoint, http, TableDeliveryLedger.from_storage(storage)).deliver(incident)  # consumer B
+    assert (busy.value.reason, endpoint.requests) == ("delivery_in_flight", [])
+    assert not ledger.claim(first)
+    ledger.release(first)  # A's POST failed: the claim goes, B's retry posts
+    assert client(endpoint, http, ledger).deliver(incident).outcome == "delivered"
+    assert len(endpoint.requests) == 1
+    assert [r.status for r in ledger.list_deliveries(TENANT, incident.incident_id)] == ["delivered"]
+
+
+def test_a_notice_in_flight_is_not_posted_again(endpoint: PartnerEndpoint, http: httpx.Client) -> None:
+    """#25.5: notices and weekly reports claim their row too (a duplicate message waits for the lease)."""
+    notice = {"kind": "proof_of_life", "tenant_id": TENANT, "content_type": "Audit.Exchange"}
+    ledger = CrashAfterPost()
+    with pytest.raises(ServiceUnavailable):
+        client(endpoint, http, ledger).deliver_notice(notice)  # posted, then died before the record
+    with pytest.raises(ServiceUnavailable) as busy:
+        client(endpoint, http, ledger).deliver_notice(notice)
+    assert (busy.value.reason, len(endpoint.requests)) == ("delivery_in_flight", 1)
+    later = client(endpoint, http, ledger, now=lambda: NOW + CLAIM_LEASE_S + 1).deliver_notice(notice)
+    assert (later.outcome, len(endpoint.requests), len(endpoint.effective_deliveries)) == ("delivered", 2, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -137,3 +138,27 @@ def test_registry_rejects_bad_declarations() -> None:
         DetectorMeta.model_validate(
             {**CountFailures.meta.model_dump(), "operations": frozenset({"Consent to application."})}
         )
+
+
+def test_shards_of_one_tenant_do_not_conflict_on_an_unchanged_tenant_row(storage: Any) -> None:
+    """#25.5: every batch rewrote the tenant-wide row, so two shards of a tenant conflicted on it.
+
+    Shard 0's batch loads, detects and (inside ``after_alerts``, before its save) shard 1's batch runs to the
+    end: with the old code shard 0's save then failed on the tenant row (ConcurrencyError, a replay). Neither
+    batch changes tenant-wide state, so neither writes it now; both users' states are saved.
+    """
+    from shared.detection.table_state import TableStateStore
+
+    table = storage.table("userstate")
+    shard0 = DetectionEngine(Registry([CountFailures]), store=TableStateStore(table), sink=InMemoryAlertSink())
+    shard1 = DetectionEngine(Registry([CountFailures]), store=TableStateStore(table), sink=InMemoryAlertSink())
+    a = events([failure(i, i, "a@contoso.com") for i in range(3)])
+    b = events([failure(i, i, "b@contoso.com") for i in range(3)])
+    inner: list[Any] = []
+    out = shard0.process(
+        TENANT, a, batch_id="c1#0", after_alerts=lambda t, alerts: inner.append(shard1.process(t, b, batch_id="c1#1"))
+    )
+    assert (len(out.alerts), len(inner[0].alerts)) == (1, 1)
+    fresh = TableStateStore(table).load(TENANT, ["a@contoso.com", "b@contoso.com"])
+    assert fresh["a@contoso.com"].data["test_count_failures"] == {"n": 3}
+    assert fresh["b@contoso.com"].data["test_count_failures"] == {"n": 3}

@@ -82,3 +82,49 @@ def test_state_is_bounded_oldest_facts_first() -> None:
     assert len(blob) <= MAX_STATE_BYTES
     kept = st.data["det"]["events"]
     assert kept[-1][0] == 999 and kept[0][0] > 0
+
+
+# #25.4: C1 controls and ~1,000-character keys made the save fail on Azurite as ConcurrencyError (transient),
+# so the batch was retried until dead-lettered. Any tenant or user id is storable now.
+HOSTILE_KEYS = [
+    "c1\u0085control\u009f@contoso.com",
+    "x" * 1000,
+    "é" * 700,
+    "slash/back\\slash#hash?q%25\u0000\u007f",
+    "~%~" + "a" * 300,
+]
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS, ids=["c1", "long", "long-utf8", "forbidden", "mark-lookalike"])
+def test_any_user_key_is_stored_and_read_back(storage: StorageClients, key: str) -> None:
+    table = storage.table("userstate")
+    store = TableStateStore(table)
+    states = store.load(TENANT_A, [key, "plain"])
+    states[key].section("det")["n"] = 1
+    states["plain"].section("det")["n"] = 2
+    store.save(TENANT_A, states)
+    fresh = TableStateStore(table).load(TENANT_A, [key, "plain"])
+    assert fresh[key].data == {"det": {"n": 1}} and fresh["plain"].data == {"det": {"n": 2}}
+    assert fresh[key].etag is not None
+
+
+def test_encoded_keys_are_distinct_and_bounded() -> None:
+    from shared.platform.storage import MAX_KEY_BYTES, decode_key, encode_key, is_hashed_key
+
+    keys = [*HOSTILE_KEYS, "x" * 999, "x" * 1001, encode_key("x" * 1000)]
+    encoded = [encode_key(k) for k in keys]
+    assert len(set(encoded)) == len(keys)
+    assert all(len(e.encode("utf-8")) <= MAX_KEY_BYTES for e in encoded)
+    assert all(ord(c) >= 0xA0 or 0x20 <= ord(c) < 0x7F for e in encoded for c in e)
+    assert decode_key(encode_key("c1\u0085x")) == "c1\u0085x" and not is_hashed_key(encode_key("c1\u0085x"))
+
+
+def test_a_refused_write_is_permanent_not_a_conflict(storage: StorageClients) -> None:
+    from shared.platform.errors import BadInputError
+
+    store = TableStateStore(storage.table("userstate"))
+    states = store.load(TENANT_A, ["u1"])
+    states["u1"].section("det")["blob"] = "x" * 70_000  # a string property larger than 64 KiB: never accepted
+    with pytest.raises(BadInputError) as refused:
+        store.save(TENANT_A, states)
+    assert refused.value.reason == "state_write_refused"

@@ -65,6 +65,7 @@ PARAMS = {
     "certificateName": "management-api",
     "partnerFormat": "itdr",
     "adminKeySha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest(),
+    "adminPrincipalAuth": "off",
     "intelFeedUrls": "",
     "ipDataDir": "",
     "maxmindCityDb": "",

@@ -148,3 +148,16 @@ def test_pairs_carried_by_records_are_learned_both_ways_without_graph(
         {bob: "bob@contoso.com"},
         0,
     )
+
+
+def test_hostile_upns_and_object_ids_are_stored_and_found_again(graph: GraphEmulator, storage: StorageClients) -> None:
+    """#25.4: a C1 control character or a ~1,000-character id in a record must not make the write fail."""
+    clock = Clock()
+    resolver, _ = make(graph, storage, clock)
+    pairs = [("c1\u0085\u009fid", "c1\u0085user@contoso.com"), ("o" * 1000, ("u" * 990) + "@contoso.com")]
+    assert resolver.learn(TENANT_A, pairs) == 4
+    other, _ = make(graph, storage, clock)
+    upns = other.resolve_upns(TENANT_A, [u for _, u in pairs])
+    oids = other.resolve(TENANT_A, [o for o, _ in pairs])
+    assert upns.resolved == {u: o for o, u in pairs} and oids.resolved == dict(pairs)
+    assert upns.graph_calls + oids.graph_calls == 0

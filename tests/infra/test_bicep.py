@@ -127,7 +127,9 @@ def test_queues_are_those_of_names_with_sessions_and_duplicate_detection(infra: 
         name: (body["properties"]["requiresSession"], body["properties"]["requiresDuplicateDetection"])
         for name, (_, body) in iac_check.declared_queues(infra).items()
     }
-    assert declared == {q: (q in names.SESSION_QUEUES, q == names.QUEUE_CONTENT) for q in names.ALL_QUEUES}
+    # #25.5: records and detect carry fixed MessageIds too, so the broker drops a repeat (was: content only)
+    deduplicated = {names.QUEUE_CONTENT, names.QUEUE_RECORDS, names.QUEUE_DETECT}
+    assert declared == {q: (q in names.SESSION_QUEUES, q in deduplicated) for q in names.ALL_QUEUES}
 
 
 def test_tables_and_containers_are_those_of_names(infra: list[BicepFile]) -> None:
@@ -166,6 +168,8 @@ def test_role_assignments_are_the_least_privilege_set(infra: list[BicepFile]) ->
         "serviceBusDataReceiver": ("Microsoft.ServiceBus/namespaces", "Azure Service Bus Data Receiver", "principalId"),
         # one assignment per secret the app reads (appSecrets[i]), none on the vault
         "keyVaultSecretsUser": ("Microsoft.KeyVault/vaults/secrets", "Key Vault Secrets User", "principalId"),
+        # #25.5: the partner workflow reads its own run history (its duplicate Idempotency-Key check)
+        "logicAppOperator": ("Microsoft.Logic/workflows", "Logic App Operator", "logicAppPrincipalId"),
         "monitoringMetricsPublisher": ("Microsoft.Insights/components", "Monitoring Metrics Publisher", "principalId"),
         "operatorCertificatesOfficer": (
             "Microsoft.KeyVault/vaults",
@@ -634,12 +638,14 @@ def test_queues_follow_names_sessions_and_delivery_rules() -> None:
         "infra: Service Bus queue 'detect' (names.ALL_QUEUES) is not declared",
         "infra: Service Bus queue 'alerts' (names.ALL_QUEUES) is not declared",
         "infra: Service Bus queue 'remediation' (names.ALL_QUEUES) is not declared",
-        f"{at} 'content': requiresDuplicateDetection must be true (MessageId = contentId)",
+        f"{at} 'content': requiresDuplicateDetection must be true (fixed MessageIds)",
         f"{at} 'content': duplicateDetectionHistoryTimeWindow must be P7D",
         f"{at} 'content': deadLetteringOnMessageExpiration must be true",
         f"{at} 'content': maxDeliveryCount must be 10, found 3",
         f"{at} 'extra': not in names.ALL_QUEUES",
         f"{at} 'records': requiresSession must be true, found false",
+        f"{at} 'records': requiresDuplicateDetection must be true (fixed MessageIds)",
+        f"{at} 'records': duplicateDetectionHistoryTimeWindow must be P1D",
         f"{at} 'records': deadLetteringOnMessageExpiration must be true",
         f"{at} 'records': maxDeliveryCount must be 10, found 3",
         f"{at} 'records': lockDuration must be between PT1M and PT5M, found 'PT10M'",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -335,6 +336,39 @@ def test_a_content_uri_on_another_host_is_refused_before_any_request(svc: Servic
     assert emulator.stats.requests == before
 
 
+def test_a_forged_id_and_uri_pair_cannot_mark_another_blob_done(svc: Services, emulator, clock) -> None:
+    """#25.1 reproduced: blob X's id with blob Y's URI used to mark X done with Y's records; X was then lost."""
+    x = blob(emulator, clock, [record(1)])
+    y = blob(emulator, clock, [record(2)])
+    forged = {**x, "contentUri": y["contentUri"]}
+    before = emulator.stats.requests
+    deliver(svc, ref_of(forged), message_id="forged")
+    assert parked(svc) == [("forged", "forbidden_target")]
+    assert emulator.stats.requests == before  # refused before any fetch
+    assert ContentLedger(svc.storage).get_entry(TENANT_A, x["contentId"], now=clock()) is None
+    report = process_content_message(svc, ref_of(x))
+    assert (report.status, report.unique) == ("processed", 1)
+    batches = sent(svc, names.QUEUE_RECORDS)
+    ids = [
+        r["Id"]
+        for _, _, body in batches
+        for r in orjson.loads(svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall())
+    ]
+    assert ids == ["00000000-0000-4000-8000-000000000001"]
+
+
+def test_a_subscription_list_uri_is_never_fetched_nor_archived(svc: Services, emulator, clock) -> None:
+    """#25.2: /subscriptions/list (with the webhook's plaintext AuthID) was fetched as content and archived."""
+    entry = blob(emulator, clock, [record(1)])
+    listing = {**entry, "contentUri": entry["contentUri"].split("/audit/")[0] + "/subscriptions/list"}
+    deliver(svc, ref_of(listing), message_id="listing")
+    deliver(svc, ref_of(listing), message_id="listing")
+    assert parked(svc) == [("listing", "forbidden_target")]
+    for container in (names.CONTAINER_RAW, names.CONTAINER_QUARANTINE):
+        assert list(svc.storage.container(container).list_blobs()) == []
+    assert list(svc.storage.table(names.TABLE_QUARANTINE).list_entities()) == []
+
+
 def test_a_subscription_disabled_while_fetching_parks_the_message(svc: Services, emulator, clock) -> None:
     entry = blob(emulator, clock, [record(1)])
     emulator.inject("subscription_disabled", operation="get_content")
@@ -399,9 +433,14 @@ def test_dying_around_the_publish_step_resumes_the_same_batches(
     report = process_content_message(svc, ref_of(entry))
     assert (report.status, report.unique, report.duplicates, report.batches) == ("resumed", 3, 1, 2)
     second = sent(svc, names.QUEUE_RECORDS)
-    assert [m[0] for m in second] == [f"records:{entry['contentId']}:0:0", f"records:{entry['contentId']}:1:0"]
-    assert first == (second if after else [])
-    ids = [e.record_id for _, _, body in second for e in load_batch(svc.storage, RecordBatchRef.model_validate(body))]
+    # the resumed delivery republishes the same MessageIds; the records queue drops repeats (#25.5), so the
+    # batches are on the queue exactly once whether the first delivery died before or after publishing them
+    published = first + second
+    assert [m[0] for m in published] == [f"records:{entry['contentId']}:0:0", f"records:{entry['contentId']}:1:0"]
+    assert second == ([] if after else published)
+    ids = [
+        e.record_id for _, _, body in published for e in load_batch(svc.storage, RecordBatchRef.model_validate(body))
+    ]
     assert ids == [record(n)["Id"] for n in (1, 2, 3)]
     assert process_content_message(svc, ref_of(entry)).status == "duplicate"
 
@@ -423,3 +462,28 @@ def test_proof_of_life_is_sent_once(svc: Services, emulator, clock) -> None:
     ]
     stored = svc.tenants.get(TENANT_A)
     assert stored is not None and stored.first_content_at == datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def test_content_ledger_writes_are_claimed(svc: Services, clock) -> None:
+    """#25.5: two deliveries of one blob read the ledger, then both write: the second write is refused."""
+    from shared.ingest.ledger import ContentEntry
+    from shared.platform.errors import ConcurrencyError
+
+    ledger = ContentLedger(svc.storage)
+    now = clock()
+    assert ledger.get_entry(TENANT_A, "c1", now=now) is None  # both deliveries see no row
+    mine = ledger.put_entry(ContentEntry(TENANT_A, "c1", "batched", batches=2), now=now)
+    with pytest.raises(ConcurrencyError):
+        ledger.put_entry(ContentEntry(TENANT_A, "c1", "batched", batches=1), now=now)
+    read = ledger.get_entry(TENANT_A, "c1", now=now)
+    assert read is not None and (read.phase, read.batches) == ("batched", 2)
+    ledger.put_entry(replace(mine, phase="done"), now=now)
+    with pytest.raises(ConcurrencyError):
+        ledger.put_entry(replace(read, phase="invalid"), now=now)  # read before "done" was written
+    final = ledger.get_entry(TENANT_A, "c1", now=now)
+    assert final is not None and final.phase == "done"
+    # an expired row (not purged yet) can be claimed again by a new delivery
+    later = now + timedelta(days=9)
+    expired = ledger.get_entry(TENANT_A, "c1", now=later)
+    assert expired is not None and expired.phase == "expired"
+    ledger.put_entry(replace(expired, phase="done"), now=later)

@@ -302,3 +302,86 @@ def test_the_tenants_commands(svc: Services, emulator, tmp_path, capsys: pytest.
         configure(None)
     record = svc.tenants.get(TENANT_A)
     assert record is not None and record.detection == {"allowed_countries": ["US", "CA"]}
+
+
+# ----------------------------------------------------------------------------- #25.6: sizes, ranges, scoped admins
+
+
+@pytest.mark.parametrize(
+    ("request_body", "error"),
+    [
+        ({"tenant_id": TENANT_A, "name": "n" * 40_000}, "invalid_request"),  # was an unhandled 500 (row too large)
+        ({"tenant_id": TENANT_A, "name": "x" * 257}, "invalid_request"),
+        ({"tenant_id": TENANT_A, "partner_id": "p" * 65}, "invalid_request"),
+        ({"tenant_id": TENANT_A, "partner_id": "../other"}, "invalid_request"),
+        ({"tenant_id": TENANT_A + "0" * 100}, "invalid_request"),
+        ({"tenant_id": TENANT_A, "detection": {"internal_domains": ["d" * 60] * 120}}, "invalid_request"),
+        ({"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ["0.0.0.0/0"]}}, "trusted_range_too_wide"),
+        ({"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ["::/0"]}}, "trusted_range_too_wide"),
+        ({"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ["10.0.0.0/7"]}}, "trusted_range_too_wide"),
+        ({"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ["2001:db8::/31"]}}, "trusted_range_too_wide"),
+    ],
+)
+def test_the_admin_api_bounds_sizes_and_ranges(svc: Services, request_body: dict[str, Any], error: str) -> None:
+    status, body = admin(svc, "POST", request_body)
+    assert (status, body["error"]) == (400, error)
+    assert svc.tenants.list() == []
+
+
+def test_the_widest_accepted_trusted_ranges(svc: Services) -> None:
+    ranges = ["10.0.0.0/8", "2001:db8::/32"]
+    status, _ = admin(svc, "POST", {"tenant_id": TENANT_A, "detection": {"trusted_ip_ranges": ranges}})
+    assert status == 200
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None and record.detection["trusted_ip_ranges"] == ranges
+
+
+def principal(*claims: tuple[str, str]) -> str:
+    """An App Service Authentication X-MS-CLIENT-PRINCIPAL header (base64 JSON, the documented shape:
+    https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities)."""
+    import base64
+
+    body = {
+        "auth_typ": "aad",
+        "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+        "claims": [{"typ": t, "val": v} for t, v in claims],
+    }
+    return base64.b64encode(orjson.dumps(body)).decode()
+
+
+def as_principal(svc: Services, method: str, header: str, body: Any = b"") -> tuple[int, Any]:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    status, out = handle_admin_request(svc, method=method, headers={"X-MS-CLIENT-PRINCIPAL": header}, body=raw)
+    return status, orjson.loads(out)
+
+
+def test_admin_principals_are_scoped_to_their_partner(make_services: Any, emulator: ManagementApiEmulator) -> None:
+    svc: Services = make_services(
+        emulator, admin_api_key_hash=hash_secret(ADMIN_KEY), admin_principal_auth="appservice"
+    )
+    p1 = principal(("roles", "PartnerAdmin"), ("partner", "p1"))
+    assert as_principal(svc, "POST", p1, {"tenant_id": TENANT_A, "partner_id": "p1"})[0] == 200
+    # another partner's tenant: neither onboarded for it, nor taken over, nor listed
+    assert as_principal(svc, "POST", p1, {"tenant_id": TENANT_B, "partner_id": "p2"}) == (403, {"error": "forbidden"})
+    assert admin(svc, "POST", {"tenant_id": TENANT_B, "partner_id": "p2"})[0] == 200  # the key covers every tenant
+    assert as_principal(svc, "POST", p1, {"tenant_id": TENANT_B, "partner_id": "p1"}) == (403, {"error": "forbidden"})
+    listed = as_principal(svc, "GET", p1)[1]["tenants"]
+    assert [(t["tenant_id"], t["partner_id"]) for t in listed] == [(TENANT_A, "p1")]
+    everyone = as_principal(svc, "GET", principal(("roles", "Admin")))[1]["tenants"]
+    assert sorted(t["tenant_id"] for t in everyone) == sorted([TENANT_A, TENANT_B])
+    record = svc.tenants.get(TENANT_B)
+    assert record is not None and record.partner_id == "p2"
+    for bad in (
+        principal(("roles", "PartnerAdmin")),  # no partner named
+        principal(("roles", "Reader"), ("partner", "p1")),
+        principal(("partner", "p1")),
+        "not base64 !!",
+        "",
+    ):
+        assert as_principal(svc, "GET", bad) == (401, {"error": "unauthorized"})
+
+
+def test_a_principal_header_is_ignored_without_app_service_authentication(svc: Services) -> None:
+    # without App Service Authentication in front, anyone can send the header: only the key counts
+    assert as_principal(svc, "GET", principal(("roles", "Admin"))) == (401, {"error": "unauthorized"})

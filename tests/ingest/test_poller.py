@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -311,3 +312,29 @@ def test_a_next_page_on_another_host_is_never_followed(svc: Services, emulator, 
     assert CheckpointStore(svc.storage).get_checkpoint(TENANT_A, AAD).last_error == "forbidden_target"
     poll_tenants(svc)
     assert queued_ids(svc) == sorted(ids)
+
+
+# ----------------------------------------------------------------------------- #25.5: claimed checkpoint writes
+
+
+def test_concurrent_checkpoint_writers_cannot_move_the_watermark_back(storage: Any) -> None:
+    """Two overlapping polls read the same row; the one that saves second (a stale ETag) loses and writes nothing."""
+    from shared.platform.errors import ConcurrencyError
+
+    store = CheckpointStore(storage)
+    first = store.get_checkpoint(TENANT_A, AAD)
+    second = store.get_checkpoint(TENANT_A, AAD)
+    early, late = datetime(2025, 3, 10, 14, 0, tzinfo=UTC), datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
+    saved = store.save_progress(replace(first, watermark=late))  # conditional create: there was no row
+    with pytest.raises(ConcurrencyError):
+        store.save_progress(replace(second, watermark=early))  # both found no row: only one creates it
+    assert store.get_checkpoint(TENANT_A, AAD).watermark == late
+    again = store.get_checkpoint(TENANT_A, AAD)
+    store.save_progress(replace(saved, cursor="https://x/next", cursor_start=early, cursor_end=late))
+    with pytest.raises(ConcurrencyError):
+        store.save_progress(replace(again, watermark=early, cursor=None))  # read before the save above
+    now = store.get_checkpoint(TENANT_A, AAD)
+    assert (now.watermark, now.cursor) == (late, "https://x/next")
+    # the start log is a plain MERGE of other columns: it never takes the listing columns with it
+    store.record_start(TENANT_A, AAD, at=late)
+    assert store.get_checkpoint(TENANT_A, AAD).watermark == late

@@ -157,6 +157,29 @@ SPOOFS: list[tuple[str, Any, int, str]] = [
         "unknown_tenant",
     ),
     ("not an array", lambda h, items: (h, items[0]), 400, "invalid_body"),
+    (
+        # #25.1: another blob's URI under this blob's id would mark this one done with the other's records
+        "contentId of one blob with the contentUri of another",
+        lambda h, items: (h, [{**items[0], "contentUri": items[0]["contentUri"].replace("emu", "emv")}]),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        # #25.1/#25.2: any path under /activity/feed/ was accepted, /subscriptions/list carries the AuthID
+        "contentUri of the tenant's subscription list",
+        lambda h, items: (
+            h,
+            [{**items[0], "contentUri": items[0]["contentUri"].split("/audit/")[0] + "/subscriptions/list"}],
+        ),
+        403,
+        "forbidden_content_uri",
+    ),
+    (
+        "contentId naming another content type",
+        lambda h, items: (h, [{**items[0], "contentType": "Audit.Exchange"}]),
+        403,
+        "forbidden_content_uri",
+    ),
 ]
 
 
@@ -167,7 +190,9 @@ def test_spoofed_notifications_are_refused_and_counted(
     headers = {"Webhook-AuthID": auth_of(hooked), "Content-Type": "application/json"}
     bad_headers, bad_body = spoof(headers, [notification(hooked, clock)])
     answer = handle_webhook(svc, headers=bad_headers, body=orjson.dumps(bad_body))
-    assert answer == (status, orjson.dumps({"error": reason}))
+    # #25.6: an unknown tenant and a wrong AuthID get the same answer (no oracle for onboarded tenants)
+    public = "unauthorized" if reason in ("bad_auth_id", "unknown_tenant") else reason
+    assert answer == (status, orjson.dumps({"error": public}))
     assert queued(svc) == []
     assert svc.webhook_stats.to_dict()["refused"] == {reason: 1}
 
@@ -199,3 +224,56 @@ def test_an_offboarded_tenant_is_refused(svc: Services, hooked, clock) -> None:
         handle_webhook(svc, headers={"Webhook-ValidationCode": "c", "Webhook-AuthID": auth_of(hooked)}, body=b"")[0]
         == 401
     )
+
+
+def test_unknown_tenants_grow_no_unbounded_cache_and_handshakes_scan_no_table(
+    make_services: Any, hooked: ManagementApiEmulator, router: Router, clock: Any
+) -> None:
+    """#25.6: random tenant ids filled the directory cache without bound; each anonymous handshake listed every tenant."""
+    import uuid
+
+    from shared.tenants import TenantDirectory
+
+    svc: Services = make_services(hooked, webhook_url=WEBHOOK)
+    router.svc = svc
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    directory = TenantDirectory(svc.storage, max_entries=16)
+    for _ in range(200):
+        assert directory.get(str(uuid.uuid4())) is None
+    assert directory.cached_entries() == 16
+    record = directory.get(TENANT_A)
+    assert record is not None and directory.cached_entries() == 16
+
+    listed: list[int] = []
+    original = TenantDirectory.list
+
+    def counting_list(self: TenantDirectory) -> list[Any]:
+        listed.append(1)
+        return original(self)
+
+    TenantDirectory.list = counting_list  # type: ignore[method-assign]
+    try:
+        for n in range(20):
+            code = handle_webhook(svc, headers={"Webhook-ValidationCode": "v", "Webhook-AuthID": f"guess{n}"}, body=b"")
+            assert code == (401, b'{"error":"unauthorized"}')
+        assert (
+            handle_webhook(svc, headers={"Webhook-ValidationCode": "v", "Webhook-AuthID": auth_of(hooked)}, body=b"")[0]
+            == 200
+        )
+    finally:
+        TenantDirectory.list = original  # type: ignore[method-assign]
+    assert len(listed) <= 1  # at most one (cached) list for rows older than the AuthID index
+
+
+def test_a_handshake_on_another_instance_sees_a_freshly_rotated_auth_id(svc: Services) -> None:
+    """Onboarding on instance 1 rotates the AuthID; the /start handshake may land on instance 2 with a cached row."""
+    from shared.ingest.onboarding import rotate_webhook_auth
+    from shared.tenants import TenantDirectory
+
+    other = TenantDirectory(svc.storage)
+    before = other.get(TENANT_A)  # instance 2 caches the row
+    assert before is not None
+    _, fresh_auth = rotate_webhook_auth(svc, before)
+    found = other.find_by_webhook_auth(fresh_auth)
+    assert found is not None and found.tenant_id == TENANT_A
+    assert other.find_by_webhook_auth("x" * 43) is None

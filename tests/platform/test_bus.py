@@ -103,3 +103,19 @@ def test_oversized_message_is_refused() -> None:
     bus = make_bus(Clock())
     with pytest.raises(BadInputError):
         bus.send("q", [OutboundMessage(b"x" * (256 * 1024 + 1), message_id="big")])
+
+
+@pytest.mark.parametrize("queue", ["records", "detect"])
+def test_the_deployed_records_and_detect_queues_drop_a_repeated_message_id_for_a_day(queue: str) -> None:
+    """#25.5: records and detect had fixed MessageIds but no duplicate detection (Bicep and this bus alike)."""
+    from shared.platform.bus import default_queue_options
+
+    clock = Clock()
+    bus = InProcessBus(default_queue_options(), clock=clock)
+    bus.send(queue, [msg(1, "t:0"), msg(1, "t:0")])
+    clock.now += 86_399
+    bus.send(queue, [msg(1, "t:0")])
+    assert (bus.pending(queue), bus.stats.duplicates_dropped) == (1, 2)
+    clock.now += 2
+    bus.send(queue, [msg(1, "t:0")])
+    assert bus.pending(queue) == 2

@@ -47,3 +47,69 @@ def test_libraries_log_per_request_lines_only_when_asked(caplog: pytest.LogCaptu
         ("azure.core.pipeline.policies.http_logging_policy", "Retrying after 503"),
         ("shared.functions.deliver_alerts", "incident delivered"),
     ]
+
+
+SAS = "https://prod-1.westeurope.logic.azure.com/workflows/x/invoke?api-version=2016-10-01&sp=%2F&sv=1.0&sig=Pl4nt3dS1g"
+TOKEN = "Bearer fake-token:planted-9f6a"
+
+
+class Collect(logging.Handler):
+    """A handler added after install(), as the Functions host or Application Insights would add theirs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(logging.Formatter("%(name)s %(message)s").format(record))
+
+
+# #25.3: the filter was attached to a few named loggers; records of their children and of other loggers
+# (httpcore.http11, azure.core.pipeline..., msal.application, itdr.ingest, shared.*) and tracebacks were not redacted
+@pytest.mark.parametrize(
+    "logger",
+    [
+        "httpcore.http11",
+        "azure.core.pipeline.policies.http_logging_policy",
+        "msal.application",
+        "itdr.ingest",
+        "shared.alerts.delivery",
+        "some.library.nobody.thought.of",
+    ],
+)
+def test_every_logger_every_handler_and_every_traceback_is_redacted(logger: str) -> None:
+    logsafety.install()
+    collect = Collect()
+    root = logging.getLogger()
+    root.addHandler(collect)
+    log = logging.getLogger(logger)
+    old = log.level
+    log.setLevel(logging.DEBUG)
+    try:
+        log.debug("request %s with %s", SAS, TOKEN)
+        try:
+            raise RuntimeError(f"delivery to {SAS} failed; Authorization: {TOKEN}")
+        except RuntimeError:
+            log.exception("delivery failed")
+        try:
+            raise ValueError('listing said {"webhook": {"authId": "Pl4nt3dAuth1d"}}')
+        except ValueError as exc:
+            log.warning("subscriptions", exc_info=exc)
+    finally:
+        root.removeHandler(collect)
+        log.setLevel(old)
+    text = "\n".join(collect.lines)
+    assert len(collect.lines) == 3
+    assert "Traceback (most recent call last)" in text and "RuntimeError: delivery to" in text
+    for secret in ("Pl4nt3dS1g", "fake-token:planted-9f6a", "Pl4nt3dAuth1d"):
+        assert secret not in text
+    assert text.count("sig=REDACTED") == 2
+
+
+def test_connection_strings_and_auth_ids_are_redacted() -> None:
+    line = (
+        'DefaultEndpointsProtocol=http;AccountName=a;AccountKey=Zm9vYmFy==;x "authId": "s3cr3t", Webhook-AuthID: h3ad3r'
+    )
+    assert logsafety.redact(line) == (
+        'DefaultEndpointsProtocol=http;AccountName=a;AccountKey=REDACTED;x "authId": "REDACTED", Webhook-AuthID: REDACTED'
+    )
