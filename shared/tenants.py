@@ -40,6 +40,10 @@ class TenantRecord(BaseModel):
     """RemediationPolicy fields (modes per detector, never-disable accounts, ...)."""
     triage: dict[str, Any] = Field(default_factory=dict)
     """TriagePolicy fields (what is published to the partner at once)."""
+    protected_identities: list[str] = Field(default_factory=list)
+    """Object ids and UPNs never isolated automatically, read from Graph: holders of the protected directory
+    roles and the app's own service principal (:func:`shared.ingest.onboarding.refresh_protected_identities`)."""
+    protected_refreshed_at: datetime | None = None
 
     def config(self) -> TenantConfig:
         return TenantConfig.model_validate(

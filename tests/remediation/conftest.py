@@ -27,6 +27,7 @@ from shared.remediation.actions import GraphPort
 from shared.remediation.ledger import (
     LedgerEntry,
     RemediationLedger,
+    RemediationRequest,
     RemediationState,
     TableRemediationLedger,
 )
@@ -118,6 +119,20 @@ class Rig:
                 continue
             results.extend(runner.handle(m.body) for m in msgs)
         raise AssertionError("the remediation queue did not drain")
+
+    def record(
+        self, request: RemediationRequest, *, by: str = "soc-analyst", ledger: RemediationLedger | None = None
+    ) -> RemediationRequest:
+        """The ledger row of an action a person approved (as ``approve_action`` leaves it), so its message runs:
+        a message without a row is refused."""
+        at = self.clock()
+        entry = LedgerEntry.new(request, state=RemediationState.PENDING, at=at, note=f"approved by {by}")
+        entry.approved_by = by
+        entry.decided_at = at
+        into = ledger or self.ledger
+        if into.get_entry(request.tenant_id, request.idempotency_key) is None:
+            into.create_entry(entry)
+        return request
 
     def row(self, key: str) -> LedgerEntry:
         entry = self.ledger.get_entry(TENANT_A, key)
