@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.alert_model import Alert, Severity
 from shared.remediation.ledger import ActionKind, RemediationRequest
-from shared.tenants import TenantRecord
+from shared.tenants import PROTECTED_ROLE_TEMPLATES, TenantRecord
 
 __all__ = [
     "DEFAULT_CONDITIONS",
@@ -63,12 +63,6 @@ __all__ = [
 
 PROTECTED_REASON = "never_disable"
 
-PROTECTED_ROLE_TEMPLATES: dict[str, str] = {
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
-    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
-}
-"""Entra built-in role template ids whose holders are never isolated automatically (the ids are the same in
-every tenant: learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference)."""
 
 
 class Mode(StrEnum):
