@@ -50,7 +50,7 @@ def soc(triage: dict[str, Any] | None = None) -> tuple[InMemoryIncidentBook, Tri
 
 def test_silent_feed_goes_to_the_partner_at_once(make_alert: Any) -> None:
     """Fails on the old code: an integration-health (silent feed) incident is medium and was held back."""
-    book, triage = soc()
+    book, _ = soc()
     silent = make_alert(C.INTEGRATION_HEALTH, tenant=CONTOSO, user="", user_key=None, ip=None, severity=S.MEDIUM)
     (inc,) = book.add_alerts([silent])
     decision = decide(inc, TriagePolicy(tenant_id=CONTOSO), [], now=NOW)

@@ -32,7 +32,7 @@ from shared.remediation.ledger import (
     TableRemediationLedger,
 )
 from shared.remediation.policy import RemediationPolicy
-from shared.remediation.runner import RemediationRunner
+from shared.remediation.runner import PolicySource, RemediationRunner
 
 TENANT_A = "5f0c1c39-4e0b-4d7e-9b51-1a7d3c2a0a01"
 TENANT_B = "9a3e2d11-7c4f-4b8a-a2d6-3e5b7c9d0b02"
@@ -80,7 +80,7 @@ class Rig:
 
     def runner(
         self,
-        policy: RemediationPolicy | None = None,
+        policy: PolicySource | None = None,
         *,
         ledger: RemediationLedger | None = None,
         seed: int = 7,
