@@ -64,7 +64,6 @@ __all__ = [
 PROTECTED_REASON = "never_disable"
 
 
-
 class Mode(StrEnum):
     """How a detector's alerts remediate."""
 
