@@ -113,11 +113,15 @@ def _queued_isolation(rig: Any, runner: Any) -> Any:
 
 
 def test_a_queued_isolation_is_skipped_when_the_policy_was_disabled_since(rig: Any) -> None:
-    """Fails on the old code: with the policy disabled after queueing, the queued isolation still disabled the user."""
+    """Fails on the old code: with the policy disabled after queueing, the queued isolation still disabled the user.
+    (Written with the API the old code has too, so it fails there on the behaviour, not on a signature.)"""
     uid = rig.emu.add_user(rig.tenant, user_principal_name=ALICE)
-    policies = {TENANT_A: RemediationPolicy(tenant_id=TENANT_A)}
+    acting = RemediationPolicy(tenant_id=TENANT_A, default_mode="auto", auto_min_severity="high")
+    policies = {TENANT_A: acting}
     runner = rig.runner(lambda tenant: policies[tenant])  # the tenant's policy as the directory gives it now
-    _, msg = _queued_isolation(rig, runner)
+    (row,) = runner.submit(plan([signin(severity=Severity.CRITICAL)], acting, incident_id="inc-1"))
+    assert row.state is RemediationState.PENDING
+    (msg,) = rig.receive()
     policies[TENANT_A] = RemediationPolicy(tenant_id=TENANT_A, enabled=False)
     res = runner.handle(msg.body)
     assert (res.outcome, res.entry.state, res.entry.reason) == (
