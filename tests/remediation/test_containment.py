@@ -244,3 +244,31 @@ def test_an_isolation_awaiting_approval_goes_ahead_when_the_incident_becomes_cri
     (msg,) = rig.receive()
     assert runner.handle(msg.body).entry.state is RemediationState.SUCCEEDED
     assert rig.emu.state.user(rig.tenant, uid)["accountEnabled"] is False
+
+
+def test_plan_for_incidents_uses_the_incident_severity_and_skips_dismissed_incidents(rig: Any) -> None:
+    from shared.alerts.incidents import InMemoryIncidentBook
+    from shared.remediation.incidents import plan_for_incidents
+
+    rig.emu.add_user(rig.tenant, user_principal_name=ALICE)
+    high_alert = signin()
+    book = InMemoryIncidentBook(now=lambda: 10.0)
+    (incident,) = book.add_alerts([high_alert])
+
+    class Lookup:
+        def get_alert(self, tenant_id: str, alert_id: str) -> Alert | None:
+            return high_alert if alert_id == high_alert.alert_id else None
+
+    runner = rig.runner()
+    policy = runner.policy_for(TENANT_A)
+    dismissed = book.set_status(TENANT_A, incident.incident_id, "dismissed", by="ana", reason="pen test")
+    assert plan_for_incidents(runner, policy, Lookup(), [dismissed]) == 0
+    assert rig.ledger.list_entries(TENANT_A) == []
+    assert incident.severity is Severity.HIGH
+    assert plan_for_incidents(runner, policy, Lookup(), [incident]) == 1
+    (row,) = rig.ledger.list_entries(TENANT_A)
+    assert (row.action, row.state, row.basis) == (
+        ActionKind.ISOLATE_IDENTITY,
+        RemediationState.PENDING_APPROVAL,
+        {"detectors": ["signin_hosting_provider"], "severity": "high"},
+    )
