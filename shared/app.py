@@ -437,7 +437,7 @@ class Services:
     def incident_book(self) -> TableIncidentBook:
         from shared.alerts.incidents import TableIncidentBook
 
-        return TableIncidentBook.from_storage(self.storage)
+        return TableIncidentBook.from_storage(self.storage, triage=self.triage.states)
 
     @cached_property
     def suppressions(self) -> TableSuppressionStore:

@@ -23,6 +23,13 @@ from shared.tenant_config import TenantConfig
 
 PARTITION = "tenant"
 
+PROTECTED_ROLE_TEMPLATES: dict[str, str] = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+}
+"""Entra built-in role template ids whose holders are never isolated automatically (the ids are the same in
+every tenant: learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference)."""
+
 
 class TenantRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -41,6 +48,10 @@ class TenantRecord(BaseModel):
     """RemediationPolicy fields (modes per detector, never-disable accounts, ...)."""
     triage: dict[str, Any] = Field(default_factory=dict)
     """TriagePolicy fields (what is published to the partner at once)."""
+    protected_identities: list[str] = Field(default_factory=list)
+    """Object ids and UPNs never isolated automatically, read from Graph: holders of the protected directory
+    roles and the app's own service principal (:func:`shared.ingest.onboarding.refresh_protected_identities`)."""
+    protected_refreshed_at: datetime | None = None
 
     def config(self) -> TenantConfig:
         return TenantConfig.model_validate(

@@ -66,6 +66,7 @@ def test_routes_only_keeps_routing_enrichment_and_state_and_finds_nothing(tmp_pa
     assert [(o.processed, o.routed) for o in bare] == [(o.processed, o.routed) for o in full]
     assert bare_enricher.events == full_enricher.events == sum(o.routed for o in full)
     assert all(not o.findings and not o.alerts for o in bare)
+
     # the same users' state read and written, batch by batch; the tenant-wide row is written only when a detector
     # changed it (a batch that leaves it unchanged does not rewrite it), which the floor's no-op detector never does
     def users(saved: SavedKeys) -> list[tuple[str, frozenset[str]]]:

@@ -74,6 +74,37 @@ from shared.records.ip import normalize_ip
 IncidentStatus = AlertStatus
 """Incidents move through the same statuses as alerts: new, acknowledged, confirmed, dismissed."""
 
+
+class TriageState(StrEnum):
+    """Where an incident stands in the SOC queue (see :mod:`shared.alerts.triage`).
+
+    ``awaiting_verdict``: held back from the partner until an analyst confirms or dismisses it;
+    ``awaiting_confirmation``: sent to the partner at once, an analyst still confirms it;
+    ``confirmed`` / ``dismissed``: an analyst's verdict (or a suppression that hid every alert).
+    """
+
+    AWAITING_VERDICT = "awaiting_verdict"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+
+
+QUEUE_STATES = frozenset({TriageState.AWAITING_VERDICT, TriageState.AWAITING_CONFIRMATION})
+"""The states that are in the SOC's queue (waiting for an analyst)."""
+
+TriageHook = Callable[[str], Callable[["Incident"], TriageState]]
+"""tenant id → the triage state of an incident of that tenant (``shared.alerts.triage.Triage.states``)."""
+
+
+def status_triage(incident: Incident) -> TriageState:
+    """The triage state a status alone implies (no policy): a verdict, else awaiting a verdict."""
+    if incident.status is AlertStatus.CONFIRMED:
+        return TriageState.CONFIRMED
+    if incident.status is AlertStatus.DISMISSED:
+        return TriageState.DISMISSED
+    return TriageState.AWAITING_VERDICT
+
+
 TENANT_USER_KEY = "_tenant"
 """User key of alerts that name no user (tenant-wide detections, integration health)."""
 MAX_ENTRY_EVIDENCE = 10
@@ -418,6 +449,10 @@ class Incident:
     updated_at: float = 0.0
     remediation: list[RemediationEntry] = field(default_factory=list)
     """The incident's remediation actions, in the order they were first recorded."""
+    triage: TriageState = TriageState.AWAITING_VERDICT
+    """Its place in the SOC queue (set by the book's triage hook on every change)."""
+    escalations: list[str] = field(default_factory=list)
+    """Why it was raised to the partner at once whatever its severity (the same attacker in other tenants)."""
 
     @property
     def alert_ids(self) -> list[str]:
@@ -475,6 +510,8 @@ class Incident:
             "severity": self.severity.value,
             "severity_reasons": list(self.severity_reasons),
             "status": self.status.value,
+            "triage": self.triage.value,
+            "escalations": list(self.escalations),
             "stages": [s.value for s in self.stages],
             "first_seen": iso(self.first_seen),
             "last_seen": iso(self.last_seen),
@@ -514,6 +551,7 @@ class IncidentBook:
         max_span: timedelta = timedelta(days=7),
         max_alerts: int = 100,
         now: Callable[[], float] = time.time,
+        triage: TriageHook | None = None,
     ) -> None:
         if window <= timedelta(0) or max_span < window or max_alerts < 1:
             raise ValueError("need window > 0, max_span >= window and max_alerts >= 1")
@@ -521,6 +559,10 @@ class IncidentBook:
         self.max_span = max_span
         self.max_alerts = max_alerts
         self._now = now
+        self._triage = triage
+
+    def _triage_of(self, tenant_id: str) -> Callable[[Incident], TriageState]:
+        return status_triage if self._triage is None else self._triage(tenant_id)
 
     # storage hooks ---------------------------------------------------------------------------
     def _query(
@@ -552,7 +594,9 @@ class IncidentBook:
         changed: list[Incident] = []
         by_tenant: dict[str, list[tuple[Incident, str | None]]] = {}
         win = self.window / timedelta(seconds=1)
+        states: dict[str, Callable[[Incident], TriageState]] = {}
         for (tenant_id, user_key), by_id in sorted(groups.items()):
+            state_of = states.get(tenant_id) or states.setdefault(tenant_id, self._triage_of(tenant_id))
             items = sorted(by_id.values(), key=lambda a: (a.first_seen, a.alert_id))
             since = min(a.first_seen for a in items) - win
             working = [
@@ -563,6 +607,7 @@ class IncidentBook:
             now = self._now()
             for w in working:
                 w.incident.reassess(self.window)
+                w.incident.triage = state_of(w.incident)
                 if w.before is None or w.incident.fingerprint() != w.before:
                     w.incident.revision += 1
                     w.incident.updated_at = now
@@ -655,10 +700,42 @@ class IncidentBook:
         at = self._now()
         inc.status = target
         inc.history = [*inc.history, StatusChange(target, by.strip(), reason.strip(), at)][-MAX_HISTORY:]
+        inc.triage = self._triage_of(tenant_id)(inc)
         inc.revision += 1
         inc.updated_at = at
         self._write(tenant_id, [(inc, etag)])
         return inc
+
+    def escalate(self, tenant_id: str, incident_id: str, reason: str) -> tuple[Incident, bool]:
+        """Record why an incident goes to the partner at once (once per reason); returns it and whether it changed.
+
+        The triage state is recomputed and the revision raised on a change; conflicting writers are retried.
+        """
+        text = reason.strip()[:MAX_SUMMARY]
+        for attempt in range(_RECORD_ATTEMPTS):
+            found = self._get(tenant_id, incident_id)
+            if found is None:
+                raise NotFoundError("no such incident", tenant=tenant_id, incident=incident_id)
+            inc, etag = found
+            if text in inc.escalations:
+                return inc, False
+            inc.escalations = [*inc.escalations, text][-MAX_HISTORY:]
+            inc.triage = self._triage_of(tenant_id)(inc)
+            inc.revision += 1
+            inc.updated_at = self._now()
+            try:
+                self._write(tenant_id, [(inc, etag)])
+            except ConcurrencyError:
+                if attempt == _RECORD_ATTEMPTS - 1:
+                    raise
+                continue
+            return inc, True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_queue(self, tenant_id: str, *, states: Iterable[TriageState] = QUEUE_STATES) -> list[Incident]:
+        """The tenant's incidents in the given triage states (the SOC queue by default), oldest first."""
+        wanted = frozenset(TriageState(s) for s in states)
+        return [i for i in self.list_incidents(tenant_id) if i.triage in wanted]
 
     def record_remediation(self, tenant_id: str, incident_id: str, entry: RemediationEntry) -> tuple[Incident, bool]:
         """Record the state of one remediation action in its incident; returns the incident and whether it changed.
@@ -710,6 +787,7 @@ def incident_to_entity(inc: Incident) -> dict[str, Any]:
         "last_seen": float(inc.last_seen),
         "severity": inc.severity.value,
         "status": inc.status.value,
+        "triage": inc.triage.value,
         "revision": inc.revision,
         "updated_at": float(inc.updated_at),
         "alert_count": len(inc.entries),
@@ -719,6 +797,7 @@ def incident_to_entity(inc: Incident) -> dict[str, Any]:
     put_json(ent, "severity_reasons", list(inc.severity_reasons))
     put_json(ent, "history", [h.to_dict() for h in inc.history])
     put_json(ent, "remediation", [r.to_dict() for r in inc.remediation])
+    put_json(ent, "escalations", list(inc.escalations))
     return ent
 
 
@@ -736,6 +815,8 @@ def incident_from_entity(ent: Mapping[str, Any]) -> Incident:
         revision=int(ent.get("revision", 0)),
         updated_at=float(ent.get("updated_at", 0.0)),
         remediation=[RemediationEntry.from_dict(r) for r in get_json(ent, "remediation", [])],
+        triage=TriageState(ent.get("triage") or TriageState.AWAITING_VERDICT),
+        escalations=[str(r) for r in get_json(ent, "escalations", [])],
     )
 
 

@@ -1,4 +1,4 @@
-"""SOC triage: publish an incident to the partner at once, or let it wait for an analyst.
+"""SOC triage: publish an incident to the partner at once, or let it wait in the SOC queue for an analyst.
 
 :func:`decide` takes an incident, the tenant's :class:`TriagePolicy` and its suppressions, and
 answers with a :class:`Decision`. In order:
@@ -9,8 +9,18 @@ answers with a :class:`Decision`. In order:
 3. suppressions remove the alerts they match; when none is left, nothing is published;
 4. with ``auto_publish`` off, everything else waits for an analyst;
 5. the severity of what is left is recomputed (:func:`shared.alerts.incidents.assess`): in
-   ``publish_severities`` (high and critical by default) it is published, as it is when one of
-   its alerts is in ``publish_categories``; otherwise it waits for an analyst.
+   ``publish_severities`` (high and critical by default) it is published at once, as it is when one of
+   its alerts is in ``publish_categories`` (``integration_health`` by default: a stopped or silent
+   feed goes to the partner, who is the one who can fix it) or when the incident was escalated
+   (``publish_escalated``: the same attacker seen in another tenant of the partner, recorded by
+   :class:`shared.alerts.publisher.IncidentPublisher`); otherwise it waits for an analyst.
+
+Every decision names the incident's place in the SOC queue (:class:`~shared.alerts.incidents.TriageState`):
+low and medium incidents are ``awaiting_verdict`` (held back until an analyst confirms or dismisses
+them); what is published at once is ``awaiting_confirmation`` (the partner has it, an analyst still
+confirms it); a verdict is ``confirmed`` or ``dismissed`` (as is an incident whose every alert is
+suppressed). The incident book stores the state on every change (:meth:`Triage.states` is its hook), so
+``itdr alerts queue`` lists the queue across tenants.
 
 The decision lists the alert IDs to publish and the suppressed ones with the suppression that hid
 each; :func:`shared.alerts.payload.build_payload` leaves the suppressed alerts out.
@@ -27,7 +37,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.alert_model import Category, Severity
-from shared.alerts.incidents import Incident, IncidentBook, assess
+from shared.alerts.incidents import Incident, IncidentBook, TriageState, assess
 from shared.alerts.store import AlertStatus, AlertStore, StoredAlert
 from shared.alerts.suppressions import Suppression, first_match
 from shared.platform.errors import BadInputError, NotFoundError
@@ -35,7 +45,8 @@ from shared.tenants import TenantRecord
 
 
 class TriagePolicy(BaseModel):
-    """One tenant's publishing policy (defaults: publish high and critical, and anything confirmed)."""
+    """One tenant's publishing policy (defaults: publish high and critical at once, integration health and
+    escalated incidents too, and anything confirmed; low and medium wait for an analyst's verdict)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,8 +56,10 @@ class TriagePolicy(BaseModel):
     """False: nothing is published without an analyst (confirmed incidents still are)."""
     publish_severities: frozenset[Severity] = Field(default=frozenset({Severity.HIGH, Severity.CRITICAL}))
     publish_confirmed: bool = True
-    publish_categories: frozenset[Category] = frozenset()
-    """Alert categories published whatever their severity (e.g. ``integration_health``)."""
+    publish_categories: frozenset[Category] = frozenset({Category.INTEGRATION_HEALTH})
+    """Alert categories published whatever their severity (``integration_health``: stopped or silent feeds)."""
+    publish_escalated: bool = True
+    """Publish at once an incident escalated because its attacker was seen in another tenant of the partner."""
     window: timedelta = timedelta(hours=24)
     """The grouping window used when severity is recomputed without suppressed alerts."""
 
@@ -58,6 +71,8 @@ class Decision:
     publish: bool
     reason: str
     severity: Severity
+    state: TriageState
+    """The incident's place in the SOC queue under this decision."""
     alert_ids: tuple[str, ...] = ()
     """Alerts that go into the payload (all of them unless some were suppressed)."""
     suppressed: tuple[tuple[str, str], ...] = ()
@@ -85,10 +100,11 @@ def decide(
     last = incident.history[-1] if incident.history else None
     if incident.status is AlertStatus.DISMISSED:
         who = f" by {last.by}: {last.reason}" if last else ""
-        return Decision(False, f"dismissed{who}", incident.severity, all_ids)
-    if incident.status is AlertStatus.CONFIRMED and policy.publish_confirmed:
+        return Decision(False, f"dismissed{who}", incident.severity, TriageState.DISMISSED, all_ids)
+    if incident.status is AlertStatus.CONFIRMED:
         who = f" by {last.by}: {last.reason}" if last else ""
-        return Decision(True, f"confirmed{who}", incident.severity, all_ids)
+        if policy.publish_confirmed:
+            return Decision(True, f"confirmed{who}", incident.severity, TriageState.CONFIRMED, all_ids)
 
     own = [s for s in suppressions if s.tenant_id == incident.tenant_id]
     kept = []
@@ -103,25 +119,39 @@ def decide(
     kept_ids = tuple(e.alert_id for e in kept)
     if not kept:
         ids = ", ".join(sorted({s for _, s in hidden}))
-        return Decision(False, f"all {len(hidden)} alerts suppressed ({ids})", incident.severity, (), suppressed)
+        return Decision(
+            False,
+            f"all {len(hidden)} alerts suppressed ({ids})",
+            incident.severity,
+            TriageState.DISMISSED,
+            (),
+            suppressed,
+        )
 
     severity, _ = assess(kept, window=policy.window)
     note = f"; {len(hidden)} suppressed alert{'s' if len(hidden) != 1 else ''} left out" if hidden else ""
+    confirmed = incident.status is AlertStatus.CONFIRMED  # confirmed while publish_confirmed is off
+    held = TriageState.CONFIRMED if confirmed else TriageState.AWAITING_VERDICT
+    at_once = TriageState.CONFIRMED if confirmed else TriageState.AWAITING_CONFIRMATION
     if not policy.auto_publish:
         return Decision(
-            False, f"waiting for an analyst: automatic publishing is off{note}", severity, kept_ids, suppressed
+            False, f"waiting for an analyst: automatic publishing is off{note}", severity, held, kept_ids, suppressed
         )
     if severity in policy.publish_severities:
         reason = f"severity {severity.value} is published at once ({_severities(policy.publish_severities)}){note}"
-        return Decision(True, reason, severity, kept_ids, suppressed)
+        return Decision(True, reason, severity, at_once, kept_ids, suppressed)
     cats = sorted({e.category.value for e in kept} & {c.value for c in policy.publish_categories})
     if cats:
-        return Decision(True, f"category {', '.join(cats)} is published at once{note}", severity, kept_ids, suppressed)
+        reason = f"category {', '.join(cats)} is published at once{note}"
+        return Decision(True, reason, severity, at_once, kept_ids, suppressed)
+    if incident.escalations and policy.publish_escalated:
+        reason = f"escalated: {incident.escalations[-1]}{note}"
+        return Decision(True, reason, severity, at_once, kept_ids, suppressed)
     reason = (
         f"waiting for an analyst: severity {severity.value} is below the publish threshold "
         f"({_severities(policy.publish_severities)}){note}"
     )
-    return Decision(False, reason, severity, kept_ids, suppressed)
+    return Decision(False, reason, severity, held, kept_ids, suppressed)
 
 
 def apply_alert_verdict(
@@ -161,6 +191,31 @@ def apply_alert_verdict(
         return record, None
     why = f"alert {alert_id} {record.status.value}" + (f": {reason.strip()}" if reason.strip() else "")
     return record, book.set_status(tenant_id, incident.incident_id, target, by=by, reason=why)
+
+
+def apply_incident_verdict(
+    alerts: AlertStore,
+    book: IncidentBook,
+    tenant_id: str,
+    incident_id: str,
+    status: AlertStatus | str,
+    *,
+    by: str,
+    reason: str = "",
+) -> Incident:
+    """An analyst's verdict on a whole incident (from the SOC queue): the incident and each of its alerts.
+
+    The incident's triage state follows (confirmed, dismissed; acknowledging keeps it in the queue);
+    alerts no longer in the alert store are left alone. Returns the incident as written.
+    """
+    target = AlertStatus(status)
+    incident = book.get_incident(tenant_id, incident_id)
+    why = reason.strip() or f"incident {incident_id} {target.value}"
+    for alert_id in incident.alert_ids:
+        current = _status_of(alerts, tenant_id, alert_id)
+        if current is not None and current is not target:
+            alerts.set_status(tenant_id, alert_id, target, by=by, reason=why)
+    return book.set_status(tenant_id, incident_id, target, by=by, reason=reason)
 
 
 def _status_of(alerts: AlertStore, tenant_id: str, alert_id: str) -> AlertStatus | None:
@@ -210,3 +265,8 @@ class Triage:
         active = self._suppressions.list_suppressions(tenant_id)
         now = self._clock()
         return lambda incident: decide(incident, policy, active, now=now)
+
+    def states(self, tenant_id: str) -> Callable[[Incident], TriageState]:
+        """The incident book's triage hook: an incident's place in the SOC queue under the tenant's policy."""
+        deciding = self.deciding(tenant_id)
+        return lambda incident: deciding(incident).state

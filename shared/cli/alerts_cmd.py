@@ -1,10 +1,18 @@
-"""`itdr alerts list|show|ack|confirm|dismiss` and `itdr suppressions list|add|remove`: the SOC's verbs.
+"""`itdr alerts queue|list|show|ack|confirm|dismiss` and `itdr suppressions list|add|remove`: the SOC's verbs.
 
+    itdr alerts queue    [--tenant T ...] [--state S ...] [--format table|json]
     itdr alerts list     --tenant T [--status S] [--since 24h|2024-05-01T00:00Z] [--format table|json]
     itdr alerts show     --tenant T ALERT_ID [--format table|json]
-    itdr alerts ack      --tenant T ALERT_ID --by NAME [--reason TEXT]
-    itdr alerts confirm  --tenant T ALERT_ID --by NAME --reason TEXT
-    itdr alerts dismiss  --tenant T ALERT_ID --by NAME --reason TEXT [--suppress user,ip,asn,detector] [--ttl 30d]
+    itdr alerts ack      --tenant T ALERT_ID|INCIDENT_ID --by NAME [--reason TEXT]
+    itdr alerts confirm  --tenant T ALERT_ID|INCIDENT_ID --by NAME --reason TEXT
+    itdr alerts dismiss  --tenant T ALERT_ID|INCIDENT_ID --by NAME --reason TEXT [--suppress user,ip,asn,detector] [--ttl 30d]
+
+``queue`` lists the SOC queue: the incidents of every onboarded tenant (or the ``--tenant`` ones) whose
+triage state is ``awaiting_verdict`` (held back from the partner) or ``awaiting_confirmation`` (sent at
+once, to be confirmed), oldest first; ``--state`` picks other states (``confirmed``, ``dismissed``). A
+verdict on an incident ID (``inc-...``) goes through :func:`shared.alerts.triage.apply_incident_verdict`
+(the incident and each of its alerts); the incident book recomputes its triage state with the tenant's
+triage policy, the same code the pipeline uses.
     itdr suppressions list   --tenant T [--all] [--format table|json]
     itdr suppressions add    --tenant T [--user U] [--ip ADDR|CIDR] [--asn N] [--detector D]
                              --reason TEXT --by NAME [--ttl 30d | --expires 2024-06-01T00:00Z]
@@ -33,7 +41,7 @@ from typing import IO, Any
 import orjson
 
 from shared.alert_model import iso
-from shared.alerts.incidents import IncidentBook, TableIncidentBook
+from shared.alerts.incidents import QUEUE_STATES, Incident, IncidentBook, TableIncidentBook, TriageState
 from shared.alerts.store import AlertStatus, AlertStore, StoredAlert, TableAlertStore
 from shared.alerts.suppressions import (
     SCOPES,
@@ -42,7 +50,7 @@ from shared.alerts.suppressions import (
     TableSuppressionStore,
     dismiss_alert,
 )
-from shared.alerts.triage import apply_alert_verdict
+from shared.alerts.triage import Triage, apply_alert_verdict, apply_incident_verdict
 from shared.cli.terminal import safe
 from shared.platform.errors import BadInputError
 from shared.platform.storage import StorageClients
@@ -50,6 +58,7 @@ from shared.platform.storage import StorageClients
 __all__ = [
     "Stores",
     "cmd_alerts_list",
+    "cmd_alerts_queue",
     "cmd_alerts_set_status",
     "cmd_alerts_show",
     "cmd_suppressions_add",
@@ -72,13 +81,21 @@ class Stores:
     alerts: AlertStore
     incidents: IncidentBook | None
     suppressions: SuppressionStore
+    tenants: Callable[[], list[str]] | None = None
+    """The onboarded tenants' IDs (what ``queue`` lists without ``--tenant``)."""
 
     @classmethod
     def from_storage(cls, storage: StorageClients, *, now: Callable[[], float] = time.time) -> Stores:
+        from shared.tenants import TenantDirectory
+
+        directory = TenantDirectory(storage)
+        suppressions = TableSuppressionStore.from_storage(storage, now=now)
+        triage = Triage(directory, suppressions, clock=now)
         return cls(
             TableAlertStore.from_storage(storage, now=now),
-            TableIncidentBook.from_storage(storage, now=now),
-            TableSuppressionStore.from_storage(storage, now=now),
+            TableIncidentBook.from_storage(storage, now=now, triage=triage.states),
+            suppressions,
+            lambda: sorted(r.tenant_id for r in directory.list()),
         )
 
 
@@ -163,6 +180,55 @@ def cmd_alerts_list(
     return 0
 
 
+def cmd_alerts_queue(
+    storage: StorageClients | Stores,
+    *,
+    tenant_ids: Sequence[str] = (),
+    states: Sequence[str] = (),
+    fmt: str = "table",
+    out: IO[str] | None = None,
+    now: Callable[[], float] = time.time,
+) -> int:
+    """Print the SOC queue across tenants (incidents awaiting a verdict or a confirmation), oldest first."""
+    stream = out or sys.stdout
+    stores = _stores(storage, now)
+    if stores.incidents is None:
+        raise BadInputError("no incident book configured")
+    try:
+        wanted = frozenset(TriageState(s) for s in states) if states else QUEUE_STATES
+    except ValueError as exc:
+        raise BadInputError(f"unknown triage state (use {', '.join(s.value for s in TriageState)})") from exc
+    if tenant_ids:
+        tenants = list(dict.fromkeys(tenant_ids))
+    elif stores.tenants is not None:
+        tenants = stores.tenants()
+    else:
+        raise BadInputError("queue needs --tenant (no tenant directory configured)")
+    found: list[Incident] = []
+    for tenant_id in tenants:
+        found.extend(stores.incidents.list_queue(tenant_id, states=wanted))
+    found.sort(key=lambda i: (i.first_seen, i.tenant_id, i.incident_id))
+    if fmt == "json":
+        _json([i.to_dict() for i in found], stream)
+        return 0
+    rows = [("INCIDENT", "TENANT", "TRIAGE", "SEVERITY", "USER", "FIRST SEEN", "TITLE")]
+    for i in found:
+        rows.append(
+            (
+                i.incident_id,
+                i.tenant_id,
+                i.triage.value,
+                i.severity.value,
+                i.user or "-",
+                iso(i.first_seen),
+                _short(i.title),
+            )
+        )
+    _table(rows, stream)
+    stream.write(f"{len(found)} incident(s)\n")
+    return 0
+
+
 def _show_text(record: StoredAlert, out: IO[str]) -> None:
     a = record.alert
     lines = [
@@ -235,6 +301,23 @@ def cmd_alerts_set_status(
     """
     stream = out or sys.stdout
     stores = _stores(storage, now)
+    if alert_id.startswith("inc-") and stores.incidents is not None:
+        if suppress:
+            raise BadInputError("--suppress goes with an alert ID, not an incident ID")
+        verdict = apply_incident_verdict(
+            stores.alerts, stores.incidents, tenant_id, alert_id, status, by=by, reason=reason
+        )
+        if publish is not None:
+            publish(verdict)
+        if fmt == "json":
+            _json({"alert": None, "incident": verdict.to_dict(), "suppression": None}, stream)
+            return 0
+        sent = "sent for delivery" if publish is not None else "not sent for delivery (no Service Bus configured)"
+        stream.write(
+            f"incident {verdict.incident_id}: {verdict.status.value}, triage {verdict.triage.value}, "
+            f"revision {verdict.revision}, {sent}\n"
+        )
+        return 0
     created: Suppression | None = None
     if suppress:
         if status != AlertStatus.DISMISSED.value:
@@ -405,6 +488,10 @@ def dispatch(
     fmt = getattr(args, "format", "table")
     if args.command == "alerts":
         op = args.alerts_command
+        if op == "queue":
+            return cmd_alerts_queue(
+                storage, tenant_ids=args.tenant or (), states=args.state or (), fmt=fmt, out=out, now=now
+            )
         if op == "list":
             return cmd_alerts_list(
                 storage, tenant_id=args.tenant, status=args.status, since=args.since, fmt=fmt, out=out, now=now
@@ -485,8 +572,16 @@ def register(subparsers: Any) -> None:
             "--format", choices=["table", "json"], default="table", help="table for people, json for scripts"
         )
 
-    alerts = subparsers.add_parser("alerts", help="list, show, acknowledge, confirm or dismiss alerts")
+    alerts = subparsers.add_parser("alerts", help="the SOC queue; list, show, acknowledge, confirm or dismiss alerts")
     asub = alerts.add_subparsers(dest="alerts_command", required=True)
+    queue = asub.add_parser("queue", help="incidents awaiting an analyst's verdict or confirmation, across tenants")
+    queue.add_argument("--tenant", action="append", metavar="TENANT_ID", help="only this tenant (repeatable)")
+    queue.add_argument(
+        "--state", action="append", choices=[s.value for s in TriageState], help="these triage states instead"
+    )
+    queue.add_argument(
+        "--format", choices=["table", "json"], default="table", help="table for people, json for scripts"
+    )
     lst = asub.add_parser("list", help="the tenant's alerts")
     common(lst)
     lst.add_argument("--status", choices=[s.value for s in AlertStatus], help="only alerts in this status")
@@ -501,7 +596,7 @@ def register(subparsers: Any) -> None:
     ):
         p = asub.add_parser(name, help=text)
         common(p)
-        p.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id (al-...)")
+        p.add_argument("alert_id", metavar="ALERT_ID", help="an alert ID, or an incident ID (inc-...) from the queue")
         p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded)")
         p.add_argument("--reason", required=needs_reason, metavar="TEXT", help="why (recorded)")
         if name == "dismiss":

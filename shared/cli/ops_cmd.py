@@ -1,4 +1,9 @@
-"""Operator commands: ``itdr tenants add|list|status``, ``itdr replay``, ``itdr deadletters list|replay``.
+"""Operator commands: ``itdr tenants add|list|status|policy``, ``itdr replay``, ``itdr deadletters list|replay``.
+
+``itdr tenants policy --tenant T [--remediation FILE] [--triage FILE] [--refresh-protected]`` sets a tenant's
+own remediation and triage policies (JSON objects of :class:`~shared.remediation.policy.RemediationPolicy` and
+:class:`~shared.alerts.triage.TriagePolicy` fields, validated before they are stored in the tenant record),
+re-reads its protected identities from Graph on request, and prints the policies in effect.
 
 They run against the deployed (or local) storage and bus of ``shared.app.services()``, and print JSON
 (one object per line) so their output can be piped into ``jq``. ``itdr replay`` writes exactly what
@@ -55,6 +60,16 @@ def register(subparsers: Any) -> None:
     status.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant's Entra id")
     status.add_argument("--offline", action="store_true", help="do not call the Management API")
     status.set_defaults(handler=_tenants_status)
+    policy = tsub.add_parser(
+        "policy", help="set a tenant's remediation and triage policy; print the policies in effect"
+    )
+    policy.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant's Entra id")
+    policy.add_argument("--remediation", metavar="FILE", help="JSON object of RemediationPolicy fields")
+    policy.add_argument("--triage", metavar="FILE", help="JSON object of TriagePolicy fields")
+    policy.add_argument(
+        "--refresh-protected", action="store_true", help="re-read the protected identities from Graph first"
+    )
+    policy.set_defaults(handler=_tenants_policy)
 
     replay = subparsers.add_parser("replay", help="re-run detection over the raw archive of a tenant")
     replay.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant's Entra id")
@@ -100,6 +115,71 @@ def _tenants_add(args: argparse.Namespace) -> int:
         detection=detection,
     )
     _print(status.to_dict())
+    return 0
+
+
+def _read_json(path: str, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{what} {path} must be a JSON object")
+    return value
+
+
+def set_tenant_policy(
+    tenants: Any,
+    tenant_id: str,
+    *,
+    remediation: dict[str, Any] | None = None,
+    triage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Validate and store a tenant's own remediation and/or triage policy (each replaces the tenant's earlier one);
+    returns the policies in effect. ConfigurationError for an unknown tenant or an invalid field."""
+    from pydantic import ValidationError
+
+    from shared.alerts.triage import TriagePolicy
+    from shared.remediation.policy import RemediationPolicies, RemediationPolicy
+
+    record = tenants.get(tenant_id)
+    if record is None:
+        raise ConfigurationError("no such tenant: onboard it first (itdr tenants add)", tenant=tenant_id)
+    update: dict[str, Any] = {}
+    try:
+        if remediation is not None:
+            RemediationPolicy.model_validate({**remediation, "tenant_id": record.tenant_id})
+            update["remediation"] = dict(remediation)
+        if triage is not None:
+            TriagePolicy.model_validate({**triage, "tenant_id": record.tenant_id})
+            update["triage"] = dict(triage)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigurationError(f"invalid policy: {where}: {first['msg']}", tenant=tenant_id) from exc
+    if update:
+        tenants.upsert(record.model_copy(update=update))
+    effective_triage = TriagePolicy.model_validate({**(triage or record.triage), "tenant_id": record.tenant_id})
+    return {
+        "tenant_id": record.tenant_id,
+        "remediation": RemediationPolicies(tenants).for_tenant(record.tenant_id).model_dump(mode="json"),
+        "triage": effective_triage.model_dump(mode="json"),
+    }
+
+
+def _tenants_policy(args: argparse.Namespace) -> int:
+    svc = _services()
+    if args.refresh_protected:
+        from shared.ingest.onboarding import refresh_protected_identities
+
+        record = svc.tenants.get(args.tenant)
+        if record is None:
+            raise ConfigurationError("no such tenant: onboard it first (itdr tenants add)", tenant=args.tenant)
+        _, report = refresh_protected_identities(svc, record)
+        _print({"protected": report})
+    remediation = _read_json(args.remediation, "remediation policy") if args.remediation else None
+    triage = _read_json(args.triage, "triage policy") if args.triage else None
+    _print(set_tenant_policy(svc.tenants, args.tenant, remediation=remediation, triage=triage))
     return 0
 
 

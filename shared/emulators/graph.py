@@ -14,7 +14,10 @@ the documented wire protocol for the endpoints m365-itdr remediates with (docs/g
     DELETE /v1.0/users/{id}/mailFolders/inbox/messageRules/{ruleId}   → 204
     GET    /v1.0/oauth2PermissionGrants[?$filter=clientId eq '...']
     DELETE /v1.0/oauth2PermissionGrants/{id}            → 204
+    GET    /v1.0/servicePrincipals?$filter=appId eq '...'
     GET    /v1.0/servicePrincipals/{id}
+    GET    /v1.0/directoryRoles?$filter=roleTemplateId eq '...'   (activated roles: those given a member)
+    GET    /v1.0/directoryRoles/{id}/members                   users and service principals, with @odata.type
     PATCH  /v1.0/servicePrincipals/{id}                 {"accountEnabled": bool} → 204
 
 Tenants and tokens: a request must carry ``Authorization: Bearer fake-token:<tenant_id>`` for a tenant added
@@ -122,6 +125,11 @@ _READ_GRANTS = frozenset(
 _WRITE_GRANTS = frozenset({"DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"})
 _READ_SPS = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"})
 _WRITE_SPS = frozenset({"Application.ReadWrite.All"})
+_READ_ROLES = frozenset({"RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory", "Directory.Read.All"})
+_ROLE_NAMES = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
+}
 
 _DEFAULT_CODES = {
     400: "BadRequest",
@@ -367,6 +375,8 @@ class _Tenant:
     rules: dict[str, dict[str, _Rule]] = field(default_factory=dict)
     grants: dict[str, dict[str, Any]] = field(default_factory=dict)
     sps: dict[str, _ServicePrincipal] = field(default_factory=dict)
+    roles: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    """Role template id → (the activated role's object id, member object ids)."""
 
     def find_user(self, key: str) -> _User | None:
         user = self.users.get(key.casefold())
@@ -823,6 +833,17 @@ class GraphEmulator:
             t.sps[sid.casefold()] = _ServicePrincipal(sid, app_id, display_name, account_enabled)
             return sid
 
+    def add_role_member(self, tenant_id: str, role_template_id: str, member_id: str) -> str:
+        """Give a user or service principal (by object id) a directory role (activating it); returns the role's id."""
+        t = self.state.ensure_tenant(tenant_id)
+        with self.state.lock:
+            if t.find_user(member_id) is None and member_id.casefold() not in t.sps:
+                raise ValueError(f"no user or service principal {member_id!r} in tenant {tenant_id}")
+            role_id, members = t.roles.setdefault(role_template_id.casefold(), (self.state.new_guid(), []))
+            if member_id not in members:
+                members.append(member_id)
+            return role_id
+
     # -- faults, holds, call log ----------------------------------------------------------------------
     def inject(self, fault: Fault) -> Fault:
         """Add a fault (checked in insertion order, first match wins). Returns it, to read ``hits`` later."""
@@ -1053,12 +1074,19 @@ class GraphEmulator:
                 return self._delete_grant(t, seg[1])
             if n == 2 and method == "GET":
                 return self._get_grant(t, seg[1])
+        if n == 1 and seg[0] == "servicePrincipals" and method == "GET":
+            return self._list_sps(t, params)
+        if n >= 1 and seg[0] == "directoryRoles" and method == "GET":
+            if n == 1:
+                return self._list_roles(t, params)
+            if n == 3 and seg[2] == "members":
+                return self._role_members(t, seg[1], params)
         if n == 2 and seg[0] == "servicePrincipals":
             if method == "GET":
                 return self._get_sp(t, seg[1], params)
             if method == "PATCH":
                 return self._patch_sp(t, seg[1], body)
-        if n >= 1 and seg[0] in ("users", "oauth2PermissionGrants", "servicePrincipals"):
+        if n >= 1 and seg[0] in ("users", "oauth2PermissionGrants", "servicePrincipals", "directoryRoles"):
             raise _Reply(405, "Request_BadRequest", f"The method {method} is not allowed on this resource.")
         raise _Reply(400, "BadRequest", f"Resource not found for the segment '{seg[0] if seg else ''}'.")
 
@@ -1323,6 +1351,58 @@ class GraphEmulator:
         if raw:
             data = {k: v for k, v in data.items() if k in {p.strip() for p in raw.split(",")}}
         return self._ok({"@odata.context": self._context("servicePrincipals/$entity"), **data})
+
+    def _list_sps(self, t: _Tenant, params: Mapping[str, str]) -> _Response:
+        self._require(t, _READ_SPS)
+        flt = params.get("$filter")
+        app_id = _parse_eq_filter(flt, "appId") if flt is not None else None
+        with self.state.lock:
+            items = [
+                sp.to_json() for sp in t.sps.values() if app_id is None or sp.app_id.casefold() == app_id.casefold()
+            ]
+        return self._page(items, params, "/servicePrincipals", self._context("servicePrincipals"))
+
+    def _list_roles(self, t: _Tenant, params: Mapping[str, str]) -> _Response:
+        self._require(t, _READ_ROLES)
+        flt = params.get("$filter")
+        template = _parse_eq_filter(flt, "roleTemplateId").casefold() if flt is not None else None
+        with self.state.lock:
+            items = [
+                {
+                    "id": role_id,
+                    "roleTemplateId": tid,
+                    "displayName": _ROLE_NAMES.get(tid, "Directory role"),
+                    "description": None,
+                    "deletedDateTime": None,
+                }
+                for tid, (role_id, _) in t.roles.items()
+                if template is None or tid == template
+            ]
+        return self._page(items, params, "/directoryRoles", self._context("directoryRoles"))
+
+    def _role_members(self, t: _Tenant, role_id: str, params: Mapping[str, str]) -> _Response:
+        self._require(t, _READ_ROLES)
+        with self.state.lock:
+            found = next((m for rid, m in t.roles.values() if rid.casefold() == role_id.casefold()), None)
+            if found is None:
+                raise _Reply(404, "Request_ResourceNotFound", f"Resource '{role_id}' does not exist.")
+            items: list[dict[str, Any]] = []
+            for member in found:
+                user = t.find_user(member)
+                if user is not None:
+                    items.append(
+                        {
+                            "@odata.type": "#microsoft.graph.user",
+                            "id": user.id,
+                            "userPrincipalName": user.upn,
+                            "displayName": user.display_name,
+                        }
+                    )
+                    continue
+                sp = t.sps.get(member.casefold())
+                if sp is not None:
+                    items.append({"@odata.type": "#microsoft.graph.servicePrincipal", **sp.to_json()})
+        return self._page(items, params, f"/directoryRoles/{role_id}/members", self._context("directoryObjects"))
 
     def _patch_sp(self, t: _Tenant, sp_id: str, body: bytes) -> _Response:
         data = self._json_body(body)

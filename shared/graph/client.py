@@ -49,6 +49,7 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.directory_roles.directory_roles_request_builder import DirectoryRolesRequestBuilder
 from msgraph.generated.models.email_address import EmailAddress
 from msgraph.generated.models.importance import Importance
 from msgraph.generated.models.message_rule import MessageRule
@@ -64,6 +65,7 @@ from msgraph.generated.oauth2_permission_grants.oauth2_permission_grants_request
 from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
     ServicePrincipalItemRequestBuilder,
 )
+from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
@@ -89,6 +91,7 @@ __all__ = [
     "DEFAULT_CLOUD_HOST",
     "DEFAULT_USER_SELECT",
     "REQUIRED_PERMISSIONS",
+    "DirectoryMember",
     "GraphClient",
     "GraphUser",
     "PermissionGrant",
@@ -128,6 +131,8 @@ REQUIRED_PERMISSIONS: dict[str, str] = {
     "get_service_principal": "Application.Read.All",
     "disable_service_principal": "Application.ReadWrite.All",
     "enable_service_principal": "Application.ReadWrite.All",
+    "find_service_principal": "Application.Read.All",
+    "list_role_members": "RoleManagement.Read.Directory",
 }
 """Operation → least-privilege Microsoft Graph *application* permission (docs/graph-remediation.md §1).
 
@@ -187,6 +192,16 @@ class ServicePrincipalInfo(BaseModel):
 
 
 # --------------------------------------------------------------------------- conversions
+
+
+class DirectoryMember(BaseModel):
+    """A member of a directory role: a user (``user_principal_name``) or a service principal (``app_id``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_principal_name: str | None = None
+    app_id: str | None = None
 
 
 def _addresses(recipients: list[Recipient] | None) -> tuple[str, ...]:
@@ -769,6 +784,64 @@ class GraphClient:
             return False
         return True
 
+    # -- directory roles -------------------------------------------------------------------------------
+    async def list_role_members(self, role_template_id: str) -> list[DirectoryMember]:
+        """The members of the activated directory role of a template: ``GET /directoryRoles?$filter=roleTemplateId
+        eq '{id}'`` then ``GET /directoryRoles/{id}/members`` (every page). Empty when the role is not activated."""
+        self._require_id(role_template_id, "role_template_id")
+        escaped = role_template_id.replace("'", "''")
+        cfg = RequestConfiguration(
+            query_parameters=DirectoryRolesRequestBuilder.DirectoryRolesRequestBuilderGetQueryParameters(
+                filter=f"roleTemplateId eq '{escaped}'"
+            )
+        )
+        roles = await self._call(
+            "list_role_members", role_template_id, lambda: self._sdk.directory_roles.get(request_configuration=cfg)
+        )
+        out: list[DirectoryMember] = []
+        for role in (roles.value or []) if roles is not None else []:
+            if not role.id:
+                continue
+            builder = self._sdk.directory_roles.by_directory_role_id(role.id).members
+            page = await self._call("list_role_members", role.id, builder.get)
+            for _ in range(_MAX_PAGES):
+                if page is None:
+                    break
+                for m in page.value or []:
+                    if not m.id:
+                        continue
+                    out.append(
+                        DirectoryMember(
+                            id=m.id,
+                            user_principal_name=m.user_principal_name if isinstance(m, User) else None,
+                            app_id=m.app_id if isinstance(m, ServicePrincipal) else None,
+                        )
+                    )
+                if not page.odata_next_link:
+                    break
+                link = self._check_next_link(page.odata_next_link, "list_role_members")
+                page = await self._call("list_role_members", role.id, builder.with_url(link).get)
+        return out
+
+    async def find_service_principal(self, app_id: str) -> ServicePrincipalInfo | None:
+        """``GET /servicePrincipals?$filter=appId eq '{app_id}'``: the tenant's service principal of an app."""
+        self._require_id(app_id, "app_id")
+        escaped = app_id.replace("'", "''")
+        cfg = RequestConfiguration(
+            query_parameters=ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+                filter=f"appId eq '{escaped}'"
+            )
+        )
+        page = await self._call(
+            "find_service_principal", app_id, lambda: self._sdk.service_principals.get(request_configuration=cfg)
+        )
+        for sp in (page.value or []) if page is not None else []:
+            if sp.id:
+                return ServicePrincipalInfo(
+                    id=sp.id, app_id=sp.app_id, display_name=sp.display_name, account_enabled=sp.account_enabled
+                )
+        return None
+
     # -- service principals ---------------------------------------------------------------------------
     async def get_service_principal(self, sp_id: str) -> ServicePrincipalInfo:
         """GET /servicePrincipals/{id} (the object id, not the appId)."""
@@ -886,6 +959,14 @@ class SyncGraphClient:
     ) -> list[GraphUser]:
         """See :meth:`GraphClient.list_users`."""
         return self._run(lambda: self._client.list_users(select=select, page_size=page_size))
+
+    def list_role_members(self, role_template_id: str) -> list[DirectoryMember]:
+        """See :meth:`GraphClient.list_role_members`."""
+        return self._run(lambda: self._client.list_role_members(role_template_id))
+
+    def find_service_principal(self, app_id: str) -> ServicePrincipalInfo | None:
+        """See :meth:`GraphClient.find_service_principal`."""
+        return self._run(lambda: self._client.find_service_principal(app_id))
 
     def disable_user(self, user_id: str) -> None:
         """See :meth:`GraphClient.disable_user`."""

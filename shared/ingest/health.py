@@ -12,7 +12,9 @@
 It repairs what it can through :func:`shared.ingest.onboarding.ensure_feeds` (restart a disabled or
 missing subscription, re-register a disabled or missing webhook; 15 min spacing), replays content
 messages parked because the subscription was off, records each repair in ``TABLE_FEED_HEALTH``, and
-says when a person must act (audit logging off, missing permission).
+says when a person must act (audit logging off, missing permission). Once a day per tenant
+(:data:`PROTECTED_REFRESH`) it re-reads the protected identities from Graph (directory role holders the
+remediation never isolates automatically; best effort).
 
 :func:`integration_alert` builds the alerts (category ``integration_health``, detector
 :data:`DETECTOR`) with deterministic IDs: one alert per tenant, kind, content type and UTC day. The
@@ -37,7 +39,7 @@ from shared.ingest.checkpoints import FEED_CONTENT_TYPES, Checkpoint, Checkpoint
 from shared.ingest.client import Subscription
 from shared.ingest.context import IngestServices
 from shared.ingest.ledger import RECORD_RETENTION_DAYS, ContentLedger, RecordLedger
-from shared.ingest.onboarding import HUMAN_ACTIONS, ensure_feeds
+from shared.ingest.onboarding import HUMAN_ACTIONS, ensure_feeds, refresh_protected_identities
 from shared.messages import send_raised_alerts
 from shared.platform import names
 from shared.platform.errors import ItdrError, TransientError
@@ -209,6 +211,10 @@ class HealthReport:
 # ----------------------------------------------------------------------------- the check
 
 
+PROTECTED_REFRESH = timedelta(hours=24)
+"""How often the feed check re-reads a tenant's protected identities from Graph."""
+
+
 def check_feeds(
     svc: IngestServices, *, thresholds: Mapping[str, timedelta] | None = None, repair: bool = True
 ) -> HealthReport:
@@ -252,6 +258,11 @@ def _check_tenant(
         feeds[ct] = _assess(record, ct, by_type.get(ct), checkpoints.get(ct), subs is not None, limits, now, report)
     if repair and subs is not None:
         _repair(svc, client, record, subs, feeds, now, report)
+    refreshed = record.protected_refreshed_at
+    if repair and (refreshed is None or now - refreshed >= PROTECTED_REFRESH):
+        latest = svc.tenants.get(tid)  # as the repair may have left it (a rotated webhook AuthID)
+        if latest is not None:
+            refresh_protected_identities(svc, latest)  # best effort: reports, never raises for Graph
     for feed in feeds.values():
         _write_status(svc, feed, now)
     report.feeds.extend(feeds.values())

@@ -8,7 +8,11 @@
    :func:`ensure_feeds` (``AF20024`` "already enabled" is success), with the webhook when
    ``Settings.webhook_url`` is set;
 3. home countries are seeded from Entra ``usageLocation`` through the tenant's Graph client (best effort:
-   a Graph failure is reported, never fatal).
+   a Graph failure is reported, never fatal);
+4. the protected identities are read from Graph (:func:`refresh_protected_identities`, best effort too):
+   the holders of the protected directory roles (Global Administrator and Privileged Role Administrator by
+   default, the tenant policy's ``protected_roles`` otherwise) and the app's own service principal. The
+   remediation never isolates them automatically. Onboarding again refreshes the list.
 
 :func:`ensure_feeds` is also how the poller and the feed-health check repair a feed. It starts a
 subscription at most once per :data:`START_SPACING` per (tenant, content type) (REF asks for 15 min
@@ -48,7 +52,7 @@ from shared.platform import names
 from shared.platform.errors import ConfigurationError, ItdrError, ThrottledError, TransientError
 from shared.platform.storage import encode_key
 from shared.tenant_config import TenantConfig
-from shared.tenants import TenantRecord, hash_secret
+from shared.tenants import PROTECTED_ROLE_TEMPLATES, TenantRecord, hash_secret
 
 log = logging.getLogger("itdr.ingest")
 
@@ -228,6 +232,8 @@ class TenantStatus:
     feeds: list[StartOutcome] = field(default_factory=list)
     first_content_at: datetime | None = None
     identity: dict[str, Any] = field(default_factory=dict)
+    protected: dict[str, Any] = field(default_factory=dict)
+    """The protected identities read from Graph (:func:`refresh_protected_identities`)."""
     historical_rules: dict[str, Any] = field(default_factory=dict)
     """The first scan of existing inbox rules through Graph (best effort)."""
     needs_human: list[str] = field(default_factory=list)
@@ -253,6 +259,7 @@ class TenantStatus:
             "first_content_at": self.first_content_at.isoformat() if self.first_content_at else None,
             "feeds": [f.to_dict() for f in self.feeds],
             "identity": self.identity,
+            "protected": self.protected,
             "needs_human": list(self.needs_human),
         }
 
@@ -351,6 +358,46 @@ def _seed_identity(svc: IngestServices, record: TenantRecord) -> tuple[TenantRec
     return record, result
 
 
+def refresh_protected_identities(svc: IngestServices, record: TenantRecord) -> tuple[TenantRecord, dict[str, Any]]:
+    """Read the protected identities from Graph into the tenant record; best effort, reported.
+
+    ``GET /directoryRoles?$filter=roleTemplateId eq '{id}'`` and ``/directoryRoles/{id}/members`` per protected
+    role, and ``GET /servicePrincipals?$filter=appId eq '{ITDR_APP_CLIENT_ID}'`` for the app itself: object ids,
+    UPNs and app ids, lower-cased. On a Graph failure the earlier list is kept (never emptied by an error).
+    """
+    tid = record.tenant_id
+    configured = record.remediation.get("protected_roles")
+    roles = [str(r) for r in configured] if isinstance(configured, list | tuple) else list(PROTECTED_ROLE_TEMPLATES)
+    try:
+        graph = svc.graph_client(tid)
+    except ConfigurationError:
+        return record, {"refreshed": False, "error": "graph_not_configured"}
+    found: set[str] = set()
+    result: dict[str, Any]
+    try:
+        for role in roles:
+            for m in graph.list_role_members(role):
+                found.update(x.lower() for x in (m.id, m.user_principal_name, m.app_id) if x)
+        app_id = svc.settings.app_client_id
+        if app_id:
+            found.add(app_id.lower())
+            own = graph.find_service_principal(app_id)
+            if own is not None:
+                found.add(own.id.lower())
+        record = record.model_copy(
+            update={"protected_identities": sorted(found), "protected_refreshed_at": utcnow(svc.clock)}
+        )
+        svc.tenants.upsert(record)
+        result = {"refreshed": True, "roles": len(roles), "identities": len(found)}
+    except ItdrError as exc:
+        result = {"refreshed": False, "error": exc.reason, "detail": str(exc)[:300]}
+    except Exception as exc:  # best effort: Graph never fails onboarding
+        result = {"refreshed": False, "error": "graph_failed", "detail": type(exc).__name__}
+    if result.get("error"):
+        log.warning("protected identities not refreshed: tenant=%s reason=%s", tid, result["error"])
+    return record, result
+
+
 def _scan_rules(svc: IngestServices, tenant_id: str) -> dict[str, Any]:
     """Score the inbox rules that exist before onboarding; a Graph failure never fails onboarding."""
     try:
@@ -395,6 +442,7 @@ def onboard_tenant(
         record = record.model_copy(update={"status": "active"})
         svc.tenants.upsert(record)
     record, status.identity = _seed_identity(svc, record)
+    record, status.protected = refresh_protected_identities(svc, record)
     status.historical_rules = _scan_rules(svc, tid)
     status.status, status.first_content_at = record.status, record.first_content_at
     log.info("tenant onboarded: tenant=%s state=%s", tid, status.state, extra={"tenant_id": tid})

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from shared.alert_model import Alert
 from shared.alerts.incidents import Incident, IncidentBook, RemediationEntry
 from shared.alerts.publisher import IncidentPublisher
+from shared.alerts.store import AlertStatus
 from shared.messages import IncidentRef
 from shared.platform.errors import NotFoundError
 from shared.platform.faults import crash_point
@@ -157,13 +158,18 @@ def plan_for_incidents(
     alerts: AlertLookup,
     incidents: Sequence[Incident],
 ) -> int:
-    """Plan the remediation of changed incidents under the tenant's policy and submit the actions (replay-safe)."""
+    """Plan the remediation of changed incidents under the tenant's policy and submit the actions (replay-safe).
+
+    Each alert counts at its incident's severity when that is higher (by default: a critical incident isolates
+    at once, a high one asks, nothing below acts); a dismissed incident plans nothing."""
     if not policy.enabled:
         return 0
     submitted = 0
     for inc in incidents:
+        if inc.status is AlertStatus.DISMISSED:
+            continue
         found = [a for a in (alerts.get_alert(inc.tenant_id, aid) for aid in inc.alert_ids) if a is not None]
-        planned = plan(found, policy, incident_id=inc.incident_id)
+        planned = plan(found, policy, incident_id=inc.incident_id, incident_severity=inc.severity)
         if planned:
             submitted += len(runner.submit(planned))
     return submitted

@@ -208,6 +208,9 @@ class LedgerEntry(BaseModel):
     undo_of: str | None = None
     undone_by: str | None = None
     source_alert_ids: list[str] = Field(default_factory=list)
+    basis: dict[str, Any] = Field(default_factory=dict)
+    """What it was planned for (``detectors``, ``severity``): the runner re-checks the policy against it when the
+    action executes. Empty for an action requested by hand."""
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
@@ -251,6 +254,7 @@ class LedgerEntry(BaseModel):
         note: str = "",
         source_alert_ids: Iterable[str] = (),
         result: Mapping[str, Any] | None = None,
+        basis: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
         """A fresh row for ``request``."""
         entry = cls(
@@ -266,6 +270,7 @@ class LedgerEntry(BaseModel):
             undo_of=str(request.target["undo_of"]) if request.target.get("undo_of") else None,
             source_alert_ids=list(source_alert_ids),
             result=dict(result or {}),
+            basis=dict(basis or {}),
             created_at=at,
             updated_at=at,
         )
@@ -415,7 +420,13 @@ class InMemoryRemediationLedger:
 
 # Columns of the table row. The JSON columns stay small: checkpoint and result hold ids and one rule
 # definition, history is capped at MAX_HISTORY.
-_JSON_COLUMNS = {"Target": "target", "Checkpoint": "checkpoint", "Result": "result", "History": "history"}
+_JSON_COLUMNS = {
+    "Target": "target",
+    "Checkpoint": "checkpoint",
+    "Result": "result",
+    "History": "history",
+    "Basis": "basis",
+}
 _PLAIN_COLUMNS = {
     "IncidentId": "incident_id",
     "Action": "action",

@@ -1,10 +1,25 @@
 """Per-tenant remediation policy, the retry policy, and :func:`plan` (alerts → remediation actions).
 
 A tenant's :class:`RemediationPolicy` says, per detector, whether its alerts remediate automatically
-(``auto``, from ``auto_min_severity`` up; below it they wait for approval), wait for a person's approval
-(``approval``, the default) or never remediate (``off``); which actions always wait for approval whatever the
-detector says; and which accounts and applications are never disabled (break-glass accounts, named service
-accounts, the ITDR app itself — matched by UPN, object id or app id, case-insensitive).
+(``auto``, the default), wait for a person's approval (``approval``) or never remediate (``off``). What an
+``auto`` detector does depends on the severity of the incident (or of the alert, when higher):
+
+    critical (``auto_min_severity``)  → acts at once: the identity is isolated (disable + revoke sessions)
+    high     (``min_severity``)       → the action waits for a person's approval
+    medium, low                       → nothing is planned
+
+So by default a takeover (an unwanted login followed by a shadow workflow, a rogue app or evasive access: a
+critical incident) is contained at once, a high incident asks, and nothing below acts. ``approval_actions``
+always wait for approval whatever the detector says (disabling a service principal, by default).
+
+Protected identities are never isolated automatically: ``protected`` (the holders of the directory roles in
+``protected_roles`` — Global Administrator and Privileged Role Administrator — and the app's own service
+principal, read from Graph at onboarding and on each refresh, :mod:`shared.ingest.onboarding`) and
+``break_glass`` (configured): their actions always wait for a person. ``never_disable`` (UPNs, object ids or
+app ids) are never disabled at all: the action is recorded as skipped. All matched case-insensitively.
+
+The runner checks the policy again when an action executes (:meth:`RemediationPolicy.recheck`): an action
+queued under a policy that has since changed follows the new one.
 
 :func:`plan` maps an incident's alerts to :class:`PlannedAction` s with :data:`DEFAULT_DETECTOR_ACTIONS`
 (overridable per tenant; some only under :data:`DEFAULT_CONDITIONS`):
@@ -31,14 +46,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.alert_model import Alert, Severity
 from shared.remediation.ledger import ActionKind, RemediationRequest
-from shared.tenants import TenantRecord
+from shared.tenants import PROTECTED_ROLE_TEMPLATES, TenantRecord
 
 __all__ = [
     "DEFAULT_CONDITIONS",
     "DEFAULT_DETECTOR_ACTIONS",
     "PROTECTED_REASON",
+    "PROTECTED_ROLE_TEMPLATES",
     "Mode",
     "PlannedAction",
+    "Recheck",
     "RemediationPolicy",
     "RetryPolicy",
     "plan",
@@ -133,17 +150,36 @@ class RetryPolicy(BaseModel):
         return attempt >= self.max_attempts
 
 
+class Recheck(StrEnum):
+    """What the policy says, at execution time, of an action planned earlier (:meth:`RemediationPolicy.recheck`)."""
+
+    RUN = "run"
+    APPROVAL = "approval"
+    """It may no longer run without a person: back to pending_approval."""
+    SKIP = "skip"
+    """The policy no longer allows it at all: recorded as skipped."""
+
+
 class RemediationPolicy(BaseModel):
-    """What a tenant allows the remediation to do on its own. The defaults never act without approval."""
+    """What a tenant allows the remediation to do on its own. The defaults: isolate at once for a critical
+    incident, ask for approval on high, nothing below (see the module docstring)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tenant_id: str = ""
     enabled: bool = True
-    default_mode: Mode = Mode.APPROVAL
+    default_mode: Mode = Mode.AUTO
     detector_modes: dict[str, Mode] = Field(default_factory=dict)
-    auto_min_severity: Severity = Severity.HIGH
-    """An ``auto`` detector's alert below this severity waits for approval instead."""
+    auto_min_severity: Severity = Severity.CRITICAL
+    """An ``auto`` detector acts at once from this incident (or alert) severity; below it, approval."""
+    min_severity: Severity = Severity.HIGH
+    """Below this incident (or alert) severity nothing is planned."""
+    protected_roles: frozenset[str] = frozenset(PROTECTED_ROLE_TEMPLATES)
+    """Directory role template ids whose holders are protected (read from Graph at onboarding)."""
+    protected: frozenset[str] = frozenset()
+    """Identities read from Graph (role holders, the app's own service principal): never acted on automatically."""
+    break_glass: frozenset[str] = frozenset()
+    """Break-glass accounts (UPN or object id): never acted on automatically."""
     approval_actions: frozenset[ActionKind] = _ALWAYS_APPROVAL_DEFAULT
     """Actions that always wait for approval, whatever the detector's mode."""
     detector_actions: dict[str, tuple[ActionKind, ...]] = Field(default_factory=dict)
@@ -153,7 +189,7 @@ class RemediationPolicy(BaseModel):
     lease_s: float = Field(default=300.0, gt=0)
     """How long a running attempt owns its row; a crashed attempt is taken over after it."""
 
-    @field_validator("never_disable", mode="before")
+    @field_validator("never_disable", "protected", "break_glass", "protected_roles", mode="before")
     @classmethod
     def _fold(cls, v: object) -> object:
         if isinstance(v, str):
@@ -165,6 +201,13 @@ class RemediationPolicy(BaseModel):
     def is_protected(self, *identifiers: str | None) -> bool:
         """True when any of the identifiers (UPN, object id, app id) is on the never-disable list."""
         return any(i is not None and i.strip().casefold() in self.never_disable for i in identifiers)
+
+    def is_guarded(self, *identifiers: str | None) -> bool:
+        """True when any identifier is a protected identity or a break-glass account (approval only)."""
+        return any(
+            i is not None and (i.strip().casefold() in self.protected or i.strip().casefold() in self.break_glass)
+            for i in identifiers
+        )
 
     def mode_for(self, detector: str) -> Mode:
         """The mode of a detector's alerts."""
@@ -181,13 +224,42 @@ class RemediationPolicy(BaseModel):
             return ()
         return DEFAULT_DETECTOR_ACTIONS.get(alert.detector, ())
 
-    def needs_approval(self, alert: Alert, action: ActionKind) -> bool:
+    def needs_approval(self, alert: Alert, action: ActionKind, *, incident_severity: Severity | None = None) -> bool:
         """True when this alert's action waits for a person (the detector's mode is not ``off``)."""
+        return self.needs_approval_for(action, alert.detector, _effective(alert.severity, incident_severity))
+
+    def needs_approval_for(self, action: ActionKind, detector: str, severity: Severity) -> bool:
+        """True when ``action`` for an alert of ``detector`` at ``severity`` (the incident's, when higher) waits."""
         if action in self.approval_actions:
             return True
-        if self.mode_for(alert.detector) is not Mode.AUTO:
+        if self.mode_for(detector) is not Mode.AUTO:
             return True
-        return alert.severity.rank < self.auto_min_severity.rank
+        return severity.rank < self.auto_min_severity.rank
+
+    def recheck(
+        self, action: ActionKind, target: Mapping[str, Any], basis: Mapping[str, Any], *, approved: bool
+    ) -> tuple[Recheck, str]:
+        """What this policy says now of an action planned earlier (``basis``: the detectors and severity it was
+        planned for, empty for an action requested by hand; ``approved``: a person approved it). With the reason."""
+        if not self.enabled:
+            return Recheck.SKIP, "policy_disabled"
+        if self.is_protected(*_protected_ids(action, target)):
+            return Recheck.SKIP, PROTECTED_REASON
+        detectors = [str(d) for d in basis.get("detectors") or ()]
+        severity = Severity(str(basis["severity"])) if basis.get("severity") else None
+        if detectors and all(self.mode_for(d) is Mode.OFF for d in detectors):
+            return Recheck.SKIP, "policy_off"
+        if severity is not None and severity.rank < self.min_severity.rank:
+            return Recheck.SKIP, "below_min_severity"
+        if approved:
+            return Recheck.RUN, "approved"
+        if self.is_guarded(*_protected_ids(action, target)):
+            return Recheck.APPROVAL, "protected_identity"
+        if action in self.approval_actions:
+            return Recheck.APPROVAL, "approval_action"
+        if detectors and severity is not None and all(self.needs_approval_for(action, d, severity) for d in detectors):
+            return Recheck.APPROVAL, "policy_requires_approval"
+        return Recheck.RUN, "automatic"
 
 
 @dataclass(slots=True)
@@ -199,6 +271,17 @@ class PlannedAction:
     source_alert_ids: list[str] = field(default_factory=list)
     blocked_reason: str | None = None
     note: str = ""
+    detectors: list[str] = field(default_factory=list, compare=False)
+    """The detectors whose alerts call for it."""
+    severity: Severity | None = field(default=None, compare=False)
+    """The severity it was planned at (the incident's, or the alert's when higher)."""
+
+    @property
+    def basis(self) -> dict[str, Any]:
+        """What the runner re-checks the policy against when the action executes."""
+        if not self.detectors:
+            return {}
+        return {"detectors": list(self.detectors), "severity": self.severity.value if self.severity else None}
 
     @property
     def key(self) -> str:
@@ -302,6 +385,12 @@ def _target_for(action: ActionKind, alert: Alert) -> dict[str, Any] | None:
     return None
 
 
+def _effective(severity: Severity, incident_severity: Severity | None) -> Severity:
+    if incident_severity is not None and incident_severity.rank > severity.rank:
+        return incident_severity
+    return severity
+
+
 def _protected_ids(action: ActionKind, target: Mapping[str, Any]) -> tuple[str | None, ...]:
     if action is ActionKind.ISOLATE_IDENTITY:
         return (target.get("user"),)
@@ -316,13 +405,16 @@ def plan(
     *,
     incident_id: str,
     requested_by: str = "itdr",
+    incident_severity: Severity | None = None,
 ) -> list[PlannedAction]:
     """The remediation actions an incident's alerts call for under ``policy``, one per idempotency key.
 
     Alerts of other tenants than ``policy.tenant_id`` (when set) are refused with ValueError: one tenant's
-    alerts never remediate in another. An action is automatic (``requires_approval=False``) when at least one
-    of its alerts allows it. Targets on the never-disable list, and alerts that do not name the target
-    (no UPN / object id, no service principal id), give a planned action with ``blocked_reason`` set.
+    alerts never remediate in another. Each alert counts at ``incident_severity`` when that is higher than
+    its own: below ``policy.min_severity`` it plans nothing; an action is automatic
+    (``requires_approval=False``) when at least one of its alerts allows it, and never for a protected
+    identity or a break-glass account. Targets on the never-disable list, and alerts that do not name the
+    target (no UPN / object id, no service principal id), give a planned action with ``blocked_reason`` set.
     """
     planned: dict[str, PlannedAction] = {}
     order: list[str] = []
@@ -330,6 +422,9 @@ def plan(
         if policy.tenant_id and alert.tenant_id != policy.tenant_id:
             raise ValueError(f"alert of tenant {alert.tenant_id} planned with the policy of {policy.tenant_id}")
         if policy.mode_for(alert.detector) is Mode.OFF:
+            continue
+        severity = _effective(alert.severity, incident_severity)
+        if severity.rank < policy.min_severity.rank:
             continue
         for action in policy.actions_for(alert):
             target = _target_for(action, alert)
@@ -342,13 +437,16 @@ def plan(
             elif policy.is_protected(*_protected_ids(action, target)):
                 blocked = PROTECTED_REASON
                 note = "the target is on the tenant's never-disable list"
+            guarded = target is not None and policy.is_guarded(*_protected_ids(action, target))
+            if guarded:
+                note = "a protected identity (privileged role, break-glass or the app itself): a person decides"
             request = RemediationRequest(
                 tenant_id=alert.tenant_id,
                 incident_id=incident_id,
                 action=action,
                 target=target,
                 requested_by=requested_by,
-                approved=not policy.needs_approval(alert, action),
+                approved=not guarded and not policy.needs_approval_for(action, alert.detector, severity),
             )
             key = request.idempotency_key
             existing = planned.get(key)
@@ -359,11 +457,17 @@ def plan(
                     source_alert_ids=[alert.alert_id],
                     blocked_reason=blocked,
                     note=note,
+                    detectors=[alert.detector],
+                    severity=severity,
                 )
                 order.append(key)
                 continue
             if alert.alert_id not in existing.source_alert_ids:
                 existing.source_alert_ids.append(alert.alert_id)
+            if alert.detector not in existing.detectors:
+                existing.detectors.append(alert.detector)
+            if existing.severity is None or severity.rank > existing.severity.rank:
+                existing.severity = severity
             if existing.requires_approval and request.approved:
                 existing.requires_approval = False
                 existing.request = request
@@ -384,6 +488,11 @@ class RemediationPolicies:
         self._defaults = dict(defaults or {})
 
     def for_tenant(self, tenant_id: str) -> RemediationPolicy:
+        """The deployment's defaults, then the tenant's ``remediation`` fields, and the protected identities read
+        from Graph (``protected_identities`` of the tenant record) added to any the policy names."""
         rec = self._tenants.get(tenant_id)
         body = {**self._defaults, **(dict(rec.remediation) if rec is not None else {})}
+        if rec is not None and rec.protected_identities:
+            named = body.get("protected") or []
+            body["protected"] = [*([named] if isinstance(named, str) else list(named)), *rec.protected_identities]
         return RemediationPolicy.model_validate({**body, "tenant_id": tenant_id})

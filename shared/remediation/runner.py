@@ -7,6 +7,9 @@
     pending_approval             → no-op until approve/reject
     running, lease not expired   → another instance is on it: a re-check is scheduled for the lease's end
     pending, not due yet         → no-op (the scheduled retry message will come)
+    the policy, checked again (RemediationPolicy.recheck; not for an undo):
+      no longer allowed          → skipped (policy_disabled, policy_off, below_min_severity, never_disable)
+      no longer automatic        → pending_approval (a protected identity, or the policy now asks a person)
     claim: attempt+1, running, lease (an ETag write: exactly one instance wins)
     run the action (it re-reads Graph's post-conditions first, so a resumed attempt does nothing twice)
     succeeded / needs_manual / skipped                 → recorded
@@ -17,6 +20,10 @@
     PermissionError_   → failed, reason missing_permission, plus an integration_health alert naming it
     NotFoundError      → failed, reason target_not_found
     other permanent    → failed with the error's reason
+
+A message is only as good as its ledger row: a message whose row does not exist (every legitimate message is
+sent after its row is written: planned, approved, retried or undone) creates a ``pending_approval`` row whatever
+its ``approved`` flag claims, so nothing runs without a person.
 
 A crash anywhere leaves the row pending or running. A row left running is taken over once its lease has
 expired (Service Bus redelivers the message after its lock, which lasts as long as the lease); the action
@@ -75,7 +82,7 @@ from shared.remediation.ledger import (
     RemediationState,
     error_info,
 )
-from shared.remediation.policy import PlannedAction, RemediationPolicy, RetryPolicy
+from shared.remediation.policy import PlannedAction, Recheck, RemediationPolicy, RetryPolicy
 from shared.system_alerts import REMEDIATION_PERMISSION
 
 __all__ = [
@@ -238,7 +245,9 @@ class RemediationRunner:
 
         Blocked actions become ``skipped`` rows, actions needing approval ``pending_approval`` rows, the rest
         ``pending`` rows with a message. Replay safe: an existing row is kept; a ``pending`` row that never
-        ran gets its message again (covers a crash between the row and the send).
+        ran gets its message again (covers a crash between the row and the send). A row still awaiting
+        approval that is now planned as automatic (its incident became critical) goes ahead: ``pending`` and
+        its message.
         """
         out: list[LedgerEntry] = []
         for p in planned:
@@ -258,6 +267,7 @@ class RemediationRunner:
                 note=p.note or f"planned by {p.request.requested_by}",
                 source_alert_ids=p.source_alert_ids,
                 result={"summary": p.note} if p.blocked_reason else None,
+                basis=p.basis,
             )
             try:
                 entry = self._ledger.create_entry(fresh)
@@ -265,7 +275,7 @@ class RemediationRunner:
                 existing = self._ledger.get_entry(fresh.tenant_id, fresh.key)
                 if existing is None:
                     raise
-                entry = existing
+                entry = self._promote(existing, p, now)
             else:
                 if entry.terminal:  # skipped by policy
                     _count_final(entry)
@@ -274,6 +284,53 @@ class RemediationRunner:
             self._notify(entry)
             out.append(entry)
         return out
+
+    def _promote(self, entry: LedgerEntry, p: PlannedAction, now: datetime) -> LedgerEntry:
+        """An awaiting-approval row that the plan now makes automatic (its incident's severity rose): pending."""
+        if entry.state is not RemediationState.PENDING_APPROVAL or p.requires_approval or p.blocked_reason:
+            return entry
+        entry.requires_approval = False
+        entry.basis = p.basis
+        entry.source_alert_ids = sorted({*entry.source_alert_ids, *p.source_alert_ids})
+        severity = p.severity.value if p.severity else "higher"
+        entry.transition(RemediationState.PENDING, at=now, note=f"automatic under the policy now (severity {severity})")
+        try:
+            return self._ledger.update_entry(entry)
+        except ConcurrencyError:
+            return self._ledger.get_entry(entry.tenant_id, entry.key) or entry
+
+    def _recheck(self, entry: LedgerEntry, policy: RemediationPolicy, now: datetime) -> HandleResult | None:
+        """The policy checked again as the action is about to run; None when it may run."""
+        if entry.undo_of is not None:
+            return None  # an undo is a person's request and puts things back
+        verdict, reason = policy.recheck(
+            entry.action, entry.target, entry.basis, approved=entry.approved_by is not None
+        )
+        if verdict is Recheck.RUN:
+            return None
+        entry.lease_until = None
+        entry.next_attempt_at = None
+        if verdict is Recheck.SKIP:
+            entry.reason = reason
+            entry.result = {"summary": f"not run: the tenant's remediation policy no longer allows it ({reason})"}
+            entry.transition(RemediationState.SKIPPED, at=now, note=f"policy re-checked at execution: {reason}")
+            outcome = HandleOutcome.SKIPPED
+        else:
+            entry.requires_approval = True
+            entry.approved_by = None
+            entry.transition(
+                RemediationState.PENDING_APPROVAL, at=now, note=f"policy re-checked at execution: {reason}"
+            )
+            outcome = HandleOutcome.AWAITING_APPROVAL
+        try:
+            written = self._ledger.update_entry(entry)
+        except ConcurrencyError:
+            latest = self._ledger.get_entry(entry.tenant_id, entry.key) or entry
+            return HandleResult(HandleOutcome.LOST_OWNERSHIP, latest)
+        if written.terminal:
+            _count_final(written)
+        self._notify(written)
+        return HandleResult(outcome, written)
 
     def handle(self, message: bytes | str | RemediationRequest) -> HandleResult:
         """Handle one remediation-queue message (its body, or the parsed request). Never raises for an
@@ -308,6 +365,9 @@ class RemediationRunner:
         ):
             return HandleResult(HandleOutcome.NOT_DUE, entry)
         policy = self.policy_for(entry.tenant_id)
+        rechecked = self._recheck(entry, policy, now)
+        if rechecked is not None:
+            return rechecked
         resumed = entry.state is RemediationState.RUNNING
         entry.attempt += 1
         entry.lease_until = now + timedelta(seconds=policy.lease_s)
@@ -339,8 +399,12 @@ class RemediationRunner:
         entry = self._ledger.get_entry(request.tenant_id, request.idempotency_key)
         if entry is not None:
             return entry
-        state = RemediationState.PENDING if request.approved else RemediationState.PENDING_APPROVAL
-        fresh = LedgerEntry.new(request, state=state, at=now, note=f"requested by {request.requested_by}")
+        note = f"requested by {request.requested_by}"
+        if request.approved:
+            note += "; the message claims approval but the ledger has no row: refused, a person decides"
+        fresh = LedgerEntry.new(
+            request, state=RemediationState.PENDING_APPROVAL, at=now, requires_approval=True, note=note
+        )
         try:
             return self._ledger.create_entry(fresh)
         except ActionOwnedError:

@@ -52,7 +52,10 @@ from tests.alerts.conftest import TENANT, Clock, MakeAlert
 
 MEGAN = "5b0e9a3c-1111-4c2d-9e8f-0a1b2c3d4e5f"
 AUTO = {
+    # a partner's policy that acts from high on (the defaults act on critical only) and plans below high too
     "default_mode": "auto",
+    "auto_min_severity": "high",
+    "min_severity": "low",
     "detector_actions": {
         "test_unwanted_login": ["isolate_identity"],
         "test_shadow_workflow": ["clear_mailbox_forwarding"],

@@ -129,6 +129,8 @@ def test_sign_in_then_rule_is_one_high_incident_told_in_stage_order(book: Any, m
             "3 attack stages: Sign-in → Mail rule / forwarding → Consent / privilege",
         ],
         "status": "new",
+        "triage": "awaiting_verdict",  # a book without a triage hook: no verdict yet, so awaiting one
+        "escalations": [],
         "stages": ["sign_in", "persistence", "consent"],
         "first_seen": "2025-11-24T17:00:00Z",
         "last_seen": "2025-11-24T19:01:00Z",

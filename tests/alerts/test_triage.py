@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.alert_model import Category, Severity
-from shared.alerts.incidents import InMemoryIncidentBook, TableIncidentBook
+from shared.alerts.incidents import InMemoryIncidentBook, TableIncidentBook, TriageState
 from shared.alerts.store import AlertStatus, InMemoryAlertStore, TableAlertStore
 from shared.alerts.suppressions import (
     InMemorySuppressionStore,
@@ -50,7 +50,12 @@ def takeover(make_alert: Any) -> Any:
 def test_default_policy_publishes_high_at_once(takeover: Any) -> None:
     inc, sign_in, rule, _ = takeover
     assert decide(inc, TriagePolicy(tenant_id=TENANT), [], now=NOW) == Decision(
-        True, "severity high is published at once (high, critical)", S.HIGH, (sign_in.alert_id, rule.alert_id), ()
+        True,
+        "severity high is published at once (high, critical)",
+        S.HIGH,
+        TriageState.AWAITING_CONFIRMATION,
+        (sign_in.alert_id, rule.alert_id),
+        (),
     )
 
 
@@ -104,10 +109,17 @@ def test_suppressions_apply_before_publishing(
     s = sup(**suppression)
     decision = decide(inc, TriagePolicy(tenant_id=TENANT), [s], now=NOW)
     publish, reason, severity, kept, hidden = expected
+    # published at once: to be confirmed; every alert suppressed: out of the queue; else: held for a verdict
+    state = (
+        TriageState.AWAITING_CONFIRMATION
+        if publish
+        else (TriageState.DISMISSED if not kept else TriageState.AWAITING_VERDICT)
+    )
     assert decision == Decision(
         publish,
         reason.replace("SUP", s.suppression_id),
         severity,
+        state,
         tuple(ids[k] for k in kept),
         tuple((ids[k], s.suppression_id) for k in hidden),
     )

@@ -209,6 +209,8 @@ def test_incidents_file_holds_the_one_incident_exactly(
             "severity": "critical",  # every alert is high: raised by the combination
             "severity_reasons": ["3 attack stages: Sign-in → Mail rule / forwarding → Access"],
             "status": "new",
+            "triage": "awaiting_verdict",  # the scan has no SOC: no analyst's verdict yet
+            "escalations": [],
             "stages": ["sign_in", "persistence", "access"],
             "first_seen": "2026-11-24T14:00:00Z",
             "last_seen": "2026-11-24T14:05:00Z",

@@ -422,6 +422,32 @@ async def test_one_503_is_exactly_one_request(graph: GraphClient, seeded: Seeded
     assert emulator.state.effects() == []
 
 
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+"""The Global Administrator role template id (the same in every tenant)."""
+
+
+async def test_role_members_and_the_apps_own_service_principal(
+    graph: GraphClient, seeded: Seeded, emulator: GraphEmulator
+) -> None:
+    itdr_sp = emulator.add_service_principal(seeded.tenant_a, app_id="itdr-app-id", display_name="m365-itdr")
+    emulator.add_role_member(seeded.tenant_a, GLOBAL_ADMIN, seeded.alice)
+    emulator.add_role_member(seeded.tenant_a, GLOBAL_ADMIN, itdr_sp)
+    members = await graph.list_role_members(GLOBAL_ADMIN)
+    alice = await graph.get_user(seeded.alice)
+    assert [(m.id, m.user_principal_name, m.app_id) for m in members] == [
+        (seeded.alice, alice.user_principal_name, None),
+        (itdr_sp, None, "itdr-app-id"),
+    ]
+    assert await graph.list_role_members("e8611ab8-c189-46e8-94e1-60213ab1f814") == []  # not activated
+    found = await graph.find_service_principal("ITDR-APP-ID")
+    assert found is not None and found.id == itdr_sp
+    assert await graph.find_service_principal("no-such-app") is None
+    assert [c.path for c in emulator.calls if c.path.startswith("/v1.0/directoryRoles")][:2] == [
+        "/v1.0/directoryRoles",
+        f"/v1.0/directoryRoles/{emulator.state.tenant(seeded.tenant_a).roles[GLOBAL_ADMIN][0]}/members",  # type: ignore[union-attr]
+    ]
+
+
 def op_calls(s: Seeded) -> dict[str, Callable[[GraphClient], Awaitable[object]]]:
     return {
         "get_user": lambda g: g.get_user(s.alice),
@@ -438,6 +464,8 @@ def op_calls(s: Seeded) -> dict[str, Callable[[GraphClient], Awaitable[object]]]
         "get_service_principal": lambda g: g.get_service_principal(s.rogue_app_sp),
         "disable_service_principal": lambda g: g.disable_service_principal(s.rogue_app_sp),
         "enable_service_principal": lambda g: g.enable_service_principal(s.rogue_app_sp),
+        "find_service_principal": lambda g: g.find_service_principal("app-1"),
+        "list_role_members": lambda g: g.list_role_members(GLOBAL_ADMIN),
     }
 
 
@@ -458,6 +486,8 @@ def op_calls(s: Seeded) -> dict[str, Callable[[GraphClient], Awaitable[object]]]
         ("get_service_principal", "Application.Read.All", "Authorization_RequestDenied"),
         ("disable_service_principal", "Application.ReadWrite.All", "Authorization_RequestDenied"),
         ("enable_service_principal", "Application.ReadWrite.All", "Authorization_RequestDenied"),
+        ("find_service_principal", "Application.Read.All", "Authorization_RequestDenied"),
+        ("list_role_members", "RoleManagement.Read.Directory", "Authorization_RequestDenied"),
     ],
 )
 async def test_403_names_the_missing_permission(

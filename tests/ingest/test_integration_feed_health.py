@@ -300,3 +300,31 @@ def test_the_check_purges_expired_ledger_entries(svc: Services, clock) -> None:
     assert sorted(r["RowKey"] for r in rows) == ["new"]
     blobs = svc.storage.container(names.CONTAINER_RAW).list_blobs(name_starts_with="ledger/")
     assert [b.name for b in blobs] == [f"ledger/{TENANT_A}/2025-03-09"]
+
+
+def test_the_protected_identities_are_refreshed_once_a_day(make_services: Any, emulator, clock) -> None:
+    from shared.emulators.graph import GraphEmulator
+
+    global_admin = "62e90394-69f5-4237-9190-012177145e10"
+    with GraphEmulator(seed=3) as graph:
+        graph.add_tenant(TENANT_A)
+        alice = graph.add_user(TENANT_A, user_principal_name="alice@contoso.com")
+        bob = graph.add_user(TENANT_A, user_principal_name="bob@contoso.com")
+        graph.add_role_member(TENANT_A, global_admin, alice)
+        services: Services = make_services(emulator, graph=graph)
+        onboard_tenant(services, tenant_id=TENANT_A, name="Contoso")
+        first = services.tenants.get(TENANT_A)
+        assert first is not None and first.protected_identities == sorted([alice.lower(), "alice@contoso.com"])
+        graph.add_role_member(TENANT_A, global_admin, bob)
+        clock.advance(hours=23)
+        check_feeds(services)
+        same = services.tenants.get(TENANT_A)
+        assert same is not None and same.protected_identities == first.protected_identities  # not a day yet
+        clock.advance(hours=1)
+        check_feeds(services)
+        later = services.tenants.get(TENANT_A)
+        assert later is not None
+        assert later.protected_identities == sorted(
+            [alice.lower(), bob.lower(), "alice@contoso.com", "bob@contoso.com"]
+        )
+        assert later.webhook_auth_hash == first.webhook_auth_hash  # the rest of the record kept

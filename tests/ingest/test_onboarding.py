@@ -36,9 +36,15 @@ def make_svc(make_services: Any) -> Any:
     """Build Services on Azurite, the bus and a Management API emulator; optional Graph emulator and transport."""
 
     def build(
-        emulator: ManagementApiEmulator, *, graph: GraphEmulator | None = None, http: httpx.Client | None = None
+        emulator: ManagementApiEmulator,
+        *,
+        graph: GraphEmulator | None = None,
+        http: httpx.Client | None = None,
+        **settings: Any,
     ) -> Services:
-        svc: Services = make_services(emulator, graph=graph, http=http, admin_api_key_hash=hash_secret(ADMIN_KEY))
+        svc: Services = make_services(
+            emulator, graph=graph, http=http, admin_api_key_hash=hash_secret(ADMIN_KEY), **settings
+        )
         return svc
 
     return build
@@ -166,6 +172,29 @@ def test_identity_is_seeded_from_usage_location(make_svc, emulator, graph) -> No
     }
     row = svc.storage.table(names.TABLE_FEED_HEALTH).get_entity(TENANT_A, "identity")
     assert orjson.loads(row["body"]) == status.identity
+
+
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMIN = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+
+
+def test_protected_identities_are_read_from_graph_and_refreshed(make_svc, emulator, graph) -> None:
+    itdr = graph.add_service_principal(TENANT_A, app_id="0f1e2d3c-itdr-app", display_name="m365-itdr")
+    graph.add_role_member(TENANT_A, GLOBAL_ADMIN, "a1a1a1a1-0000-4000-8000-000000000001")
+    svc = make_svc(emulator, graph=graph, app_client_id="0F1E2D3C-itdr-app")
+    status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    assert status.protected == {"refreshed": True, "roles": 2, "identities": 4}
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None
+    assert record.protected_identities == sorted(
+        ["a1a1a1a1-0000-4000-8000-000000000001", "alice@contoso.com", "0f1e2d3c-itdr-app", itdr.lower()]
+    )
+    # bob becomes Privileged Role Administrator: onboarding again refreshes the list
+    graph.add_role_member(TENANT_A, PRIVILEGED_ROLE_ADMIN, "b2b2b2b2-0000-4000-8000-000000000002")
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None and "bob@contoso.com" in record.protected_identities
+    assert len(record.protected_identities) == 6
 
 
 def test_a_graph_failure_does_not_fail_onboarding(make_svc, emulator, graph) -> None:

@@ -22,7 +22,7 @@ from shared.emulators.graph import GraphEmulator
 from shared.emulators.management_api import ManagementApiEmulator
 from shared.ingest.checkpoints import FEED_CONTENT_TYPES
 from shared.ingest.onboarding import onboard_tenant
-from shared.remediation.ledger import ActionKind, RemediationRequest, RemediationState
+from shared.remediation.ledger import ActionKind, LedgerEntry, RemediationRequest, RemediationState
 from shared.remediation.runner import HandleOutcome
 
 THREADS = 8
@@ -91,6 +91,11 @@ def test_eight_concurrent_remediations_through_graph(svc: Services, graph: Graph
             requested_by="itdr",
             approved=True,
         )
+        # the ledger row of an approved action (a message claiming approval without one is refused)
+        entry = LedgerEntry.new(request, state=RemediationState.PENDING, at=svc.now(), note="approved by soc")
+        entry.approved_by = "soc"
+        entry.decided_at = svc.now()
+        svc.remediation_ledger.create_entry(entry)
         return svc.remediation.handle(request)
 
     results = together(isolate)

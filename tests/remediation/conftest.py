@@ -27,11 +27,12 @@ from shared.remediation.actions import GraphPort
 from shared.remediation.ledger import (
     LedgerEntry,
     RemediationLedger,
+    RemediationRequest,
     RemediationState,
     TableRemediationLedger,
 )
 from shared.remediation.policy import RemediationPolicy
-from shared.remediation.runner import RemediationRunner
+from shared.remediation.runner import PolicySource, RemediationRunner
 
 TENANT_A = "5f0c1c39-4e0b-4d7e-9b51-1a7d3c2a0a01"
 TENANT_B = "9a3e2d11-7c4f-4b8a-a2d6-3e5b7c9d0b02"
@@ -79,7 +80,7 @@ class Rig:
 
     def runner(
         self,
-        policy: RemediationPolicy | None = None,
+        policy: PolicySource | None = None,
         *,
         ledger: RemediationLedger | None = None,
         seed: int = 7,
@@ -118,6 +119,20 @@ class Rig:
                 continue
             results.extend(runner.handle(m.body) for m in msgs)
         raise AssertionError("the remediation queue did not drain")
+
+    def record(
+        self, request: RemediationRequest, *, by: str = "soc-analyst", ledger: RemediationLedger | None = None
+    ) -> RemediationRequest:
+        """The ledger row of an action a person approved (as ``approve_action`` leaves it), so its message runs:
+        a message without a row is refused."""
+        at = self.clock()
+        entry = LedgerEntry.new(request, state=RemediationState.PENDING, at=at, note=f"approved by {by}")
+        entry.approved_by = by
+        entry.decided_at = at
+        into = ledger or self.ledger
+        if into.get_entry(request.tenant_id, request.idempotency_key) is None:
+            into.create_entry(entry)
+        return request
 
     def row(self, key: str) -> LedgerEntry:
         entry = self.ledger.get_entry(TENANT_A, key)

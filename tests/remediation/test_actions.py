@@ -19,8 +19,10 @@ RULE_IDENTITY = 16752869479666417665
 
 
 def request(rig: Any, action: ActionKind, target: dict[str, Any], *, incident: str = "inc-1") -> RemediationRequest:
-    return RemediationRequest(
-        tenant_id=rig.tenant, incident_id=incident, action=action, target=target, requested_by="soc", approved=True
+    return rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant, incident_id=incident, action=action, target=target, requested_by="soc", approved=True
+        )
     )
 
 

@@ -15,7 +15,8 @@ FORWARD = {"forwardTo": [{"emailAddress": {"address": "exfil@evil-mail.example"}
 
 
 def isolate(rig: Any, user: str = "alice@contoso.com") -> RemediationRequest:
-    return RemediationRequest(
+    """An isolation a person approved (its ledger row recorded: a message claiming approval has one)."""
+    req = RemediationRequest(
         tenant_id=rig.tenant,
         incident_id="inc-1",
         action=ActionKind.ISOLATE_IDENTITY,
@@ -23,6 +24,7 @@ def isolate(rig: Any, user: str = "alice@contoso.com") -> RemediationRequest:
         requested_by="itdr",
         approved=True,
     )
+    return rig.record(req)  # type: ignore[no-any-return]
 
 
 def test_403_fails_with_missing_permission_and_an_integration_health_alert(rig: Any) -> None:
@@ -71,13 +73,15 @@ def test_mailbox_403_names_the_mailbox_permission(rig: Any) -> None:
     rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD)
     rig.emu.set_permissions(rig.tenant, ["MailboxSettings.Read"])
     target = {"mailbox": "alice@contoso.com", "rule_name": ".", "forward_to": ["exfil@evil-mail.example"]}
-    req = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.REMOVE_INBOX_RULE,
-        target=target,
-        requested_by="itdr",
-        approved=True,
+    req = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.REMOVE_INBOX_RULE,
+            target=target,
+            requested_by="itdr",
+            approved=True,
+        )
     )
     res = rig.runner().handle(req.to_body())
     assert (res.entry.reason, res.entry.result["permission"]) == ("missing_permission", "MailboxSettings.ReadWrite")

@@ -84,11 +84,18 @@ def test_never_disable_matches_upn_and_object_id_case_insensitively() -> None:
 @pytest.mark.parametrize(
     ("policy", "severity", "action", "approval"),
     [
-        (RemediationPolicy(), Severity.CRITICAL, ActionKind.REMOVE_INBOX_RULE, True),
-        (RemediationPolicy(default_mode=Mode.AUTO), Severity.HIGH, ActionKind.REMOVE_INBOX_RULE, False),
-        (RemediationPolicy(default_mode=Mode.AUTO), Severity.MEDIUM, ActionKind.REMOVE_INBOX_RULE, True),
+        # the defaults: a critical incident acts at once, a high one asks
+        (RemediationPolicy(), Severity.CRITICAL, ActionKind.REMOVE_INBOX_RULE, False),
+        (RemediationPolicy(), Severity.HIGH, ActionKind.REMOVE_INBOX_RULE, True),
+        (RemediationPolicy(default_mode=Mode.APPROVAL), Severity.CRITICAL, ActionKind.REMOVE_INBOX_RULE, True),
+        (RemediationPolicy(auto_min_severity=Severity.HIGH), Severity.HIGH, ActionKind.REMOVE_INBOX_RULE, False),
+        (RemediationPolicy(auto_min_severity=Severity.HIGH), Severity.MEDIUM, ActionKind.REMOVE_INBOX_RULE, True),
         (
-            RemediationPolicy(detector_modes={"exchange_suspicious_inbox_rule": Mode.AUTO}),
+            RemediationPolicy(
+                default_mode=Mode.APPROVAL,
+                detector_modes={"exchange_suspicious_inbox_rule": Mode.AUTO},
+                auto_min_severity=Severity.HIGH,
+            ),
             Severity.HIGH,
             ActionKind.REMOVE_INBOX_RULE,
             False,
@@ -248,7 +255,9 @@ def test_plan_maps_alerts_to_actions(alerts: list[Alert], expected: list[Planned
 
 
 def test_plan_blocks_never_disable_accounts_and_merges_alerts_of_one_action() -> None:
-    policy = RemediationPolicy(tenant_id=TENANT, default_mode=Mode.AUTO, never_disable=["BREAKGLASS@contoso.com"])
+    policy = RemediationPolicy(
+        tenant_id=TENANT, auto_min_severity=Severity.HIGH, never_disable=["BREAKGLASS@contoso.com"]
+    )
     alerts = [
         alert(
             "signin_anonymizer", category=Category.UNWANTED_LOGIN, user_key="breakglass@contoso.com", alert_id="al-1"
@@ -262,7 +271,8 @@ def test_plan_blocks_never_disable_accounts_and_merges_alerts_of_one_action() ->
         ),
         alert("signin_new_location", category=Category.UNWANTED_LOGIN, user_key="bob@contoso.com", alert_id="al-3"),
     ]
-    assert plan(alerts, policy, incident_id="inc-9") == [
+    # the low alert counts at its incident's severity (high), so it merges into bob's isolation
+    assert plan(alerts, policy, incident_id="inc-9", incident_severity=Severity.HIGH) == [
         PlannedAction(
             request=_req(
                 ActionKind.ISOLATE_IDENTITY, {"user": "breakglass@contoso.com"}, approved=True, incident="inc-9"

@@ -83,13 +83,15 @@ def test_approve_and_reject_by_key_prefix(rig: Any, storage: Any) -> None:
 
 def test_undo_queues_the_undo_action(rig: Any, storage: Any) -> None:
     uid = rig.emu.add_user(rig.tenant, user_principal_name="alice@contoso.com")
-    req = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.ISOLATE_IDENTITY,
-        target={"user": "alice@contoso.com"},
-        requested_by="itdr",
-        approved=True,
+    req = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.ISOLATE_IDENTITY,
+            target={"user": "alice@contoso.com"},
+            requested_by="itdr",
+            approved=True,
+        )
     )
     runner = rig.runner()
     runner.handle(req.to_body())

@@ -65,7 +65,8 @@ class CrashingLedger:
 
 
 def isolate(rig: Any, user: str = "alice@contoso.com", *, approved: bool = True) -> RemediationRequest:
-    return RemediationRequest(
+    """An isolation a person approved (its ledger row recorded), or one awaiting approval (no row)."""
+    req = RemediationRequest(
         tenant_id=rig.tenant,
         incident_id="inc-1",
         action=ActionKind.ISOLATE_IDENTITY,
@@ -73,6 +74,7 @@ def isolate(rig: Any, user: str = "alice@contoso.com", *, approved: bool = True)
         requested_by="itdr",
         approved=approved,
     )
+    return rig.record(req) if approved else req
 
 
 def patches(rig: Any) -> list[tuple[str, int, str | None]]:
@@ -183,13 +185,15 @@ def test_404_on_a_rule_relists_and_records_already_removed(rig: Any) -> None:
     evil = rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD)
     rig.emu.inject(Fault(404, code="ErrorItemNotFound", method="DELETE", after=True))
     target = {"mailbox": "alice@contoso.com", "rule_name": ".", "forward_to": ["exfil@evil-mail.example"]}
-    req = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.REMOVE_INBOX_RULE,
-        target=target,
-        requested_by="itdr",
-        approved=True,
+    req = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.REMOVE_INBOX_RULE,
+            target=target,
+            requested_by="itdr",
+            approved=True,
+        )
     )
     res = rig.runner().handle(req.to_body())
     assert (res.entry.state, res.entry.result["note"]) == (RemediationState.SUCCEEDED, "already removed")
@@ -215,8 +219,10 @@ def test_404_on_a_rule_relists_and_records_already_removed(rig: Any) -> None:
     ],
 )
 def test_404_on_a_user_or_object_fails_target_not_found(rig: Any, action: ActionKind, target: dict[str, Any]) -> None:
-    req = RemediationRequest(
-        tenant_id=rig.tenant, incident_id="inc-1", action=action, target=target, requested_by="itdr", approved=True
+    req = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant, incident_id="inc-1", action=action, target=target, requested_by="itdr", approved=True
+        )
     )
     res = rig.runner().handle(req.to_body())
     assert (res.outcome, res.entry.state, res.entry.reason, res.entry.result) == (
@@ -303,13 +309,15 @@ def test_a_crash_between_restore_create_and_its_checkpoint_adopts_the_created_ru
     rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD, conditions={"subjectContains": ["x"]})
     runner = rig.runner()
     target = {"mailbox": "alice@contoso.com", "rule_name": ".", "forward_to": ["exfil@evil-mail.example"]}
-    removal = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.REMOVE_INBOX_RULE,
-        target=target,
-        requested_by="itdr",
-        approved=True,
+    removal = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.REMOVE_INBOX_RULE,
+            target=target,
+            requested_by="itdr",
+            approved=True,
+        )
     )
     assert runner.handle(removal.to_body()).entry.state is RemediationState.SUCCEEDED
     undo = request_undo(rig.ledger, rig.bus, rig.tenant, removal.idempotency_key, by="soc-lead", clock=rig.clock)
@@ -331,11 +339,9 @@ def test_a_crash_between_restore_create_and_its_checkpoint_adopts_the_created_ru
 
 def test_two_instances_cannot_both_own_an_action(rig: Any) -> None:
     rig.emu.add_user(rig.tenant, user_principal_name="alice@contoso.com")
-    req = isolate(rig)
+    req = isolate(rig)  # its row recorded as pending (approved)
     first = rig.runner()
     # Instance B read the row as pending, then A claimed it: B's claim loses on the ETag.
-    entry = LedgerEntry.new(req, state=RemediationState.PENDING, at=rig.clock.now)
-    rig.ledger.create_entry(entry)
     stale = rig.ledger.get_entry(rig.tenant, req.idempotency_key)
     assert stale is not None
 
@@ -376,7 +382,7 @@ def _rule_alert(rig: Any, severity: Severity = Severity.HIGH) -> Alert:
 def test_approval_flow(rig: Any) -> None:
     uid = rig.emu.add_user(rig.tenant, user_principal_name="alice@contoso.com")
     rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD)
-    runner = rig.runner()  # default policy: everything waits for approval
+    runner = rig.runner()  # default policy: a high incident's actions wait for approval
     (planned,) = plan([_rule_alert(rig)], runner.policy_for(rig.tenant), incident_id="inc-7")
     (row,) = runner.submit([planned])
     assert (row.state, row.requires_approval) == (RemediationState.PENDING_APPROVAL, True)
@@ -436,7 +442,9 @@ def test_automatic_actions_and_blocked_ones_through_submit(rig: Any) -> None:
     rig.emu.add_inbox_rule(rig.tenant, uid, display_name=".", actions=FORWARD)
     policy = RemediationPolicy(
         tenant_id=rig.tenant,
+        default_mode=Mode.APPROVAL,
         detector_modes={"exchange_suspicious_inbox_rule": Mode.AUTO, "signin_impossible_travel": Mode.AUTO},
+        auto_min_severity=Severity.HIGH,
         never_disable=["breakglass@contoso.com"],
     )
     takeover = _rule_alert(rig)
@@ -493,13 +501,15 @@ def test_undo_remove_inbox_rule_restores_the_recorded_definition(rig: Any) -> No
     before = rig.emu.state.inbox_rules(rig.tenant, uid)
     runner = rig.runner()
     target = {"mailbox": "alice@contoso.com", "rule_name": ".", "forward_to": ["exfil@evil-mail.example"]}
-    removal = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.REMOVE_INBOX_RULE,
-        target=target,
-        requested_by="itdr",
-        approved=True,
+    removal = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.REMOVE_INBOX_RULE,
+            target=target,
+            requested_by="itdr",
+            approved=True,
+        )
     )
     runner.handle(removal.to_body())
     assert rig.emu.state.inbox_rules(rig.tenant, uid) == []
@@ -518,13 +528,15 @@ def test_undo_remove_inbox_rule_restores_the_recorded_definition(rig: Any) -> No
 def test_undo_disable_service_principal(rig: Any) -> None:
     sp = rig.emu.add_service_principal(rig.tenant, app_id="app-1", display_name="App")
     runner = rig.runner()
-    req = RemediationRequest(
-        tenant_id=rig.tenant,
-        incident_id="inc-1",
-        action=ActionKind.DISABLE_SERVICE_PRINCIPAL,
-        target={"service_principal_id": sp},
-        requested_by="itdr",
-        approved=True,
+    req = rig.record(
+        RemediationRequest(
+            tenant_id=rig.tenant,
+            incident_id="inc-1",
+            action=ActionKind.DISABLE_SERVICE_PRINCIPAL,
+            target={"service_principal_id": sp},
+            requested_by="itdr",
+            approved=True,
+        )
     )
     runner.handle(req.to_body())
     request_undo(rig.ledger, rig.bus, rig.tenant, req.idempotency_key, by="soc-lead", clock=rig.clock)
@@ -547,13 +559,15 @@ def test_undo_is_refused_when_there_is_nothing_to_undo(rig: Any, setup: str, mes
         rig.emu.set_permissions(rig.tenant, ["User.Read.All"])
     req = isolate(rig)
     if setup == "forwarding":
-        req = RemediationRequest(
-            tenant_id=rig.tenant,
-            incident_id="inc-1",
-            action=ActionKind.CLEAR_MAILBOX_FORWARDING,
-            target={"mailbox": "alice@contoso.com"},
-            requested_by="itdr",
-            approved=True,
+        req = rig.record(
+            RemediationRequest(
+                tenant_id=rig.tenant,
+                incident_id="inc-1",
+                action=ActionKind.CLEAR_MAILBOX_FORWARDING,
+                target={"mailbox": "alice@contoso.com"},
+                requested_by="itdr",
+                approved=True,
+            )
         )
         rig.runner().handle(req.to_body())
         entry = rig.row(req.idempotency_key)
@@ -584,7 +598,8 @@ def test_the_ledger_can_be_the_in_memory_twin(rig: Any) -> None:
     runner = RemediationRunner(
         ledger, rig.graph, rig.bus, policy=RemediationPolicy(), clock=rig.clock, rng=random.Random(0)
     )
-    res = runner.handle(isolate(rig).to_body())
+    req = rig.record(isolate(rig, approved=False).model_copy(update={"approved": True}), ledger=ledger)
+    res = runner.handle(req.to_body())
     assert res.entry.state is RemediationState.SUCCEEDED
     assert ledger.list_entries(rig.tenant) == [res.entry]
     assert rig.emu.state.user(rig.tenant, uid)["accountEnabled"] is False
