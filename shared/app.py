@@ -242,7 +242,8 @@ class Services:
         self._remediation_defaults: Mapping[str, object] = dict(remediation_defaults or {})
         self.on_detected = on_detected
         self._lock = threading.RLock()
-        self._build_lock = threading.RLock()
+        self._build_lock = self._lock  # one re-entrant lock for the lazy pieces and the client caches: no ordering
+
         self._local = threading.local()
         self._management: dict[str, ManagementActivityClient] = {}
         self._graph_made: list[SyncGraphClient] = []
