@@ -8,7 +8,7 @@ origin, date and age in days, so an analyst sees how fresh each verdict is. The 
 hosting providers (``shared/detection/adversary_asns.json``) are consulted too.
 
 ``json`` (the default when stdout is not a terminal) is one JSON array; ``jsonl`` one object per line;
-``table`` (the default on a terminal) plain aligned text with control characters replaced.
+``table`` (the default on a terminal) plain aligned text, escape sequences and control characters removed.
 An input that is not an address is reported as such, never as an error.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from shared.cli.story import plain
+from shared.cli.terminal import safe
 from shared.detection.adversary_infra import AdversaryAsnList, adversary_asn
 from shared.enrich.factory import IntelFeeds, lists_in_use
 from shared.enrich.intel_lists import ASN_KINDS, ListInUse
@@ -138,7 +138,7 @@ def format_table(items: Sequence[dict[str, Any]]) -> str:
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             lines += ["  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         lines.append("")
-    return "\n".join(plain(line) for line in lines)
+    return "\n".join(safe(line) for line in lines)
 
 
 def run(args: Any) -> int:

@@ -45,6 +45,7 @@ from shared.cli.terminal import safe
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.state import InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
+from shared.ingest.gaps import GapDetector
 from shared.platform.errors import ConfigurationError
 from shared.records.event import Event, Placed, Quarantined, parse_raw_record
 from shared.records.model import decode_record
@@ -365,13 +366,13 @@ def scan(
         result.files = reader.reports
         engine, sink = build_engine(cfg, seen_domains=domains)
         prog.detecting(kept)
-        watch = story.StoryWatch()
-        _detect(engine, runs.ordered(), result, opts, prog, watch)
+        gaps = GapDetector()
+        _detect(engine, runs.ordered(), result, opts, prog, gaps)
     finally:
         runs.close()
         prog.close()
     # the story (shared/cli/story.py): gaps in the input are findings; alerts are told as incidents
-    result.alerts = sink.list_alerts() + watch.gap_alerts()
+    result.alerts = sink.list_alerts() + gaps.alerts()
     result.incidents = story.build_incidents(result.alerts)
     result.records_read = result.records_processed + result.records_quarantined
     result.intel_lists = intel_lists(cfg.intel)
@@ -391,7 +392,7 @@ def _detect(
     result: ScanResult,
     opts: ScanOptions,
     prog: ScanProgress,
-    watch: story.StoryWatch,
+    gaps: GapDetector,
 ) -> None:
     """Feed the ordered events to the engine in per-tenant batches; watch for gaps (in CreationTime order across
     all inputs) and keep a bounded sample of the sign-ins for the report (after enrichment located them)."""
@@ -406,17 +407,19 @@ def _detect(
         prog.advance(len(chunk))
         for e in chunk:
             if e.op == "userloggedin":
-                row = story.signin_row(e)
+                info = e.ip_info
                 result.signins_total += 1
-                result.signins_located += row["lat"] is not None and row["lon"] is not None
-                if len(result.signins) < SIGNIN_ROWS:
-                    result.signins.append(row)
+                result.signins_located += (
+                    getattr(info, "latitude", None) is not None and getattr(info, "longitude", None) is not None
+                )
+                if len(result.signins) < SIGNIN_ROWS:  # the row only for the sample kept
+                    result.signins.append(story.signin_row(e))
 
     for ev in ordered:
         if isinstance(ev, Quarantined):  # a spilled record no longer decodes: never expected, still counted
             _quarantine(result, opts, ev)
             continue
-        watch.gaps.observe(ev)
+        gaps.observe(ev)
         lst = pending.get(ev.tenant_id)
         if lst is None:
             lst = pending[ev.tenant_id] = []
@@ -438,7 +441,7 @@ def intel_lists(feeds: IntelFeeds, *, today: dt.date | None = None) -> list[dict
 def intel_note(lists: Sequence[dict[str, object]]) -> str:
     """One line naming each list and its age, for stderr."""
     parts = [f"{x['name']} ({x['origin']} {x['as_of'] or 'undated'}, {x['age_days']} days old)" for x in lists]
-    return story.plain("itdr: threat intelligence: " + ("; ".join(parts) if parts else "no lists"))
+    return safe("itdr: threat intelligence: " + ("; ".join(parts) if parts else "no lists"))
 
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
