@@ -7,6 +7,11 @@ per tenant at a time). The order of durable writes is what makes a crash harmles
 2. then user state is saved, each user marked with the batch ID it has absorbed;
 3. a redelivered batch skips every user that already absorbed it, so counters are not
    doubled, and re-raises nothing that was not already written in step 1.
+
+The tenant-wide row is shared by the shards of a tenant (each shard owns its users): the store
+merges a batch's change of it into whatever another shard wrote meanwhile (``merge_state``)
+instead of failing, and writes it with the first users, so a replay that finds it has absorbed
+the batch does not write it again.
 """
 
 from __future__ import annotations
@@ -193,6 +198,10 @@ class DetectionEngine:
             # read but not changed (``section`` marks a read dirty): not written, so the shards of one tenant
             # do not all rewrite (and conflict on) the tenant-wide row with every batch. Harmless for replays:
             # no event of this batch is keyed to it, and an unchanged row has nothing to lose.
+            states[TENANT_KEY].dirty = False
+        if TENANT_KEY in replayed:
+            # the tenant-wide row absorbed this batch already (it is saved in the first transaction, with the
+            # first users): what the replayed users add to it now is in it, so it is not written again
             states[TENANT_KEY].dirty = False
         for key, st in states.items():
             if key not in replayed and (st.dirty or key in keys):

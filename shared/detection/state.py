@@ -35,6 +35,9 @@ class UserState:
     data: dict[str, Any] = field(default_factory=dict)
     etag: str | None = None
     dirty: bool = False
+    base: bytes | None = None
+    """The document as loaded (JSON), kept for the tenant-wide row only: a save that finds the row changed by
+    another shard merges this batch's change into the stored row (:func:`merge_state`) instead of failing."""
 
     def section(self, name: str) -> dict[str, Any]:
         """The mutable sub-document of one detector (created empty); marks the state dirty."""
@@ -97,6 +100,100 @@ def _trim_longest_list(doc: dict[str, Any]) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------- tenant-wide row merge
+
+_MISSING: Any = object()
+MERGE_ATTEMPTS = 8
+"""How often a save merges into a tenant-wide row another shard changed before it gives up (ConcurrencyError)."""
+
+
+def loaded_state(key: str, data: dict[str, Any], etag: str | None) -> UserState:
+    """A state as a store hands it out: the tenant-wide row also keeps its document as loaded (`UserState.base`)."""
+    return UserState(data, etag, base=orjson.dumps(data) if key == TENANT_KEY else None)
+
+
+def merge_state(base: Mapping[str, Any], mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
+    """Three-way merge of the tenant-wide document: this batch's change (``base`` -> ``mine``) applied to the row
+    another shard has written since (``theirs``); neither side's change is lost.
+
+    Commutative wherever both sides changed the same value, so two shards merging in either order agree:
+
+    * objects merge key by key; a key only one side changed takes that side's value; a key one side deleted
+      (pruned) and the other did not touch is deleted; a key one side deleted and the other changed is kept;
+    * a list of one kind of element (a set of user hashes, of ``[user, time]`` pairs, of batch ids) is a
+      set: the elements either side removed go, the elements either side added are appended (``theirs``
+      first); a list mixing kinds (``[first, last, users]``, ``[alert id, last seen]``) is a record, merged
+      position by position when both have the same length;
+    * a number both sides moved in the same direction takes the further one (first and last seen, day
+      counters that both shards rolled over: a high-water mark, not a sum); otherwise, and for strings and
+      booleans both changed, the larger value (a deterministic choice, the same whichever shard merges).
+
+    Detectors keep no additive counters in tenant-wide state (distinct users are sets), so no sum is needed.
+    """
+    merged = _merge(dict(base), dict(mine), dict(theirs))
+    out: dict[str, Any] = merged if isinstance(merged, dict) else dict(mine)
+    applied = out.get(APPLIED_BATCHES)
+    if isinstance(applied, list):
+        out[APPLIED_BATCHES] = applied[-MAX_APPLIED:]
+    return out
+
+
+def _merge(base: Any, mine: Any, theirs: Any) -> Any:
+    if mine in (theirs, base):
+        return theirs
+    if theirs == base:
+        return mine
+    if mine is _MISSING or theirs is _MISSING:
+        return theirs if mine is _MISSING else mine  # deleted by one, changed by the other: kept
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        b = base if isinstance(base, dict) else {}
+        out: dict[str, Any] = {}
+        for key in [
+            *theirs,
+            *(k for k in mine if k not in theirs),
+            *(k for k in b if k not in mine and k not in theirs),
+        ]:
+            got = _merge(b.get(key, _MISSING), mine.get(key, _MISSING), theirs.get(key, _MISSING))
+            if got is not _MISSING:
+                out[key] = got
+        return out
+    if isinstance(mine, list) and isinstance(theirs, list):
+        lb: list[Any] = base if isinstance(base, list) else []
+        if _is_record(mine) and _is_record(theirs) and len(mine) == len(theirs):
+            return [
+                _merge(lb[i] if i < len(lb) and len(lb) == len(mine) else _MISSING, m, t)
+                for i, (m, t) in enumerate(zip(mine, theirs, strict=True))
+            ]
+        return _merge_set(lb, mine, theirs)
+    if _is_number(mine) and _is_number(theirs):
+        if _is_number(base) and mine < base and theirs < base:
+            return min(mine, theirs)
+        return max(mine, theirs)
+    if type(mine) is type(theirs) and isinstance(mine, str | bool):
+        return max(mine, theirs)
+    return mine
+
+
+def _merge_set(base: list[Any], mine: list[Any], theirs: list[Any]) -> list[Any]:
+    removed = [x for x in base if x not in mine]
+    out = [x for x in theirs if x not in removed]
+    out.extend(x for x in mine if x not in base and x not in out)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    return "number" if _is_number(value) else type(value).__name__
+
+
+def _is_record(value: list[Any]) -> bool:
+    """A list whose elements are of more than one kind: a fixed-shape record, not a set."""
+    return len({_kind(v) for v in value}) > 1
+
+
 class StateStore(Protocol):
     """Where per-user detector state lives between batches."""
 
@@ -133,9 +230,9 @@ class InMemoryStateStore:
             for key in keys:
                 row = self._rows.get((tenant_id, key))
                 if row is None:
-                    out[key] = UserState()
+                    out[key] = loaded_state(key, {}, None)
                 else:
-                    out[key] = UserState(orjson.loads(row[0]), str(row[1]))
+                    out[key] = loaded_state(key, orjson.loads(row[0]), str(row[1]))
         return out
 
     def save(self, tenant_id: str, states: Mapping[str, UserState]) -> None:
@@ -144,14 +241,19 @@ class InMemoryStateStore:
             for key, st in dirty.items():
                 row = self._rows.get((tenant_id, key))
                 current = None if row is None else str(row[1])
-                if current != st.etag:
+                if current != st.etag and (key != TENANT_KEY or st.base is None):
                     raise ConcurrencyError("state changed by another writer", tenant=tenant_id, user=key)
             for key, st in dirty.items():
                 row = self._rows.get((tenant_id, key))
+                if row is not None and str(row[1]) != st.etag and st.base is not None:
+                    # the tenant-wide row, changed by another shard since it was loaded: merged, as the Table store does
+                    st.data = merge_state(orjson.loads(st.base), st.data, orjson.loads(row[0]))
                 version = 1 if row is None else row[1] + 1
                 self._rows[(tenant_id, key)] = (st.encode(), version)
                 st.etag = str(version)
                 st.dirty = False
+                if key == TENANT_KEY:
+                    st.base = orjson.dumps(st.data)
             self.stats.writes += (len(dirty) + 99) // 100
 
     def tenants(self) -> set[str]:

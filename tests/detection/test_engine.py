@@ -162,3 +162,71 @@ def test_shards_of_one_tenant_do_not_conflict_on_an_unchanged_tenant_row(storage
     fresh = TableStateStore(table).load(TENANT, ["a@contoso.com", "b@contoso.com"])
     assert fresh["a@contoso.com"].data["test_count_failures"] == {"n": 3}
     assert fresh["b@contoso.com"].data["test_count_failures"] == {"n": 3}
+
+
+class TenantUsers(Detector):
+    """Test double: remembers, tenant-wide, every user that failed to sign in (a set in the tenant row)."""
+
+    meta = DetectorMeta(
+        id="test_tenant_users",
+        title="Users that failed",
+        description="Remembers users that failed to sign in, tenant-wide.",
+        category=Category.CREDENTIAL_COMPROMISE,
+        severity=Severity.LOW,
+        mitre=("T1110",),
+        dedup_window=timedelta(hours=1),
+        operations=frozenset({"userloginfailed"}),
+        runbook="Nothing to do: a test double that only remembers users tenant-wide.",
+        reference="https://attack.mitre.org/techniques/T1110/",
+    )
+
+    def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+        users = ctx.tenant_state(self.meta.id).setdefault("users", [])
+        if event.user_key not in users:
+            users.append(event.user_key)
+        return ()
+
+
+def test_shards_of_one_tenant_both_changing_the_tenant_row_both_succeed(storage: Any) -> None:
+    """#25.5: shard 1's batch runs to the end while shard 0's is between its detection and its save; both
+    change the tenant-wide row. With the old code shard 0's save failed (ConcurrencyError: the batch replayed,
+    and with many shards could keep losing the race until dead-lettered); now it merges into shard 1's row."""
+    from shared.detection.table_state import TableStateStore
+
+    table = storage.table("userstate")
+    registry = [CountFailures, TenantUsers]
+    shard0 = DetectionEngine(Registry(registry), store=TableStateStore(table), sink=InMemoryAlertSink())
+    shard1 = DetectionEngine(Registry(registry), store=TableStateStore(table), sink=InMemoryAlertSink())
+    a = events([failure(i, i, "a@contoso.com") for i in range(3)])
+    b = events([failure(i, i, "b@contoso.com") for i in range(3)])
+    inner: list[Any] = []
+    out = shard0.process(
+        TENANT, a, batch_id="c1#0", after_alerts=lambda t, alerts: inner.append(shard1.process(t, b, batch_id="c1#1"))
+    )
+    assert (len(out.alerts), len(inner[0].alerts)) == (1, 1)
+    fresh = TableStateStore(table).load(TENANT, ["_tenant", "a@contoso.com", "b@contoso.com"])
+    assert sorted(fresh["_tenant"].data["test_tenant_users"]["users"]) == ["a@contoso.com", "b@contoso.com"]
+    assert sorted(fresh["_tenant"].data["_batches"]) == ["c1#0", "c1#1"]
+    assert fresh["a@contoso.com"].data["test_count_failures"] == {"n": 3}
+    assert fresh["b@contoso.com"].data["test_count_failures"] == {"n": 3}
+    # a redelivery of shard 0's batch changes nothing: its users and the tenant row absorbed it
+    again = shard0.process(TENANT, a, batch_id="c1#0")
+    assert again.replayed_users == 2 and again.alerts == []
+    assert TableStateStore(table).load(TENANT, ["_tenant"])["_tenant"].etag == fresh["_tenant"].etag
+
+
+def test_a_replay_does_not_add_to_a_tenant_row_that_absorbed_the_batch() -> None:
+    """The tenant row is saved with the first users; a batch that failed on a later user replays, and what the
+    replayed users add to the tenant row is already in it."""
+    store = InMemoryStateStore()
+    engine = DetectionEngine(Registry([TenantUsers]), store=store, sink=InMemoryAlertSink())
+    engine.process(TENANT, events([failure(0, 0, "a@contoso.com")]), batch_id="b1")
+    states = store.load(TENANT, ["_tenant"])
+    states["_tenant"].section("test_tenant_users")["users"] = ["a@contoso.com", "z@contoso.com"]
+    states["_tenant"].mark_applied("b2")  # as if batch b2 wrote the tenant row, then failed on a user's row
+    store.save(TENANT, states)
+    before = store.load(TENANT, ["_tenant"])["_tenant"]
+    out = engine.process(TENANT, events([failure(1, 1, "b@contoso.com")]), batch_id="b2")
+    after = store.load(TENANT, ["_tenant"])["_tenant"]
+    assert out.replayed_users == 1 and after.etag == before.etag and after.data == before.data
+    assert store.load(TENANT, ["b@contoso.com"])["b@contoso.com"].has_applied("b2")
