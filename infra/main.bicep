@@ -123,6 +123,13 @@ param instanceMemoryMB int = 2048
 ])
 param storageSku string = 'Standard_LRS'
 
+@description('immutable (default): the raw archive is write-once and immutable for 400 days (a time-based retention policy on its container), and the storage account cannot be deleted while it holds blobs under retention. mutable: no retention policy (the app still never overwrites the archive); for a dev environment that must be torn down (azd: ITDR_RAW_ARCHIVE=mutable).')
+@allowed([
+  'immutable'
+  'mutable'
+])
+param rawArchive string = 'immutable'
+
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 90
@@ -180,6 +187,7 @@ module storage 'modules/storage.bicep' = {
     tags: allTags
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
+    rawArchiveImmutable: rawArchive == 'immutable'
     network: network
   }
 }

@@ -69,7 +69,7 @@ def svc(storage: StorageClients) -> Iterator[Services]:
 
 def stage(svc: Services, records: list[dict[str, Any]], content_id: str = "c1") -> RecordBatchRef:
     name = f"{TENANT}/Audit.Exchange/2026-11-24/{content_id}.batch0.json"
-    svc.storage.container(names.CONTAINER_RAW).upload_blob(name, orjson.dumps(records), overwrite=True)
+    svc.storage.container(names.CONTAINER_BATCHES).upload_blob(name, orjson.dumps(records), overwrite=True)
     ref = RecordBatchRef(
         tenant_id=TENANT,
         content_type="Audit.Exchange",

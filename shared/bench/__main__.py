@@ -198,14 +198,14 @@ def remote_ops(corpus_dir: Path, sample_blobs: int) -> dict[str, Any]:
             partner=PartnerTransport(allow_http=True),
         )
         configure(svc)
-        raw = storage.container(names.CONTAINER_RAW)
+        batches = storage.container(names.CONTAINER_BATCHES)
         records = 0
         refs: list[tuple[str, RecordBatchRef]] = []
         for i, f in enumerate(files):
             recs = orjson.loads(f.read_bytes())
             tid = recs[0]["OrganizationId"]
             name = f"{tid}/bench/{f.stem}.batch0.json"
-            raw.upload_blob(name, f.read_bytes(), overwrite=True)
+            batches.upload_blob(name, f.read_bytes(), overwrite=True)
             records += len(recs)
             refs.append(
                 (

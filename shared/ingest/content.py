@@ -10,12 +10,13 @@ absorbed its ``batch_id``):
 4. split: bytes that are not a JSON array are a TransientError (the API may serve the blob whole
    later); the same invalid bytes twice (or three invalid downloads) → quarantined, BadInputError
    ``invalid_blob``;
-5. archive the raw bytes to ``raw/<tenant>/<content type>/<YYYY-MM-DD>/<content id>`` (idempotent
-   overwrite; the day is ``contentCreated``'s), quarantine records that do not parse
+5. archive the raw bytes to ``raw/<tenant>/<content type>/<YYYY-MM-DD>/<content id>`` in
+   ``CONTAINER_RAW`` (write-once: created, never overwritten, see :func:`archive_content`; the day is
+   ``contentCreated``'s), quarantine records that do not parse
    (``TABLE_QUARANTINE`` rows, bytes in ``CONTAINER_QUARANTINE``);
 6. drop records whose Id this blob repeats or the record ledger already holds, write the rest as
-   batch blobs ``<archive name>.batch<N>.json`` (JSON arrays of at most ``records_per_batch`` raw
-   records), and mark the ledger row ``batched`` (so a redelivery republishes these exact batches
+   batch blobs ``<archive name>.batch<N>.json`` in ``CONTAINER_BATCHES`` (JSON arrays of at most
+   ``records_per_batch`` raw records), and mark the ledger row ``batched`` (so a redelivery republishes these exact batches
    instead of deciding again);
 7. publish one RecordBatchRef per batch and shard with users in it (session = tenant shard, MessageId
    ``records:{content_id}:{n}:{shard}``), add the records to the record ledger, mark the row ``done``;
@@ -56,6 +57,7 @@ from shared.platform.errors import (
 )
 from shared.platform.faults import crash_point
 from shared.platform.storage import encode_key
+from shared.records.batches import read_batch_blob, write_batch_blob
 from shared.records.event import MAX_ID_CHARS, Event, Quarantined, parse_blob, parse_raw_record
 from shared.records.split import split_array
 from shared.tenants import TenantRecord
@@ -108,9 +110,36 @@ def batch_blob_name(archive_name: str, n: int) -> str:
 
 
 def is_batch_blob(name: str) -> bool:
-    """True for batch blob names (replay reads only the raw content blobs)."""
+    """True for batch blob names (replay reads only the raw content blobs; the raw container of a deployment
+    from before batch blobs had their own container still holds some)."""
     _, dot, rest = name.rpartition(".batch")
     return bool(dot) and rest.endswith(".json") and rest[: -len(".json")].isdigit()
+
+
+def archive_content(svc: IngestServices, name: str, data: bytes) -> str:
+    """Archive a content blob's bytes write-once; returns the name they are archived under.
+
+    The raw container is immutable in Azure (time-based retention): a blob is created, never overwritten.
+    A redelivery after a crash archives the same bytes again, which is harmless (the blob is left as it is).
+    Should the API ever serve other bytes under the same content id, they are archived beside the first ones,
+    under ``<name>.v-<sha256 prefix>``, so the archive holds every byte that was processed.
+    """
+    from azure.core.exceptions import ResourceExistsError
+
+    container = svc.storage.container(names.CONTAINER_RAW)
+    try:
+        container.upload_blob(name, data, overwrite=False)
+        return name
+    except ResourceExistsError:
+        if container.download_blob(name).readall() == data:
+            return name
+    variant = f"{name}.v-{hashlib.sha256(data).hexdigest()[:32]}"
+    log.warning("content archived before with other bytes; archived beside it: blob=%s", variant)
+    try:
+        container.upload_blob(variant, data, overwrite=False)
+    except ResourceExistsError:
+        pass  # named by its digest: the same bytes
+    return variant
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -226,7 +255,7 @@ def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, n
     crash_point("content.after_download")
     raws = _split(svc, ref, entry, data, now)
     archive = raw_blob_name(tid, ct, blob_day(ref), cid)
-    svc.storage.container(names.CONTAINER_RAW).upload_blob(archive, data, overwrite=True)
+    archive_content(svc, archive, data)
     crash_point("content.after_archive")
     events: list[Event] = []
     bad: list[tuple[int, Quarantined]] = []
@@ -244,10 +273,9 @@ def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, n
     unique, duplicates = _unique(svc, tid, events)
     size = svc.settings.records_per_batch
     batches = [unique[i : i + size] for i in range(0, len(unique), size)]
-    container = svc.storage.container(names.CONTAINER_RAW)
     for n, batch in enumerate(batches):
         payload = b"[" + b",".join(e.raw for e in batch) + b"]"
-        container.upload_blob(batch_blob_name(archive, n), payload, overwrite=True)
+        write_batch_blob(svc.storage, batch_blob_name(archive, n), payload)
     shards = svc.settings.tenant_shards
     batched = ContentEntry(
         tid,
@@ -270,10 +298,9 @@ def _resume(svc: IngestServices, ref: ContentRef, entry: ContentEntry, now: date
     """Republish the batches a previous delivery wrote, then finish (the batches are not recomputed)."""
     tid, ct = ref.tenant_id, ref.content_type
     archive = raw_blob_name(tid, ct, blob_day(ref), ref.content_id)
-    container = svc.storage.container(names.CONTAINER_RAW)
     batches = []
     for n in range(entry.batches):
-        data = container.download_blob(batch_blob_name(archive, n)).readall()
+        data = read_batch_blob(svc.storage, batch_blob_name(archive, n))
         batches.append(parse_blob(data, expected_tenant=tid).events)
     unique = sum(len(b) for b in batches)
     report = ContentReport(

@@ -8,7 +8,7 @@ after their last write (a duplicate contentId can come back days later; content 
 
 :class:`RecordLedger` drops records already published from another blob (duplicates are by design,
 docs/management-activity-api.md §7, §12.1-2) without a table write per record: per tenant and UTC
-day of the record's ``CreationTime``, one blob ``ledger/<tenant>/<YYYY-MM-DD>`` in ``CONTAINER_RAW``
+day of the record's ``CreationTime``, one blob ``ledger/<tenant>/<YYYY-MM-DD>`` in ``CONTAINER_LEDGER``
 holding the sorted 8-byte (big-endian) BLAKE2b hashes of the record Ids. A content blob costs one
 read (a conditional GET answered 304 when the cached copy is current) and one ETag-guarded write per
 day it touches. A re-delivered record has the same Id and CreationTime, so it lands in the same day.
@@ -188,7 +188,10 @@ class RecordLedger:
     """
 
     def __init__(self, storage: StorageClients, *, cache_size: int = 32) -> None:
-        self._container = storage.container(names.CONTAINER_RAW)
+        self._container = storage.container(names.CONTAINER_LEDGER)
+        self._storage = storage
+        self._legacy_checked: OrderedDict[tuple[str, str], None] = OrderedDict()
+        """Days already looked up in ``CONTAINER_LEGACY_WORK`` (bounded): each is read there once at most."""
         self._cache: OrderedDict[tuple[str, str], tuple[str | None, array[int]]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -277,9 +280,34 @@ class RecordLedger:
             return cached
         except ResourceNotFoundError:
             self._forget(tenant_id, day)
-            return None, array("Q")
+            return self._migrate(tenant_id, day) or (None, array("Q"))
         values = _decode(data)
         etag = str(stream.properties.etag)
+        self._remember(tenant_id, day, etag, values)
+        return etag, values
+
+    def _migrate(self, tenant_id: str, day: str) -> tuple[str, array[int]] | None:
+        """A day written before the ledger had its own container: copied from ``CONTAINER_LEGACY_WORK`` (read
+        only, looked up at most once per day and process) into the ledger container; None when there is none."""
+        key = (tenant_id.lower(), day)
+        with self._lock:
+            if key in self._legacy_checked:
+                return None
+            self._legacy_checked[key] = None
+            while len(self._legacy_checked) > 4096:
+                self._legacy_checked.popitem(last=False)
+        name = self.blob_name(tenant_id, day)
+        try:
+            data = self._storage.container(names.CONTAINER_LEGACY_WORK).download_blob(name).readall()
+        except ResourceNotFoundError:
+            return None
+        blob = self._container.get_blob_client(name)
+        try:
+            etag = str(blob.upload_blob(data, overwrite=False)["etag"])
+        except ResourceExistsError:
+            stream = blob.download_blob()  # another instance wrote the day meanwhile (it holds the legacy hashes)
+            data, etag = stream.readall(), str(stream.properties.etag)
+        values = _decode(data)
         self._remember(tenant_id, day, etag, values)
         return etag, values
 

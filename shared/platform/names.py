@@ -57,9 +57,25 @@ ALL_TABLES: Final = (
 
 # Blob containers -----------------------------------------------------------
 CONTAINER_RAW: Final = "raw"
-"""Raw content blobs as downloaded: raw/<tenant>/<content type>/<date>/<content id>."""
+"""The raw archive: content blobs as downloaded, raw/<tenant>/<content type>/<date>/<content id>. Write-once
+(created, never overwritten); immutable in Azure (a time-based retention policy, infra/modules/storage.bicep)."""
 CONTAINER_QUARANTINE: Final = "quarantine"
 CONTAINER_INTEL: Final = "intel"
 CONTAINER_REPORTS: Final = "reports"
+CONTAINER_BATCHES: Final = "batches"
+"""Batch blobs (the unique records of a content blob, as the records and detect messages reference them), named
+after their archive blob: raw/<tenant>/<content type>/<date>/<content id>.batch<n>.json. Rewritten by a redelivery."""
+CONTAINER_LEDGER: Final = "ledger"
+"""The record ledger's day blobs, ledger/<tenant>/<YYYY-MM-DD> (rewritten under ETag, purged after 10 days)."""
+CONTAINER_LEGACY_WORK: Final = CONTAINER_RAW
+"""Where batch and ledger blobs were before they had their own containers: read (never written) when a blob is
+missing from its own container, so messages and ledger days written before the move still resolve."""
 
-ALL_CONTAINERS: Final = (CONTAINER_RAW, CONTAINER_QUARANTINE, CONTAINER_INTEL, CONTAINER_REPORTS)
+ALL_CONTAINERS: Final = (
+    CONTAINER_RAW,
+    CONTAINER_QUARANTINE,
+    CONTAINER_INTEL,
+    CONTAINER_REPORTS,
+    CONTAINER_BATCHES,
+    CONTAINER_LEDGER,
+)

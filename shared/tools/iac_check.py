@@ -821,14 +821,23 @@ def check_tables_and_containers(
 
 @dataclass(frozen=True)
 class LifecycleRule:
-    """A blob prefix that must cool after ``cool_days`` and be deleted after ``delete_days``."""
+    """A blob prefix that must cool after ``cool_days`` (None: no cool action) and be deleted after
+    ``delete_days``."""
 
     prefix: str
-    cool_days: int
+    cool_days: int | None
     delete_days: int
 
 
-LIFECYCLE_RULES: Final = (LifecycleRule("raw/", 30, 400), LifecycleRule("quarantine/", 30, 400))
+RAW_ARCHIVE_RETENTION_DAYS: Final = 400
+"""Days the raw archive is immutable (its container's time-based retention) and then kept until deleted."""
+
+LIFECYCLE_RULES: Final = (
+    LifecycleRule(f"{names.CONTAINER_RAW}/", 30, RAW_ARCHIVE_RETENTION_DAYS),
+    LifecycleRule(f"{names.CONTAINER_QUARANTINE}/", 30, 400),
+    LifecycleRule(f"{names.CONTAINER_BATCHES}/", None, 30),
+    LifecycleRule(f"{names.CONTAINER_LEDGER}/", None, 30),
+)
 
 
 def check_lifecycle(files: Sequence[BicepFile], *, rules: Sequence[LifecycleRule] = LIFECYCLE_RULES) -> list[Problem]:
@@ -847,14 +856,58 @@ def check_lifecycle(files: Sequence[BicepFile], *, rules: Sequence[LifecycleRule
     problems = []
     for want in rules:
         cool, delete = seen.get(want.prefix, (MISSING, MISSING))
-        if (cool, delete) != (want.cool_days, want.delete_days):
+        if (cool, delete) != (MISSING if want.cool_days is None else want.cool_days, want.delete_days):
+            cooling = "no cool action" if want.cool_days is None else f"cool after {want.cool_days} days"
             problems.append(
                 Problem(
                     "infra",
-                    f"lifecycle for {want.prefix!r} must be cool after {want.cool_days} days and delete after "
+                    f"lifecycle for {want.prefix!r} must be {cooling} and delete after "
                     f"{want.delete_days}, found cool={render(cool)} delete={render(delete)}",
                 )
             )
+    return problems
+
+
+IMMUTABILITY_POLICY: Final = "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
+
+
+def check_raw_archive_immutability(
+    files: Sequence[BicepFile], *, retention_days: int = RAW_ARCHIVE_RETENTION_DAYS
+) -> list[Problem]:
+    """The raw archive's container has a time-based retention policy of ``retention_days`` (the lifecycle deletes
+    the archive then) that allows no appends; no other container has one (the app rewrites their blobs)."""
+    containers = {
+        r.symbol: {str(body.get("name")) for body in r.instances()}
+        for r in deployed(files, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    }
+    problems: list[Problem] = []
+    found = False
+    for policy in deployed(files, IMMUTABILITY_POLICY):
+        for body in policy.instances():
+            protected = containers.get(str(body.get("parent")), set())
+            if protected != {names.CONTAINER_RAW}:
+                problems.append(
+                    policy.problem(
+                        f"an immutability policy on {sorted(protected) or body.get('parent')}: only "
+                        f"the raw archive ({names.CONTAINER_RAW!r}) is written once"
+                    )
+                )
+                continue
+            found = True
+            days = dig(body, "properties.immutabilityPeriodSinceCreationInDays")
+            if days != retention_days:
+                problems.append(
+                    policy.problem(
+                        f"immutabilityPeriodSinceCreationInDays must be {retention_days}, found {render(days)}"
+                    )
+                )
+            for flag in ("allowProtectedAppendWrites", "allowProtectedAppendWritesAll"):
+                if dig(body, f"properties.{flag}") is not False:
+                    problems.append(policy.problem(f"properties.{flag} must be the literal false"))
+    if not found:
+        problems.append(
+            Problem("infra", f"the raw archive container {names.CONTAINER_RAW!r} has no immutability policy")
+        )
     return problems
 
 
@@ -1259,6 +1312,7 @@ POLICY_CHECKS: Final[tuple[PolicyCheck, ...]] = (
     check_queues,
     check_tables_and_containers,
     check_lifecycle,
+    check_raw_archive_immutability,
     check_role_assignments,
     check_diagnostic_settings,
     check_skip_comments,

@@ -29,6 +29,7 @@ from shared.tools.iac_check import (
     check_lifecycle,
     check_network_modes,
     check_queues,
+    check_raw_archive_immutability,
     check_required_properties,
     check_role_assignments,
     check_secret_role_scope,
@@ -717,6 +718,106 @@ def test_lifecycle_must_cool_and_delete_raw_and_quarantine() -> None:
         "infra: lifecycle for 'raw/' must be cool after 30 days and delete after 400, found cool=30 delete=365",
         "infra: lifecycle for 'quarantine/' must be cool after 30 days and delete after 400, "
         "found cool=<missing> delete=<missing>",
+        "infra: lifecycle for 'batches/' must be no cool action and delete after 30, found cool=<missing> "
+        "delete=<missing>",
+        "infra: lifecycle for 'ledger/' must be no cool action and delete after 30, found cool=<missing> "
+        "delete=<missing>",
+    ]
+
+
+# --- #25.9: the raw archive is immutable (a time-based retention policy) ---------------------------------
+
+
+def test_the_raw_archive_is_immutable_as_long_as_it_is_kept(infra: list[BicepFile]) -> None:
+    storage = by_name(infra, "infra/modules/storage.bicep")
+    policies = deployed([storage], iac_check.IMMUTABILITY_POLICY)
+    assert [(p.symbol, p.condition, p.instances()) for p in policies] == [
+        (
+            "rawRetention",
+            "rawArchiveImmutable",
+            [
+                {
+                    "parent": "rawContainer",
+                    "name": "default",
+                    "properties": {
+                        "immutabilityPeriodSinceCreationInDays": 400,
+                        "allowProtectedAppendWrites": False,
+                        "allowProtectedAppendWritesAll": False,
+                    },
+                }
+            ],
+        )
+    ]
+    raw = next(r for r in deployed([storage]) if r.symbol == "rawContainer")
+    assert [b["name"] for b in raw.instances()] == [names.CONTAINER_RAW]
+    # the lifecycle deletes the archive when its retention ends, not before (a delete would be refused) nor
+    # long after; it stays in online tiers (itdr replay reads it; no archive tier on ZRS, the prod SKU)
+    (lifecycle,) = deployed([storage], "Microsoft.Storage/storageAccounts/managementPolicies")
+    rules = {r["name"]: r["definition"] for r in lifecycle.instances()[0]["properties"]["policy"]["rules"]}
+    raw_rule = rules["raw-cool-cold-then-delete"]
+    assert raw_rule["filters"] == {"blobTypes": ["blockBlob"], "prefixMatch": ["raw/"]}
+    assert raw_rule["actions"]["baseBlob"] == {
+        "tierToCool": {"daysAfterModificationGreaterThan": 30},
+        "tierToCold": {"daysAfterModificationGreaterThan": 90},
+        "delete": {"daysAfterModificationGreaterThan": 400},
+    }
+    # immutable unless a deployment says otherwise; the dev parameters (torn down with azd down) say so
+    main = by_name(infra, "infra/main.bicep")
+    assert main.parameters["rawArchive"]["default"] == "immutable"
+    assert "rawArchiveImmutable: rawArchive == 'immutable'" in main.text
+    dev = json.loads((INFRA / "main.parameters.dev.json").read_text(encoding="utf-8"))["parameters"]
+    prod = json.loads((INFRA / "main.parameters.prod.json").read_text(encoding="utf-8"))["parameters"]
+    azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert (dev["rawArchive"]["value"], "rawArchive" in prod) == ("mutable", False)
+    assert azd["rawArchive"]["value"] == "${ITDR_RAW_ARCHIVE=immutable}"
+
+
+def test_the_raw_archive_policy_check_fails_on_a_mutable_or_misplaced_policy() -> None:
+    files = snippet(
+        """
+        resource raw 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+          name: 'raw'
+        }
+        resource ledger 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+          name: 'ledger'
+        }
+        resource rawPolicy 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+          parent: raw
+          name: 'default'
+          properties: {
+            immutabilityPeriodSinceCreationInDays: 30
+            allowProtectedAppendWrites: true
+          }
+        }
+        resource ledgerPolicy 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+          parent: ledger
+          name: 'default'
+          properties: {
+            immutabilityPeriodSinceCreationInDays: 400
+            allowProtectedAppendWrites: false
+            allowProtectedAppendWritesAll: false
+          }
+        }
+        """
+    )
+    at = "infra/modules/bad.bicep"
+    kind = iac_check.IMMUTABILITY_POLICY
+    assert [str(p) for p in check_raw_archive_immutability(files)] == [
+        f"{at}:7: rawPolicy ({kind}): immutabilityPeriodSinceCreationInDays must be 400, found 30",
+        f"{at}:7: rawPolicy ({kind}): properties.allowProtectedAppendWrites must be the literal false",
+        f"{at}:7: rawPolicy ({kind}): properties.allowProtectedAppendWritesAll must be the literal false",
+        f"{at}:15: ledgerPolicy ({kind}): an immutability policy on ['ledger']: only the raw archive ('raw') "
+        "is written once",
+    ]
+    no_policy = snippet(
+        """
+        resource raw 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+          name: 'raw'
+        }
+        """
+    )
+    assert [str(p) for p in check_raw_archive_immutability(no_policy)] == [
+        "infra: the raw archive container 'raw' has no immutability policy"
     ]
 
 

@@ -123,8 +123,10 @@ def test_a_blob_is_archived_batched_published_and_ledgered(svc: Services, emulat
     archive = raw_blob_name(TENANT_A, AAD, DAY, cid)
     raw = svc.storage.container(names.CONTAINER_RAW)
     assert orjson.loads(raw.download_blob(archive).readall()) == [record(1), record(2), record(3)]
+    assert [b.name for b in raw.list_blobs()] == [archive]  # the raw archive holds content blobs only
     batch_blob = f"{archive}.batch0.json"
-    assert orjson.loads(raw.download_blob(batch_blob).readall()) == [record(1), record(2), record(3)]
+    batches = svc.storage.container(names.CONTAINER_BATCHES)
+    assert orjson.loads(batches.download_blob(batch_blob).readall()) == [record(1), record(2), record(3)]
     assert sent(svc, names.QUEUE_RECORDS) == [
         (
             f"records:{cid}:0:0",
@@ -235,7 +237,7 @@ def test_hostile_records_are_quarantined_alone_and_the_good_ones_detected(svc: S
     assert len(rows[2]["record_id"]) <= 256
     assert parked(svc) == []
     batch = raw_blob_name(TENANT_A, AAD, DAY, entry["contentId"]) + ".batch0.json"
-    kept = orjson.loads(svc.storage.container(names.CONTAINER_RAW).download_blob(batch).readall())
+    kept = orjson.loads(svc.storage.container(names.CONTAINER_BATCHES).download_blob(batch).readall())
     assert [r["Id"] for r in kept] == [record(1)["Id"], record(6)["Id"]]
 
 
@@ -352,7 +354,9 @@ def test_a_forged_id_and_uri_pair_cannot_mark_another_blob_done(svc: Services, e
     ids = [
         r["Id"]
         for _, _, body in batches
-        for r in orjson.loads(svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall())
+        for r in orjson.loads(
+            svc.storage.container(names.CONTAINER_BATCHES).download_blob(body["batch_blob"]).readall()
+        )
     ]
     assert ids == ["00000000-0000-4000-8000-000000000001"]
 
@@ -364,7 +368,7 @@ def test_a_subscription_list_uri_is_never_fetched_nor_archived(svc: Services, em
     deliver(svc, ref_of(listing), message_id="listing")
     deliver(svc, ref_of(listing), message_id="listing")
     assert parked(svc) == [("listing", "forbidden_target")]
-    for container in (names.CONTAINER_RAW, names.CONTAINER_QUARANTINE):
+    for container in (names.CONTAINER_RAW, names.CONTAINER_BATCHES, names.CONTAINER_QUARANTINE):
         assert list(svc.storage.container(container).list_blobs()) == []
     assert list(svc.storage.table(names.TABLE_QUARANTINE).list_entities()) == []
 
@@ -487,3 +491,72 @@ def test_content_ledger_writes_are_claimed(svc: Services, clock) -> None:
     expired = ledger.get_entry(TENANT_A, "c1", now=later)
     assert expired is not None and expired.phase == "expired"
     ledger.put_entry(replace(expired, phase="done"), now=later)
+
+
+# ----------------------------------------------------------------------------- #25.9: a write-once raw archive
+
+
+def test_a_redelivery_after_a_crash_leaves_the_archive_as_it_was(
+    svc: Services, emulator: ManagementApiEmulator, clock: Any
+) -> None:
+    """The raw archive is created, never overwritten (immutable in Azure): dying right after archiving and
+    processing the redelivery archives the same bytes again, which leaves the blob untouched."""
+    from shared.platform import faults
+
+    entry = blob(emulator, clock, [record(1), record(2)])
+    faults.install(faults.CrashInjector(seed=1, rate=1.0, points=["content.after_archive"]))
+    try:
+        with pytest.raises(faults.InjectedCrash):
+            process_content_message(svc, ref_of(entry))
+    finally:
+        faults.install(None)
+    archive = svc.storage.container(names.CONTAINER_RAW).get_blob_client(
+        raw_blob_name(TENANT_A, AAD, DAY, entry["contentId"])
+    )
+    first = archive.get_blob_properties()
+    report = process_content_message(svc, ref_of(entry))
+    assert (report.status, report.unique) == ("processed", 2)
+    again = archive.get_blob_properties()
+    assert (again.etag, again.last_modified) == (first.etag, first.last_modified)
+    assert [b.name for b in svc.storage.container(names.CONTAINER_RAW).list_blobs()] == [archive.blob_name]
+
+
+def test_the_archive_refuses_to_overwrite_and_keeps_other_bytes_beside(svc: Services) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    from shared.ingest.content import archive_content
+
+    name = raw_blob_name(TENANT_A, AAD, DAY, "c1")
+    raw = svc.storage.container(names.CONTAINER_RAW)
+    assert archive_content(svc, name, b"[1]") == name
+    etag = raw.get_blob_client(name).get_blob_properties().etag
+    assert archive_content(svc, name, b"[1]") == name  # the same bytes again: harmless, nothing written
+    variant = archive_content(svc, name, b"[2]")  # other bytes under the same content id: kept beside
+    assert variant.startswith(f"{name}.v-") and variant != name
+    assert archive_content(svc, name, b"[2]") == variant
+    assert raw.download_blob(name).readall() == b"[1]" and raw.download_blob(variant).readall() == b"[2]"
+    assert raw.get_blob_client(name).get_blob_properties().etag == etag
+    assert sorted(b.name for b in raw.list_blobs()) == sorted([name, variant])
+    with pytest.raises(ResourceExistsError):  # what the archive relies on: a create of an existing blob fails
+        raw.upload_blob(name, b"[3]", overwrite=False)
+
+
+def test_batch_and_ledger_blobs_written_before_they_had_their_own_containers_still_count(
+    svc: Services, emulator: ManagementApiEmulator, clock: Any
+) -> None:
+    """A records message and a ledger day written by the previous version (both in the raw container) are read
+    from there: the message's batch loads, and a record that day already published is still a duplicate."""
+    legacy = svc.storage.container(names.CONTAINER_RAW)
+    name = raw_blob_name(TENANT_A, AAD, DAY, "old") + ".batch0.json"
+    legacy.upload_blob(name, orjson.dumps([record(7)]))
+    ref = RecordBatchRef(
+        tenant_id=TENANT_A, content_type=AAD, content_id="old", batch_blob=name, batch_id="old#0", records=1
+    )
+    assert [e.record_id for e in load_batch(svc.storage, ref)] == [record(7)["Id"]]
+    day = record(1)["CreationTime"][:10]
+    hashes = sorted([record_hash(record(1)["Id"])])
+    legacy.upload_blob(RecordLedger.blob_name(TENANT_A, day), b"".join(h.to_bytes(8, "big") for h in hashes))
+    report = process_content_message(svc, ref_of(blob(emulator, clock, [record(1), record(2)])))
+    assert (report.unique, report.duplicates) == (1, 1)
+    moved = svc.storage.container(names.CONTAINER_LEDGER).download_blob(RecordLedger.blob_name(TENANT_A, day))
+    assert len(moved.readall()) == 16  # the legacy day's hash and the new record's, in the ledger container

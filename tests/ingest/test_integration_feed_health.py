@@ -298,7 +298,7 @@ def test_the_check_purges_expired_ledger_entries(svc: Services, clock) -> None:
     check_feeds(svc)
     rows = svc.storage.table(names.TABLE_CONTENT_LEDGER).list_entities()
     assert sorted(r["RowKey"] for r in rows) == ["new"]
-    blobs = svc.storage.container(names.CONTAINER_RAW).list_blobs(name_starts_with="ledger/")
+    blobs = svc.storage.container(names.CONTAINER_LEDGER).list_blobs(name_starts_with="ledger/")
     assert [b.name for b in blobs] == [f"ledger/{TENANT_A}/2025-03-09"]
 
 
