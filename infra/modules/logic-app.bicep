@@ -15,7 +15,9 @@
 // client tracking id; runs go one at a time, and the first step asks the workflow's own run
 // history (ARM, with its system-assigned identity: Logic App Operator on this workflow, in
 // rbac.bicep) for a succeeded run with that tracking id. If there is one, the run ends before
-// anything is sent.
+// anything is sent. If the look-up itself fails (ARM throttling, a role not yet propagated), the
+// alert is sent anyway: the trigger answered 202 already, so dropping it would lose it silently, and
+// a rare repeat is the lesser harm.
 //
 // The two API connections are created unauthenticated: someone with a mailbox and Teams
 // membership must authorize them once after deployment (docs/deploy.md section 6).
@@ -143,10 +145,18 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
           runAfter: {
             Find_repeated_key: [
               'Succeeded'
+              'Failed'
+              'TimedOut'
             ]
           }
           expression: {
             and: [
+              {
+                equals: [
+                  '@actions(\'Find_repeated_key\')?[\'status\']'
+                  'Succeeded'
+                ]
+              }
               {
                 greater: [
                   '@length(coalesce(body(\'Find_repeated_key\')?[\'value\'], createArray()))'

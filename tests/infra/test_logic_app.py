@@ -54,6 +54,10 @@ def test_a_repeated_idempotency_key_is_dropped_before_anything_is_sent() -> None
     assert "replace(${keyExpr}, \\'\\'\\'\\', \\'\\'\\'\\'\\'\\')" in runs_filter  # ' doubled
     drop = _action("Drop_repeated_key")
     assert "type: 'If'" in drop and "type: 'Terminate'" in drop and "Find_repeated_key: [" in drop
+    # only a look-up that succeeded can drop a run: one that failed (throttled, no role yet) sends the alert,
+    # since the trigger has answered 202 already and dropping it would lose it without a trace
+    assert re.search(r"Find_repeated_key: \[\s+'Succeeded'\s+'Failed'\s+'TimedOut'\s+\]", drop)
+    assert re.search(r"equals: \[\s+'@actions\(\\'Find_repeated_key\\'\)\?\[\\'status\\'\]'\s+'Succeeded'", drop)
     # nothing is sent unless the check ran and found no earlier run
     for sender in ("Send_alert_email", "Post_alert_to_Teams"):
         action = _action(sender)
