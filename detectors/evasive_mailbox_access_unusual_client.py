@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import AccessMethod, access_of
@@ -40,6 +40,10 @@ def _items(event: Event) -> int:
     return sum(len(f.FolderItems or []) for f in event.record.Folders or [])
 
 
+LEARNING = Learning(user_days=7, tenant_days=14, while_learning=Severity.CRITICAL)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
+
+
 class EvasiveMailboxAccessUnusualClient(Detector):
     meta = DetectorMeta(
         id="evasive_mailbox_access_unusual_client",
@@ -54,13 +58,14 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         dedup_window=timedelta(hours=24),
         operations=frozenset({"mailitemsaccessed"}),
         needs=(Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
+        learning=LEARNING,
         runbook=(
             "1. Identify the app: look up the AppId in Entra ID > Enterprise applications (or Microsoft's first-party "
             "list) and who consented to it. 2. Check the user's sign-ins just before for the same IP, VPN, hosting or "
             "a device-code sign-in. 3. Scope what was read: search MailItemsAccessed for the SessionId and list the "
             "InternetMessageIds. 4. If not legitimate: revoke the user's sessions, remove the app's grants "
             "(Remove-MgOauth2PermissionGrant) or disable its service principal, reset the password, and notify the "
-            "owners of the mail that was read."
+            "owners of the mail that was read." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/purview/audit-log-investigate-accounts",
         false_positives=("admins reading their own mailbox with Graph PowerShell", "new mail integrations"),
@@ -104,7 +109,7 @@ class EvasiveMailboxAccessUnusualClient(Detector):
 
     def _new_app(self, event: Event, ctx: DetectionContext, access: AccessMethod, app: str) -> Iterable[Finding]:
         tenant = ctx.tenant_state(self.meta.id)
-        since = float(tenant.get("since") or event.time)
+        since = float(tenant.setdefault("since", event.time))  # kept: the tenant's learning period ends
         apps: dict[str, Any] = tenant.setdefault("apps", {})
         known = app in apps
         apps[app] = event.time

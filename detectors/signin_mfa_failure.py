@@ -8,6 +8,8 @@ unmanaged devices, so it counts only from a risky source.
 
 * From a risky source, HIGH at once: an anonymiser, a hosting provider (not shared by the tenant), a
   country new for the user, or a flagged password-spray source (``signin_password_spray``).
+* A denial from a network the user's sign-in baseline knows (their home, office or carrier: a prompt declined by
+  mistake, a phone left behind) is only kept in the user's state, for MFA-fatigue counting.
 * Otherwise a LOW finding with ``report_only: true`` feeds the weekly compromised-credentials report
   (``shared.reports.credentials``): users whose password is known to someone, with location and VPN context.
   The facts are also kept in the user's state (last 10, 8 days).
@@ -25,6 +27,7 @@ from typing import Any
 from detectors.signin_password_spray import spray_source_of
 from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
+from shared.detection.tenant_baseline import familiar_network
 from shared.detection.baseline import (
     ERR_CA_BLOCKED,
     ERR_MFA_FAILED,
@@ -121,6 +124,8 @@ class SigninMfaFailure(Detector):
                     context=context,
                 ),
             )
+        if code == ERR_MFA_FAILED and familiar_network(ctx, event):
+            return ()  # one denial on the user's own network (a prompt declined by mistake): the fact is kept only
         return (
             self.finding(
                 event,

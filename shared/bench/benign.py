@@ -524,7 +524,10 @@ class _Gen:
                 [
                     {
                         "Name": "NamedLocation",
-                        "NewValue": '{"ipRanges":["' + p.office_ip_prefix + '0/24"],"isTrusted":true}',
+                        "NewValue": '{"displayName":"Head office","ipRanges":[{"@odata.type":"#microsoft.graph.iPv4CidrRange",'
+                        + '"cidrAddress":"'
+                        + p.office_ip_prefix
+                        + '0/24"}],"isTrusted":true}',
                     }
                 ],
                 ip=office,
@@ -596,7 +599,7 @@ def _directory(
 
 def _attacks(rng: random.Random, wl: PrecisionWorkload) -> None:
     """The attack cases, on their own victims, in the third week."""
-    (t0, p0, s0), (t1, p1, s1), (t2, p2, s2) = wl.tenants
+    (t0, _, s0), (t1, _, s1), (t2, _, s2) = wl.tenants
 
     def when(day: int, hour: int, minute: int = 0) -> datetime:
         return START + timedelta(days=day, hours=hour, minutes=minute)

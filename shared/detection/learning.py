@@ -1,0 +1,125 @@
+"""The learning gate: novelty detectors speak only once the user and the tenant have been watched long enough.
+
+A detector whose `DetectorMeta` declares a `Learning` rule (first use of a client, a new country or network, an
+unfamiliar fingerprint, a new sync client...) runs on every event as usual, so its own state learns what is
+normal; the gate only decides whether its findings are raised. The gate remembers when it first observed each
+user and each tenant (one small state section each, ``{"fs": epoch seconds}``); a finding is raised when
+
+* the user has been observed for ``user_days`` and the tenant for ``tenant_days``, or
+* the finding is at the rule's ``while_learning`` severity or above (a risk signal raised it).
+
+First observation is the time of the first event the gate saw for the user (for the tenant: of any of its users),
+so in ``itdr scan`` the input's own first days are the baseline (`baseline_until`). Detectors without a rule are
+not wrapped and fire from the first record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from shared.alert_model import DetectorMeta, Finding, Learning
+from shared.detection.state import TENANT_KEY
+
+if TYPE_CHECKING:
+    from shared.detection.base import DetectionContext, Detector
+    from shared.records.event import Event
+
+SECTION = "_learning"
+"""State section (per user, and tenant-wide) holding when the gate first observed the user or tenant."""
+DAY_S = 86400.0
+_TENANT_MEMO = "learning|tenant"
+_USER_MEMO = "learning|"
+
+DetectFn = Callable[["Event", "DetectionContext"], Iterable[Finding]]
+
+
+class LearningRuleError(ValueError):
+    """A learning rule that cannot mean what it says."""
+
+
+def check_rule(meta: DetectorMeta) -> None:
+    """Registration check of a detector's learning rule (none is fine: the detector fires from the first record).
+
+    The tenant must be watched at least as long as the user; findings let through while learning must be above the
+    detector's default severity (else nothing is held back); the runbook must state the rule.
+    """
+    rule = meta.learning
+    if rule is None:
+        return
+    if rule.tenant_days < rule.user_days:
+        raise LearningRuleError(f"{meta.id}: the tenant must be learned at least as long as the user")
+    if rule.while_learning is not None and rule.while_learning.rank <= meta.severity.rank:
+        raise LearningRuleError(
+            f"{meta.id}: while_learning ({rule.while_learning.value}) must be above the default severity "
+            f"({meta.severity.value}), or nothing is held back while learning"
+        )
+    if rule.describe() not in " ".join(meta.runbook.split()):
+        raise LearningRuleError(f"{meta.id}: the runbook must state the learning rule (Learning.describe())")
+
+
+def _first_seen(ctx: DetectionContext, key: str, memo_key: str, now: float, section: Callable[[], dict[str, Any]]) -> float:
+    memo = ctx.memo
+    got = memo.get(memo_key)
+    if got is not None and got <= now:
+        return float(got)
+    sec = section()
+    fs = sec.get("fs")
+    if not isinstance(fs, (int, float)) or now < fs:
+        fs = int(now)
+        sec["fs"] = fs
+    memo[memo_key] = float(fs)
+    return float(fs)
+
+
+def observed_since(ctx: DetectionContext, event: Event) -> tuple[float, float]:
+    """(user, tenant) first observation times, recording the event's time when it is the first (or earlier)."""
+    now = event.time
+    tenant_fs = _first_seen(ctx, TENANT_KEY, _TENANT_MEMO, now, lambda: ctx.tenant_state(SECTION))
+    key = event.user_key
+    if key is None:
+        return tenant_fs, tenant_fs
+    user_fs = _first_seen(ctx, key, _USER_MEMO + key, now, lambda: ctx.state(event, SECTION))
+    return user_fs, tenant_fs
+
+
+def is_learned(rule: Learning, user_fs: float, tenant_fs: float, now: float) -> bool:
+    return now - user_fs >= rule.user_days * DAY_S and now - tenant_fs >= rule.tenant_days * DAY_S
+
+
+@lru_cache(maxsize=4096)
+def gated(detector: Detector) -> DetectFn:
+    """The detector's ``detect``, behind its learning gate (the plain method when it declares no rule)."""
+    rule = detector.meta.learning
+    detect: DetectFn = detector.detect
+    if rule is None:
+        return detect
+    floor = rule.while_learning.rank if rule.while_learning is not None else None
+
+    def run(event: Event, ctx: DetectionContext) -> Iterable[Finding]:
+        user_fs, tenant_fs = observed_since(ctx, event)
+        got = detect(event, ctx)
+        if not got or is_learned(rule, user_fs, tenant_fs, event.time):
+            return got
+        if floor is None:
+            return ()
+        return [f for f in got if f.severity.rank >= floor]
+
+    return run
+
+
+def longest_tenant_days(metas: Iterable[DetectorMeta]) -> int:
+    """The longest tenant learning period of the detectors (0 when none declares one)."""
+    return max((m.learning.tenant_days for m in metas if m.learning is not None), default=0)
+
+
+def tenant_baseline_until(tenant_state: Mapping[str, Any], metas: Iterable[DetectorMeta]) -> str | None:
+    """ISO time the tenant's baseline period ends for every novelty detector (None when never observed)."""
+    sec = tenant_state.get(SECTION)
+    fs = sec.get("fs") if isinstance(sec, dict) else None
+    if not isinstance(fs, (int, float)):
+        return None
+    until = float(fs) + longest_tenant_days(metas) * DAY_S
+    return datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
