@@ -26,8 +26,8 @@ import orjson
 
 from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
-from shared.detection.tenant_baseline import familiar_network
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
+from shared.detection.tenant_baseline import familiar_network
 from shared.records.event import Event, as_int
 
 REGISTER_OPS = frozenset({"register device", "add device"})

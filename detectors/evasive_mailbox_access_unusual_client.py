@@ -8,8 +8,9 @@ Graph/Outlook REST, ``Client=WebServices`` is EWS) and by which app (``AppId``).
   admin's daily script does not alert daily;
 * an app id this tenant has not been seen reading mail with before. The tenant's baseline is
   learned for `LEARNING_S` after the first mailbox record the detector sees (new apps are then
-  only reported when the user just had a risky sign-in or reads from an anonymous address); each
-  new app alerts once for the tenant, then joins the baseline.
+  only reported when the user just had a risky sign-in or reads from an anonymous address; a hosting address is
+  not a risk for an app, whose reads come from a cloud); each new app alerts once for the tenant, then joins the
+  baseline.
 
 Microsoft's own mail clients (Outlook, OWA, Teams, Outlook mobile) are never reported.
 """
@@ -40,7 +41,7 @@ def _items(event: Event) -> int:
     return sum(len(f.FolderItems or []) for f in event.record.Folders or [])
 
 
-LEARNING = Learning(user_days=7, tenant_days=14, while_learning=Severity.CRITICAL)
+LEARNING = Learning(user_days=7, tenant_days=7)
 """Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
 
 
@@ -109,7 +110,7 @@ class EvasiveMailboxAccessUnusualClient(Detector):
 
     def _new_app(self, event: Event, ctx: DetectionContext, access: AccessMethod, app: str) -> Iterable[Finding]:
         tenant = ctx.tenant_state(self.meta.id)
-        since = float(tenant.setdefault("since", event.time))  # kept: the tenant's learning period ends
+        since = float(tenant.get("since") or event.time)
         apps: dict[str, Any] = tenant.setdefault("apps", {})
         known = app in apps
         apps[app] = event.time
@@ -117,6 +118,8 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         if known:
             return ()
         risk = risk_of(ctx, event)
+        if risk is not None and risk.get("source") == "ip" and risk.get("reason") == "hosting":
+            risk = None  # an application's reads come from a cloud: a hosting address says nothing about it
         learning = event.time - float(since) < LEARNING_S
         if learning and risk is None:
             return ()

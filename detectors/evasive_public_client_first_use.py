@@ -22,8 +22,8 @@ from typing import Any
 from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import observe_signin
-from shared.detection.tenant_baseline import RoutineTools
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
+from shared.detection.tenant_baseline import RoutineTools
 from shared.enrich.access import access_of
 from shared.records.event import Event
 
@@ -67,6 +67,7 @@ class EvasivePublicClientFirstUse(Detector):
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
         if event.user_key is None or (event.error_number or 0) != 0:
             return ()
+        view = observe_signin(ctx, event)  # every success feeds the user's baseline (recorded once per record)
         access = access_of(event)
         if access.client_kind not in TOOL_KINDS or access.client_app_id is None:
             return ()
@@ -87,7 +88,7 @@ class EvasivePublicClientFirstUse(Detector):
         if not first:
             return ()
         risk = risk_of(ctx, event)
-        if risk is None and routine and not observe_signin(ctx, event).is_new("asn"):
+        if risk is None and routine and not view.is_new("asn"):
             return ()  # the tenant's administrators use this client routinely, and the user is on a network they know
         admin = is_admin_user(ctx, event)
         base = Severity.LOW if admin and risk is None else Severity.MEDIUM

@@ -47,7 +47,7 @@ def _mailbox_hash(owner: str) -> str:
     return hashlib.blake2b(owner.encode(), digest_size=4).hexdigest()
 
 
-LEARNING = Learning(user_days=7, tenant_days=7, while_learning=Severity.CRITICAL)
+LEARNING = Learning(user_days=3, tenant_days=7)
 """Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
 
 

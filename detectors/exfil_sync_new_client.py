@@ -70,7 +70,7 @@ def _client(event: Event) -> tuple[str, str, str] | None:
     return "mail", f"via:{access.via}", f"{access.via} client" + (f" ({info[:80]})" if info else "")
 
 
-LEARNING = Learning(user_days=3, tenant_days=7)
+LEARNING = Learning(user_days=3, tenant_days=3)
 """Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
 
 

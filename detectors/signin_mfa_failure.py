@@ -27,7 +27,6 @@ from typing import Any
 from detectors.signin_password_spray import spray_source_of
 from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
-from shared.detection.tenant_baseline import familiar_network
 from shared.detection.baseline import (
     ERR_CA_BLOCKED,
     ERR_MFA_FAILED,
@@ -44,6 +43,7 @@ from shared.detection.baseline import (
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
+from shared.detection.tenant_baseline import familiar_network
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
 

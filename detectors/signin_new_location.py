@@ -25,7 +25,6 @@ from datetime import timedelta
 
 from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
-from shared.detection.tenant_baseline import VENUE_MIN_USERS, familiar_device, shared_by_colleagues, trip_country
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
     TenantPrevalence,
@@ -38,9 +37,9 @@ from shared.detection.baseline import (
 )
 from shared.detection.geo import ANONYMIZER_LABELS, anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
+from shared.detection.tenant_baseline import VENUE_MIN_USERS, familiar_device, shared_by_colleagues, trip_country
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
-
 
 LEARNING = Learning(user_days=7, tenant_days=14)
 """Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""

@@ -244,11 +244,8 @@ class _Gen:
         for u, user in enumerate(staff):
             if weekend and rng.random() < 0.8:
                 continue
-            at_conf = (
-                u in CONFERENCE
-                and day in CONFERENCE_DAYS
-                and self.tid == self.wl.tenants[0][0]
-                or (u in CONFERENCE[:4] and day in CONFERENCE_DAYS)
+            at_conf = (u in CONFERENCE and day in CONFERENCE_DAYS and self.tid == self.wl.tenants[0][0]) or (
+                u in CONFERENCE[:4] and day in CONFERENCE_DAYS
             )
             t = d0 + timedelta(hours=8, minutes=rng.randint(0, 50))
             if at_conf:

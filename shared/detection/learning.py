@@ -43,24 +43,23 @@ class LearningRuleError(ValueError):
 def check_rule(meta: DetectorMeta) -> None:
     """Registration check of a detector's learning rule (none is fine: the detector fires from the first record).
 
-    The tenant must be watched at least as long as the user; findings let through while learning must be above the
-    detector's default severity (else nothing is held back); the runbook must state the rule.
+    The tenant must be watched at least as long as the user; ``while_learning`` low would hold nothing back; the
+    runbook must state the rule (``Learning.describe()``), so every alert's runbook says it.
     """
     rule = meta.learning
     if rule is None:
         return
     if rule.tenant_days < rule.user_days:
         raise LearningRuleError(f"{meta.id}: the tenant must be learned at least as long as the user")
-    if rule.while_learning is not None and rule.while_learning.rank <= meta.severity.rank:
-        raise LearningRuleError(
-            f"{meta.id}: while_learning ({rule.while_learning.value}) must be above the default severity "
-            f"({meta.severity.value}), or nothing is held back while learning"
-        )
+    if rule.while_learning is not None and rule.while_learning.rank == 0:
+        raise LearningRuleError(f"{meta.id}: while_learning low lets every finding through: nothing is learned")
     if rule.describe() not in " ".join(meta.runbook.split()):
         raise LearningRuleError(f"{meta.id}: the runbook must state the learning rule (Learning.describe())")
 
 
-def _first_seen(ctx: DetectionContext, key: str, memo_key: str, now: float, section: Callable[[], dict[str, Any]]) -> float:
+def _first_seen(
+    ctx: DetectionContext, key: str, memo_key: str, now: float, section: Callable[[], dict[str, Any]]
+) -> float:
     memo = ctx.memo
     got = memo.get(memo_key)
     if got is not None and got <= now:

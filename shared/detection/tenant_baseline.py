@@ -22,7 +22,7 @@ are skipped by the location detectors (``IpInfo.is_mobile``); both are checked w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from shared.detection.base import DetectionContext
 from shared.detection.baseline import (
@@ -91,7 +91,7 @@ class RoutineTools:
             apps.pop(min(apps, key=lambda k: float(apps[k][1])))
 
 
-def _valid(entry: Any) -> bool:
+def _valid(entry: Any) -> TypeGuard[list[Any]]:
     return (
         isinstance(entry, list)
         and len(entry) == 3
@@ -111,10 +111,7 @@ def shared_by_colleagues(ctx: DetectionContext, event: Event, *, min_users: int 
 
 def familiar_device(view: SigninView) -> bool:
     """Both the OS and the browser family of the sign-in were known for the user before it."""
-    for attr in ("os", "browser"):
-        if view.attributes.get(attr) is None or view.prior.get(attr) is None:
-            return False
-    return True
+    return all(view.attributes.get(a) is not None and view.prior.get(a) is not None for a in ("os", "browser"))
 
 
 def trip_country(view: SigninView, now: float, *, within: float = TRIP_S) -> bool:
