@@ -201,15 +201,10 @@ def _users(rng: random.Random, t: int, p: TenantProfile) -> tuple[R.User, ...]:
     return tuple(out)
 
 
-def generate(seed: int = 19, *, days: int = DAYS, users: int = USERS) -> PrecisionWorkload:
-    global USERS
+def generate(seed: int = 19, *, days: int = DAYS) -> PrecisionWorkload:
+    """The workload for ``seed``: every tenant's benign days, its one-off changes, then the attack cases."""
     rng = random.Random(seed)
-    saved = USERS
-    USERS = users
-    try:
-        tenants = [(R.stable_guid("precision-tenant", seed, t), p, _users(rng, t, p)) for t, p in enumerate(PROFILES)]
-    finally:
-        USERS = saved
+    tenants = [(R.stable_guid("precision-tenant", seed, t), p, _users(rng, t, p)) for t, p in enumerate(PROFILES)]
     wl = PrecisionWorkload(tenants, days=days)
     for tid, p, staff in tenants:
         g = _Gen(rng, wl, tid, p, staff)
