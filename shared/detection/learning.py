@@ -21,7 +21,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from shared.alert_model import DetectorMeta, Finding, Learning
-from shared.detection.state import TENANT_KEY
 
 if TYPE_CHECKING:
     from shared.detection.base import DetectionContext, Detector
@@ -30,6 +29,11 @@ if TYPE_CHECKING:
 SECTION = "_learning"
 """State section (per user, and tenant-wide) holding when the gate first observed the user or tenant."""
 DAY_S = 86400.0
+PREVALENCE_SECTION = "_prevalence"
+"""``shared.detection.baseline.PREVALENCE_SECTION`` (not imported: that module imports the detector base, which
+imports this one)."""
+SIGNIN_SECTION = "_signins"
+"""``shared.detection.baseline.SIGNIN_SECTION``."""
 _TENANT_MEMO = "learning|tenant"
 _USER_MEMO = "learning|"
 
@@ -58,7 +62,11 @@ def check_rule(meta: DetectorMeta) -> None:
 
 
 def _first_seen(
-    ctx: DetectionContext, key: str, memo_key: str, now: float, section: Callable[[], dict[str, Any]]
+    ctx: DetectionContext,
+    memo_key: str,
+    now: float,
+    section: Callable[[], dict[str, Any]],
+    earlier: Callable[[], float | None],
 ) -> float:
     memo = ctx.memo
     got = memo.get(memo_key)
@@ -66,21 +74,53 @@ def _first_seen(
         return float(got)
     sec = section()
     fs = sec.get("fs")
-    if not isinstance(fs, (int, float)) or now < fs:
+    if not isinstance(fs, (int, float)):
+        # first look at this user or tenant: state kept before the gate existed still counts as observation
+        prior = earlier()
+        fs = int(min(now, prior)) if prior is not None else int(now)
+        sec["fs"] = fs
+    elif now < fs:
         fs = int(now)
         sec["fs"] = fs
     memo[memo_key] = float(fs)
     return float(fs)
 
 
+def _user_signins_since(ctx: DetectionContext, event: Event) -> float | None:
+    """The user's first sign-in in the sign-in baseline (``shared.detection.baseline``), if any."""
+    fs = ctx.peek_state(event, SIGNIN_SECTION).get("fs")
+    return float(fs) if isinstance(fs, (int, float)) else None
+
+
+def _tenant_prevalence_since(ctx: DetectionContext) -> float | None:
+    """The earliest first use of any place the tenant's prevalence counts still hold, if any."""
+    times = [
+        float(entry[0])
+        for table in ctx.peek_tenant_state(PREVALENCE_SECTION).values()
+        if isinstance(table, dict)
+        for entry in table.values()
+        if isinstance(entry, list) and entry and isinstance(entry[0], (int, float))
+    ]
+    return min(times, default=None)
+
+
 def observed_since(ctx: DetectionContext, event: Event) -> tuple[float, float]:
-    """(user, tenant) first observation times, recording the event's time when it is the first (or earlier)."""
+    """(user, tenant) first observation times, recording the event's time when it is the first (or earlier).
+
+    On the first look at a user (tenant) whose state predates the gate, the first sign-in of the user's sign-in
+    baseline (the earliest place in the tenant's prevalence counts) counts as observed: a deployment that gains
+    the gate does not start learning again.
+    """
     now = event.time
-    tenant_fs = _first_seen(ctx, TENANT_KEY, _TENANT_MEMO, now, lambda: ctx.tenant_state(SECTION))
+    tenant_fs = _first_seen(
+        ctx, _TENANT_MEMO, now, lambda: ctx.tenant_state(SECTION), lambda: _tenant_prevalence_since(ctx)
+    )
     key = event.user_key
     if key is None:
         return tenant_fs, tenant_fs
-    user_fs = _first_seen(ctx, key, _USER_MEMO + key, now, lambda: ctx.state(event, SECTION))
+    user_fs = _first_seen(
+        ctx, _USER_MEMO + key, now, lambda: ctx.state(event, SECTION), lambda: _user_signins_since(ctx, event)
+    )
     return user_fs, tenant_fs
 
 

@@ -7,13 +7,17 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, ClassVar
 
+import orjson
 import pytest
 
 from detectors import default_registry
 from shared.alert_model import Category, DetectorMeta, Finding, Learning, Severity
+from shared.detection import baseline, learning
 from shared.detection.base import DetectionContext, Detector, Registry, RegistryError
+from shared.detection.engine import DetectionEngine, InMemoryAlertSink
+from shared.detection.state import TENANT_KEY, UserState
 from shared.detection.testing import TEST_TENANT, run_detector
-from shared.records.event import Event
+from shared.records.event import Event, parse_blob
 from tests.detectors.records import at, epoch, oid_of, signin
 
 RULE = Learning(user_days=7, tenant_days=14)
@@ -128,3 +132,32 @@ def test_novelty_detectors_declare_a_rule_and_high_confidence_ones_fire_from_the
     for i in NOVELTY:
         rule = metas[i].learning
         assert rule is not None and rule.describe() in " ".join(metas[i].runbook.split())
+
+
+def test_state_kept_before_the_gate_counts_as_observation() -> None:
+    """A deployment gaining the gate does not learn again: the user's sign-in baseline and the tenant's prevalence
+    counts say since when they have been observed."""
+
+    assert (learning.SIGNIN_SECTION, learning.PREVALENCE_SECTION) == (
+        baseline.SIGNIN_SECTION,
+        baseline.PREVALENCE_SECTION,
+    )
+    rec = signin("bob@contoso.com", when=at(days=20))
+    first = epoch(at())
+    bob = oid_of("bob@contoso.com")
+    got = run_detector(EverySignin, [])
+    got.store.save(
+        TEST_TENANT,
+        {
+            bob: UserState({"_signins": {"fs": int(first), "n": 40}}, dirty=True),
+            TENANT_KEY: UserState({"_prevalence": {"c": {"DE": [int(first), int(first), ["abc123"]]}}}, dirty=True),
+        },
+    )
+
+    sink = InMemoryAlertSink()
+    engine = DetectionEngine(Registry([EverySignin]), store=got.store, sink=sink)
+    engine.process(TEST_TENANT, parse_blob(orjson.dumps([rec])).events, batch_id="after-upgrade")
+    assert [a.user for a in sink.list_alerts()] == ["bob@contoso.com"]
+    states = got.store.load(TEST_TENANT, [bob, TENANT_KEY])
+    assert states[bob].data["_learning"] == {"fs": int(first)}
+    assert states[TENANT_KEY].data["_learning"] == {"fs": int(first)}
