@@ -137,7 +137,6 @@ def test_novelty_detectors_declare_a_rule_and_high_confidence_ones_fire_from_the
 def test_state_kept_before_the_gate_counts_as_observation() -> None:
     """A deployment gaining the gate does not learn again: the user's sign-in baseline and the tenant's prevalence
     counts say since when they have been observed."""
-
     assert (learning.SIGNIN_SECTION, learning.PREVALENCE_SECTION) == (
         baseline.SIGNIN_SECTION,
         baseline.PREVALENCE_SECTION,
@@ -153,7 +152,6 @@ def test_state_kept_before_the_gate_counts_as_observation() -> None:
             TENANT_KEY: UserState({"_prevalence": {"c": {"DE": [int(first), int(first), ["abc123"]]}}}, dirty=True),
         },
     )
-
     sink = InMemoryAlertSink()
     engine = DetectionEngine(Registry([EverySignin]), store=got.store, sink=sink)
     engine.process(TEST_TENANT, parse_blob(orjson.dumps([rec])).events, batch_id="after-upgrade")
