@@ -104,7 +104,10 @@ class DefenseDeviceRegistration(Detector):
             "review MFA methods registered the same day, and look for sign-ins from the device id afterwards."
         ),
         reference="https://www.microsoft.com/en-us/security/blog/2022/01/26/evolved-phishing-device-registration-trick-adds-to-phishers-toolbox-for-victims-without-mfa/",
-        false_positives=("a user enrolling a new laptop or phone (Autopilot, Intune or a personal device)",),
+        false_positives=(
+            "a user enrolling a new laptop or phone (Autopilot, Intune or a personal device) from a network new to "
+            "them, or within hours of a risky sign-in",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:

@@ -61,7 +61,10 @@ class EvasivePublicClientFirstUse(Detector):
             "to admins." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/troubleshoot/azure/entra/entra-id/governance/verify-first-party-apps-sign-in",
-        false_positives=("a developer or admin starting to use a Microsoft CLI or PowerShell module",),
+        false_positives=(
+            "a developer or admin starting to use a Microsoft CLI or PowerShell module that no other administrator of "
+            "the tenant uses routinely, or from a network new to them",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:

@@ -71,7 +71,10 @@ class ExchangeMailboxPermissionGrant(Detector):
             "Remove-MailboxFolderPermission), and investigate the admin account that made the grant."
         ),
         reference="https://attack.mitre.org/techniques/T1098/002/",
-        false_positives=("shared mailboxes and executive assistants being set up",),
+        false_positives=(
+            "shared mailboxes and executive assistants set up by an administrator who just had a risky sign-in "
+            "(without one, a delegation inside the tenant is not reported)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:

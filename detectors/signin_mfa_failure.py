@@ -77,7 +77,9 @@ class SigninMfaFailure(Detector):
             "phishing-resistant methods. 4. Review sign-ins from the same address for other users."
         ),
         reference="https://www.microsoft.com/en-us/security/blog/2022/08/26/cyber-signals-defending-against-cyber-threats-with-the-latest-research-insights-and-trends/",
-        false_positives=("a user mistyping a one-time code or declining an accidental prompt (report only)",),
+        false_positives=(
+            "a user mistyping a one-time code or declining an accidental prompt on a network new to them (report only; on their own network it is not reported)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:

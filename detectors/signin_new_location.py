@@ -52,7 +52,8 @@ class SigninNewLocation(Detector):
         description=(
             "A user signed in successfully from a country they have not used since monitoring began (after a "
             "learning period), or from a new network (ASN) in a known country. Locations that many users of the "
-            "tenant share are ignored unless reached through an anonymiser or a hosting provider."
+            "tenant share, and a venue colleagues used abroad, are ignored unless reached through an anonymiser or a hosting "
+            "provider; a new country reached with the user's own device is LOW."
         ),
         category=Category.UNWANTED_LOGIN,
         severity=Severity.MEDIUM,
@@ -70,7 +71,10 @@ class SigninNewLocation(Detector):
             "travel exception for the user and country." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/entra/id-protection/concept-identity-protection-risks",
-        false_positives=("business travel and holidays", "a new home broadband or mobile provider (LOW)"),
+        false_positives=(
+            "business travel with the user's own device (LOW; not reported once a colleague used the same venue, nor for further networks of the same trip)",
+            "a new home broadband provider (LOW)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
