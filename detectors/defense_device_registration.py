@@ -9,8 +9,10 @@ device" Conditional Access. Entra's Device Registration Service writes:
 * ``Add registered owner to device.`` / ``Add registered users to device.``: the device and its user in
   ``Target`` (the parser keys these records on that user, see ``shared.records.event.SUBJECT_IS_TARGET_OPS``).
 
-One finding per user and device: low on its own (a new laptop), raised two steps (high) when the user
-had a risky sign-in within `RISK_WINDOW_S`. A registration record whose actor is the user (a device
+One finding per user and device: raised two steps (high) when the user had a risky sign-in within
+`RISK_WINDOW_S`; without one, low only when the record's address is a network the user's sign-in baseline does
+not know (a new laptop or phone set up at home or in the office, or by the registration service without an
+address, is the tenant's ordinary work and is not reported). A registration record whose actor is the user (a device
 registered through an admin tool) is reported the same way.
 """
 
@@ -25,6 +27,7 @@ import orjson
 from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
+from shared.detection.tenant_baseline import familiar_network
 from shared.records.event import Event, as_int
 
 REGISTER_OPS = frozenset({"register device", "add device"})
@@ -101,7 +104,10 @@ class DefenseDeviceRegistration(Detector):
             "review MFA methods registered the same day, and look for sign-ins from the device id afterwards."
         ),
         reference="https://www.microsoft.com/en-us/security/blog/2022/01/26/evolved-phishing-device-registration-trick-adds-to-phishers-toolbox-for-victims-without-mfa/",
-        false_positives=("a user enrolling a new laptop or phone (Autopilot, Intune or a personal device)",),
+        false_positives=(
+            "a user enrolling a new laptop or phone (Autopilot, Intune or a personal device) from a network new to "
+            "them, or within hours of a risky sign-in",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
@@ -131,6 +137,8 @@ class DefenseDeviceRegistration(Detector):
         if event.user_key is None:
             return ()
         risk = risk_of(ctx, event, within_s=RISK_WINDOW_S)
+        if risk is None and (event.ip is None or familiar_network(ctx, event)):
+            return ()  # a new laptop or phone set up from the user's own network, no risky sign-in before
         severity = raise_for_risk(self.meta.severity, risk, steps=2)
         shown = facts.get("name") or device_oid or "a device"
         described = ", ".join(facts[k] for k in ("os", "trust_type") if k in facts)

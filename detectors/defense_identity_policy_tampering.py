@@ -9,8 +9,8 @@ Read from Entra directory records (RecordType 8) of the unified audit log:
 * security defaults turned off: "Update policy." (or "Disable security defaults") about the security
   defaults policy with ``isEnabled`` now false (high);
 * named locations added or changed ("Add named location." / "Update named location."): marked trusted, from
-  ranges the actor is not in, medium; any other named location low (an administrator adding the office they sit
-  in); MFA trusted IPs (a ``ModifiedProperties`` entry naming the MFA trusted-IP list) medium;
+  ranges the actor is not in, medium; any other named location (an administrator adding the office they sit
+  in, an untrusted location) only after a risky sign-in of the actor (low raised to medium); MFA trusted IPs (a ``ModifiedProperties`` entry naming the MFA trusted-IP list) medium;
 * a Temporary Access Pass issued to a user ("Admin registered security info" whose text names the temporary
   access pass) medium: a sign-in credential an admin account can mint for any user.
 
@@ -131,6 +131,8 @@ class DefenseIdentityPolicyTampering(Detector):
             return ()
         kind, target, details = got
         risk = risk_of(ctx, event)
+        if kind == "named_location_changed" and risk is None:
+            return ()  # an untrusted location, or the office the administrator sits in: the tenant's ordinary work
         severity = raise_for_risk(BASE[kind], risk)
         what = {
             "ca_deleted": "deleted Conditional Access policy",

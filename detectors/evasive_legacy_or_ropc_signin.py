@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
@@ -25,6 +25,10 @@ PROTOCOLS = {"ropc": "ROPC (password grant)", "legacy": "legacy authentication",
 MAX_KEYS = 8
 MAX_IPS = 6
 FORGET_AFTER_S = 90 * 86400
+
+
+LEARNING = Learning(user_days=7, tenant_days=14)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
 
 
 class EvasiveLegacyOrRopcSignin(Detector):
@@ -41,12 +45,13 @@ class EvasiveLegacyOrRopcSignin(Detector):
         dedup_window=timedelta(hours=24),
         operations=frozenset({"userloggedin"}),
         needs=(Need.SIGNINS, Need.USER_HISTORY, Need.TENANT_CONFIG, Need.RISKY_SIGNIN),
+        learning=LEARNING,
         runbook=(
             "1. Identify the client: the app id and user agent in the alert (BAV2ROPC is a password grant; a "
             "device-code sign-in is a code the user typed at microsoft.com/devicelogin). 2. Ask the user whether they "
             "entered a code or run such a client; service accounts should be documented. 3. If not: revoke sessions "
             "(refresh tokens survive password resets), reset the password, and block the flow with Conditional "
-            "Access (authentication flows: device code; block legacy authentication)."
+            "Access (authentication flows: device code; block legacy authentication)." + " " + LEARNING.describe()
         ),
         reference="https://www.microsoft.com/en-us/security/blog/2025/02/13/storm-2372-conducts-device-code-phishing-campaign/",
         false_positives=("documented service accounts using ROPC", "admins signing in to CLIs with a device code"),

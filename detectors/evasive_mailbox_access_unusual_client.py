@@ -8,8 +8,9 @@ Graph/Outlook REST, ``Client=WebServices`` is EWS) and by which app (``AppId``).
   admin's daily script does not alert daily;
 * an app id this tenant has not been seen reading mail with before. The tenant's baseline is
   learned for `LEARNING_S` after the first mailbox record the detector sees (new apps are then
-  only reported when the user just had a risky sign-in or reads from an anonymous address); each
-  new app alerts once for the tenant, then joins the baseline.
+  only reported when the user just had a risky sign-in or reads from an anonymous address; a hosting address is
+  not a risk for an app, whose reads come from a cloud); each new app alerts once for the tenant, then joins the
+  baseline.
 
 Microsoft's own mail clients (Outlook, OWA, Teams, Outlook mobile) are never reported.
 """
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import is_admin_user, raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import AccessMethod, access_of
@@ -40,6 +41,10 @@ def _items(event: Event) -> int:
     return sum(len(f.FolderItems or []) for f in event.record.Folders or [])
 
 
+LEARNING = Learning(user_days=7, tenant_days=7)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
+
+
 class EvasiveMailboxAccessUnusualClient(Detector):
     meta = DetectorMeta(
         id="evasive_mailbox_access_unusual_client",
@@ -54,13 +59,14 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         dedup_window=timedelta(hours=24),
         operations=frozenset({"mailitemsaccessed"}),
         needs=(Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.RISKY_SIGNIN),
+        learning=LEARNING,
         runbook=(
             "1. Identify the app: look up the AppId in Entra ID > Enterprise applications (or Microsoft's first-party "
             "list) and who consented to it. 2. Check the user's sign-ins just before for the same IP, VPN, hosting or "
             "a device-code sign-in. 3. Scope what was read: search MailItemsAccessed for the SessionId and list the "
             "InternetMessageIds. 4. If not legitimate: revoke the user's sessions, remove the app's grants "
             "(Remove-MgOauth2PermissionGrant) or disable its service principal, reset the password, and notify the "
-            "owners of the mail that was read."
+            "owners of the mail that was read." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/purview/audit-log-investigate-accounts",
         false_positives=("admins reading their own mailbox with Graph PowerShell", "new mail integrations"),
@@ -112,6 +118,8 @@ class EvasiveMailboxAccessUnusualClient(Detector):
         if known:
             return ()
         risk = risk_of(ctx, event)
+        if risk is not None and risk.get("source") == "ip" and risk.get("reason") == "hosting":
+            risk = None  # an application's reads come from a cloud: a hosting address says nothing about it
         learning = event.time - float(since) < LEARNING_S
         if learning and risk is None:
             return ()

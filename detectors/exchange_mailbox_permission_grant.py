@@ -9,7 +9,9 @@
   are given Inbox access; one step more for a grantee outside the tenant);
 * ``Set-Mailbox -GrantSendOnBehalfTo`` (low; clearing it is not reported).
 
-Calendar, contacts, tasks and notes folders are not reported. The delegations an attacker makes from a
+Tenant-aware: a FullAccess, SendAs or SendOnBehalf delegation to a grantee inside the tenant, by an actor without a
+risk signal, with AutoMapping left on and not to the actor themselves, is the tenant's ordinary work (an assistant,
+a shared mailbox) and is not reported. Calendar, contacts, tasks and notes folders are not reported. The delegations an attacker makes from a
 taken-over account (sharing the victim's Inbox with a mailbox they control) are raised two steps when the
 actor had a risky sign-in shortly before, the others one step. Grants made by the Exchange system account, to
 the mailbox itself, and folder rights of None, AvailabilityOnly or LimitedDetails are ignored.
@@ -33,6 +35,13 @@ MAIL_FOLDERS = frozenset({"", "inbox", "top of information store", "sent items",
 NOT_MAIL_FOLDERS = frozenset({"calendar", "contacts", "tasks", "notes", "journal", "birthdays"})
 HARMLESS_FOLDER_RIGHTS = frozenset({"none", "availabilityonly", "limiteddetails"})
 EVERYONE = frozenset({"default", "anonymous"})
+
+
+def _self_grant(event: Event, grantee: str) -> bool:
+    """The actor gave the right to themselves (by UPN, or by alias when the grantee has no domain)."""
+    upn = (event.upn or "").strip().lower()
+    g = grantee.strip().lower()
+    return bool(upn) and (g == upn or ("@" not in g and g == upn.split("@", 1)[0]))
 
 
 def _rights(value: str) -> list[str]:
@@ -62,7 +71,10 @@ class ExchangeMailboxPermissionGrant(Detector):
             "Remove-MailboxFolderPermission), and investigate the admin account that made the grant."
         ),
         reference="https://attack.mitre.org/techniques/T1098/002/",
-        false_positives=("shared mailboxes and executive assistants being set up",),
+        false_positives=(
+            "shared mailboxes and executive assistants set up by an administrator who just had a risky sign-in "
+            "(without one, a delegation inside the tenant is not reported)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
@@ -99,6 +111,8 @@ class ExchangeMailboxPermissionGrant(Detector):
             severity = Severity.HIGH
             reasons.append("AutoMapping off: hidden from the grantee's Outlook")
         risk = risk_of(ctx, event)
+        if risk is None and not reasons and not _self_grant(event, grantee):
+            return ()  # a delegation inside the tenant (an assistant, a shared mailbox): the tenant's ordinary work
         severity = raise_for_risk(severity, risk)
         summary = f"{event.user_display} granted {grantee} {kind} on {mailbox}"
         if reasons:
@@ -147,6 +161,8 @@ class ExchangeMailboxPermissionGrant(Detector):
             severity = severity.upgrade()
             reasons.append("grantee is outside the tenant")
         risk = risk_of(ctx, event)
+        if risk is None and not reasons and not any(_self_grant(event, n) for n in names):
+            return ()  # a delegation inside the tenant
         severity = raise_for_risk(severity, risk, steps=2)
         summary = f"{event.user_display} granted {', '.join(names)} SendOnBehalf on {mailbox or 'a mailbox'}"
         if reasons:

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.enrich.access import access_of
 from shared.records.apps import KNOWN_APPS
@@ -47,6 +47,10 @@ def _mailbox_hash(owner: str) -> str:
     return hashlib.blake2b(owner.encode(), digest_size=4).hexdigest()
 
 
+LEARNING = Learning(user_days=3, tenant_days=7)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
+
+
 class ExfilAppMailboxSweep(Detector):
     meta = DetectorMeta(
         id="exfil_app_mailbox_sweep",
@@ -61,12 +65,13 @@ class ExfilAppMailboxSweep(Detector):
         dedup_window=timedelta(hours=24),
         needs=(Need.MAILBOX_AUDIT, Need.TENANT_HISTORY),
         operations=frozenset({"mailitemsaccessed"}),
+        learning=LEARNING,
         runbook=(
             "1. Identify the application (AppId in Entra ID > Enterprise applications): owner, who consented, its "
             "Mail.Read / full_access_as_app permissions and recent credential changes. 2. Ask the owner whether a "
             "migration, backup or e-discovery job ran. 3. If not: disable the service principal, remove its "
             "credentials and grants, restrict it with an application access policy, and list the mailboxes read "
-            "(MailItemsAccessed by AppId) for notification."
+            "(MailItemsAccessed by AppId) for notification." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/purview/audit-log-investigate-accounts",
         false_positives=("a backup, archiving or migration tool newly deployed",),

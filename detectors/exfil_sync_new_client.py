@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity, iso
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity, iso
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.helpers import raise_for_risk, risk_context, risk_note, risk_of
 from shared.enrich.access import access_of
@@ -70,6 +70,10 @@ def _client(event: Event) -> tuple[str, str, str] | None:
     return "mail", f"via:{access.via}", f"{access.via} client" + (f" ({info[:80]})" if info else "")
 
 
+LEARNING = Learning(user_days=3, tenant_days=3)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
+
+
 class ExfilSyncNewClient(Detector):
     meta = DetectorMeta(
         id="exfil_sync_new_client",
@@ -85,12 +89,13 @@ class ExfilSyncNewClient(Detector):
         dedup_window=timedelta(hours=24),
         needs=(Need.SHAREPOINT, Need.MAILBOX_AUDIT, Need.USER_HISTORY, Need.RISKY_SIGNIN),
         operations=frozenset({FILE_SYNC, MAIL_READ}),
+        learning=LEARNING,
         runbook=(
             "1. Identify the client: the MachineId (Entra ID > Devices, Intune) or the mail application id and its "
             "consent, the IP and user agent of the sync records. 2. Ask the user whether they set up a new device or "
             "mail app that day. 3. If not: revoke the user's sessions, disable the device or remove the app's consent, "
             "reset the password, and list the files or folders synced (search the audit log for the MachineId or "
-            "SessionId) to scope the notification."
+            "SessionId) to scope the notification." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/purview/audit-log-activities#file-and-page-activities",
         false_positives=("a new laptop's OneDrive client or a new phone's mail app filling its cache",),

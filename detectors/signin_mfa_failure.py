@@ -8,6 +8,8 @@ unmanaged devices, so it counts only from a risky source.
 
 * From a risky source, HIGH at once: an anonymiser, a hosting provider (not shared by the tenant), a
   country new for the user, or a flagged password-spray source (``signin_password_spray``).
+* A denial from a network the user's sign-in baseline knows (their home, office or carrier: a prompt declined by
+  mistake, a phone left behind) is only kept in the user's state, for MFA-fatigue counting.
 * Otherwise a LOW finding with ``report_only: true`` feeds the weekly compromised-credentials report
   (``shared.reports.credentials``): users whose password is known to someone, with location and VPN context.
   The facts are also kept in the user's state (last 10, 8 days).
@@ -41,6 +43,7 @@ from shared.detection.baseline import (
 )
 from shared.detection.geo import anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
+from shared.detection.tenant_baseline import familiar_network
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
 
@@ -74,7 +77,9 @@ class SigninMfaFailure(Detector):
             "phishing-resistant methods. 4. Review sign-ins from the same address for other users."
         ),
         reference="https://www.microsoft.com/en-us/security/blog/2022/08/26/cyber-signals-defending-against-cyber-threats-with-the-latest-research-insights-and-trends/",
-        false_positives=("a user mistyping a one-time code or declining an accidental prompt (report only)",),
+        false_positives=(
+            "a user mistyping a one-time code or declining an accidental prompt on a network new to them (report only; on their own network it is not reported)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
@@ -121,6 +126,8 @@ class SigninMfaFailure(Detector):
                     context=context,
                 ),
             )
+        if code == ERR_MFA_FAILED and familiar_network(ctx, event):
+            return ()  # one denial on the user's own network (a prompt declined by mistake): the fact is kept only
         return (
             self.finding(
                 event,

@@ -10,6 +10,12 @@ the office, the company VPN) and countries of the user's unexpired travel except
 *clean* addresses only; a shared country reached through an
 anonymiser or a rented server still alerts. ASN novelty is skipped for carrier (mobile) networks, iCloud
 Private Relay, Microsoft service endpoints, anonymisers and hosting (their own detectors speak for them).
+
+Tenant-aware (``shared.detection.tenant_baseline``), for clean addresses: a network at least two colleagues used
+(the venue of a conference abroad; one colleague is enough when the user's own device signs in) is not new; a new network in a country the user reached less than a week ago
+(the hotel of the same trip) is not reported; a new country reached with the user's own device (OS and browser
+known) is LOW, with an unfamiliar device MEDIUM. Trusted ranges are skipped whatever their geolocation says.
+Learning (`LEARNING`): quiet until the user and the tenant are known.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -31,8 +37,12 @@ from shared.detection.baseline import (
 )
 from shared.detection.geo import ANONYMIZER_LABELS, anonymizer_kind, is_hosting
 from shared.detection.signals import mark_risky_signin
+from shared.detection.tenant_baseline import VENUE_MIN_USERS, familiar_device, shared_by_colleagues, trip_country
 from shared.enrich.ipintel import IpInfo
 from shared.records.event import Event
+
+LEARNING = Learning(user_days=7, tenant_days=14)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
 
 
 class SigninNewLocation(Detector):
@@ -42,7 +52,8 @@ class SigninNewLocation(Detector):
         description=(
             "A user signed in successfully from a country they have not used since monitoring began (after a "
             "learning period), or from a new network (ASN) in a known country. Locations that many users of the "
-            "tenant share are ignored unless reached through an anonymiser or a hosting provider."
+            "tenant share, and a venue colleagues used abroad, are ignored unless reached through an anonymiser or a hosting "
+            "provider; a new country reached with the user's own device is LOW."
         ),
         category=Category.UNWANTED_LOGIN,
         severity=Severity.MEDIUM,
@@ -50,16 +61,20 @@ class SigninNewLocation(Detector):
         dedup_window=timedelta(days=7),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
         needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
+        learning=LEARNING,
         runbook=(
             "1. Ask the user whether they are travelling (out of band). 2. Check the address: an anonymiser or a "
             "hosting provider in the new country makes takeover likely. 3. Compare device, browser and application "
             "with the user's usual ones, and look for sign-ins from the usual location at the same time (travel "
             "that is impossible). 4. Review the session's actions: inbox rules, forwarding, consent, MFA changes. "
             "5. If not the user: revoke sessions, reset the password, review MFA methods. If it is travel, add a "
-            "travel exception for the user and country."
+            "travel exception for the user and country." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/entra/id-protection/concept-identity-protection-risks",
-        false_positives=("business travel and holidays", "a new home broadband or mobile provider (LOW)"),
+        false_positives=(
+            "business travel with the user's own device (LOW; not reported once a colleague used the same venue, nor for further networks of the same trip)",
+            "a new home broadband provider (LOW)",
+        ),
     )
 
     def detect(self, event: Event, ctx: DetectionContext) -> Iterable[Finding]:
@@ -82,7 +97,10 @@ class SigninNewLocation(Detector):
                 country in travel_countries(ctx.tenant, event)
                 or prevalence.is_shared("c", country, now=event.time, excluding=event.user_key)
             ):
-                return ()
+                return ()  # a travel exception, or the tenant's own country
+            known_device = familiar_device(view)
+            if not risky and shared_by_colleagues(ctx, event, min_users=1 if known_device else VENUE_MIN_USERS):
+                return ()  # colleagues at the same venue abroad
             reasons = ["new_country"] + ([kind] if kind else []) + (["hosting"] if hosting else [])
             mark_risky_signin(ctx, event, "new_country")
             via = " from a hosting provider" if hosting else ""
@@ -93,7 +111,7 @@ class SigninNewLocation(Detector):
                     event,
                     summary=f"{event.user_display} signed in from {country}{via} ({event.ip}): "
                     "a country this user has not used before",
-                    severity=Severity.HIGH if risky else Severity.MEDIUM,
+                    severity=Severity.HIGH if risky else Severity.LOW if known_device else Severity.MEDIUM,
                     dedup_key=f"{event.user_key}|country|{country}",
                     context={
                         **signin_context(event),
@@ -104,6 +122,7 @@ class SigninNewLocation(Detector):
                         "anonymizer": kind,
                         "hosting": hosting,
                         "reasons": reasons,
+                        "familiar_device": known_device,
                     },
                 ),
             )
@@ -116,6 +135,8 @@ class SigninNewLocation(Detector):
             or info.is_mobile
             or info.is_icloud_relay
             or prevalence.is_shared("a", asn, now=event.time, excluding=event.user_key)
+            or trip_country(view, event.time)
+            or shared_by_colleagues(ctx, event)
         ):
             return ()
         org = info.asn_org

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from shared.alert_model import Category, DetectorMeta, Finding, Need, Severity
+from shared.alert_model import Category, DetectorMeta, Finding, Learning, Need, Severity
 from shared.detection.base import DetectionContext, Detector
 from shared.detection.baseline import (
     OP_SIGNIN_SUCCESS,
@@ -49,6 +49,10 @@ ALERT_SCORE = 3
 HIGH_SCORE = 4
 
 
+LEARNING = Learning(user_days=7, tenant_days=14)
+"""Novelty: quiet (building the baseline) until the user and the tenant are known (``shared.detection.learning``)."""
+
+
 class SigninUnfamiliarFingerprint(Detector):
     meta = DetectorMeta(
         id="signin_unfamiliar_fingerprint",
@@ -64,13 +68,14 @@ class SigninUnfamiliarFingerprint(Detector):
         dedup_window=timedelta(hours=24),
         operations=frozenset({OP_SIGNIN_SUCCESS}),
         needs=(Need.SIGNINS, Need.IP_CONTEXT, Need.USER_HISTORY, Need.TENANT_HISTORY, Need.TENANT_CONFIG),
+        learning=LEARNING,
         runbook=(
             "1. Read the alert's new attributes against the user's known ones (context new_attributes and known). "
             "2. Ask the user whether they signed in from that device and place (out of band). 3. Look for concurrent "
             "sign-ins from "
             "the usual device: two live fingerprints at once means a stolen session. 4. Review the session's "
             "actions. 5. If not the user: revoke sessions, reset the password, review MFA methods and registered "
-            "devices."
+            "devices." + " " + LEARNING.describe()
         ),
         reference="https://learn.microsoft.com/en-us/entra/id-protection/concept-identity-protection-risks",
         false_positives=("a new device used on a new network (travel with a new laptop)",),

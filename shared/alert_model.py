@@ -93,6 +93,38 @@ _NEED_TEXT = {
 }
 
 
+class Learning(BaseModel):
+    """A novelty detector's learning rule: how long the user and the tenant are watched before "new" means something.
+
+    Until the user has been observed for ``user_days`` *and* the tenant for ``tenant_days`` (counted from the first
+    record of each the detector's learning gate saw: ``shared.detection.learning``), the detector's activity builds
+    the baseline and its findings are not raised, except those at ``while_learning`` or above: a risk signal (a
+    risky sign-in of the user, an anonymous or hosting address) raised them, so they do not depend on what is new.
+    In ``itdr scan`` the input's own first days are that period (``baseline_until`` in the summary).
+    Detectors without a rule (known-bad infrastructure, listed rogue apps, forwarding outside the tenant, audit
+    logging off...) fire from the first record.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_days: int = Field(ge=1, le=60)
+    tenant_days: int = Field(ge=1, le=60)
+    while_learning: Severity | None = Severity.HIGH
+    """Findings at this severity or above are raised while learning (None: none are)."""
+
+    def describe(self) -> str:
+        """The rule in one sentence (the runbook and the generated docs say it)."""
+        during = (
+            f"only findings a risk signal raised to {self.while_learning.value} or above alert then"
+            if self.while_learning is not None
+            else "nothing alerts then"
+        )
+        return (
+            f"Alerts only once the user has been observed for {self.user_days} days and the tenant for "
+            f"{self.tenant_days} days; before that the activity builds the baseline ({during})."
+        )
+
+
 class DetectorMeta(BaseModel):
     """What an alert says about the detector that raised it."""
 
@@ -114,6 +146,8 @@ class DetectorMeta(BaseModel):
     """Benign activity that raises the same alert (documented; tests/detectors/test_registry.py requires one)."""
     needs: tuple[Need, ...] = ()
     """What the detector reads (documented; tests/detectors/test_registry.py requires one)."""
+    learning: Learning | None = None
+    """A novelty detector's learning rule (None: it fires from the first record); checked at registration."""
 
     @field_validator("mitre")
     @classmethod

@@ -18,6 +18,9 @@ Everything is measured in one run and reported side by side; ratios are the figu
 6. `itdr scan` as a subprocess over JSON Lines of 500,000 and 5,000,000 records (a smoke run uses small
    counts): its peak resident set (``VmHWM`` of the child, read while it runs) and records per second.
    Bounded memory shows as the larger scan's peak staying within 1.2 times the smaller one's.
+7. The false-positive budget (`shared.bench.precision`): the precision workload (3 tenants x 60 users x 21 days of
+   ordinary behaviour plus the attack cases) through the detection engine in process: false alerts per 1,000
+   benign user-days (any severity, and medium or higher) and recall on the attack cases.
 
 ``bench/results.json`` is written only when it carries every figure of `REQUIRED_KEYS`.
 """
@@ -78,6 +81,9 @@ REQUIRED_KEYS = (
     "scan_peak_rss_mb_5m",
     "scan_rss_ratio_5m_vs_500k",
     "scan_records_per_second",
+    "false_alerts_per_1000_user_days",
+    "false_alerts_medium_plus_per_1000_user_days",
+    "attack_recall",
 )
 """The figures ``bench/results.json`` must carry (the checks that read it rely on them): each a finite number."""
 
@@ -96,6 +102,9 @@ TARGETS = {
     "cold_import_s": ("<=", 1.5),
     "scan_peak_rss_mb_5m": ("<=", 500),
     "scan_rss_ratio_5m_vs_500k": ("<=", 1.2),
+    "false_alerts_per_1000_user_days": ("<=", 2.0),
+    "false_alerts_medium_plus_per_1000_user_days": ("<=", 0.5),
+    "attack_recall": (">=", 1.0),
 }
 
 
@@ -520,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(ip)
     results["cold_import_s"] = cold_import()
     results.update(scan_figures(args.smoke))
+    results.update(precision_figures())
     results["remote_ops_sample"] = ops
     results["duration_s"] = round(time.perf_counter() - started, 1)
     unfit = missing_figures(results)
@@ -532,6 +542,13 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"wrote {out}")
     return 0
+
+
+def precision_figures() -> dict[str, Any]:
+    """The false-positive budget (`shared.bench.precision`): false alerts per 1,000 benign user-days, recall."""
+    from shared.bench.precision import run
+
+    return run().figures()
 
 
 def missing_figures(results: dict[str, Any]) -> list[str]:
@@ -571,6 +588,9 @@ def print_table(results: dict[str, Any]) -> None:
         "scan_peak_rss_mb_5m",
         "scan_rss_ratio_5m_vs_500k",
         "scan_records_per_second",
+        "false_alerts_per_1000_user_days",
+        "false_alerts_medium_plus_per_1000_user_days",
+        "attack_recall",
     ):
         value = results.get(key)
         target = TARGETS.get(key)

@@ -7,6 +7,9 @@ Incidents (``--incidents``, and first in ``table`` and ``html``) and gaps in the
 alerts) come from :mod:`shared.cli.story`.
 Records of all inputs are processed in CreationTime order. ``records_read ==
 records_processed + records_quarantined`` always holds in the summary.
+The input's own first days are the baseline: novelty detectors (a ``DetectorMeta.learning`` rule) alert only once
+the user and the tenant have been observed long enough in it; the summary's ``baseline_until`` says, per tenant,
+when that period ends (``shared.detection.learning``).
 
 Any size in bounded memory: inputs are read as streams (:mod:`shared.cli.inputs`); events are
 buffered in runs of `RUN_RECORDS`, each run sorted by (CreationTime, Id) and, once there is more
@@ -43,7 +46,8 @@ from shared.cli import story
 from shared.cli.inputs import FileReport, InputReader, Limits, iter_sources
 from shared.cli.terminal import safe
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
-from shared.detection.state import InMemoryStateStore
+from shared.detection.learning import tenant_baseline_until
+from shared.detection.state import TENANT_KEY, InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.ingest.gaps import GapDetector
 from shared.platform.errors import ConfigurationError
@@ -130,6 +134,11 @@ class ScanResult:
 
     intel_lists: list[dict[str, object]] = field(default_factory=list)
     """The threat-intelligence lists the scan graded addresses with, each with its date and age."""
+    tenants_detected: set[str] = field(default_factory=set)
+    """Tenants whose events reached the engine."""
+    baseline_until: dict[str, str] = field(default_factory=dict)
+    """Per tenant, when the input's own first days stop being the baseline: the novelty detectors (those with a
+    ``DetectorMeta.learning`` rule) alert only after it (``shared.detection.learning``)."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -146,6 +155,7 @@ class ScanResult:
             "alerts_by_severity": dict(Counter(a.severity.value for a in self.alerts)),
             "duration_s": round(self.duration_s, 3),
             "intel_lists": self.intel_lists,
+            "baseline_until": dict(sorted(self.baseline_until.items())),
         }
 
 
@@ -371,6 +381,7 @@ def scan(
     finally:
         runs.close()
         prog.close()
+    result.baseline_until = baseline_until(engine, sorted(result.tenants_detected))
     # the story (shared/cli/story.py): gaps in the input are findings; alerts are told as incidents
     result.alerts = sink.list_alerts() + gaps.alerts()
     result.incidents = story.build_incidents(result.alerts)
@@ -378,6 +389,19 @@ def scan(
     result.intel_lists = intel_lists(cfg.intel)
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def baseline_until(engine: DetectionEngine, tenants: Sequence[str]) -> dict[str, str]:
+    """Per tenant, the end of the baseline period: its first observed record plus the longest tenant learning
+    period of the registered detectors (tenants the learning gate never saw are left out)."""
+    metas = [d.meta for d in engine.registry.detectors]
+    out: dict[str, str] = {}
+    for tid in tenants:
+        state = engine.store.load(tid, [TENANT_KEY])[TENANT_KEY]
+        until = tenant_baseline_until(state.data, metas)
+        if until is not None:
+            out[tid] = until
+    return out
 
 
 def _quarantine(result: ScanResult, opts: ScanOptions, q: Quarantined) -> None:
@@ -401,6 +425,7 @@ def _detect(
 
     def flush(tid: str) -> None:
         chunk = pending.pop(tid)
+        result.tenants_detected.add(tid)
         engine.process(tid, chunk, batch_id=f"scan-{tid}-{batches[tid]}")
         batches[tid] += 1
         result.records_processed += len(chunk)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from shared.alert_model import Category, DetectorMeta, Finding, Severity
+from shared.detection.learning import LearningRuleError, check_rule
 from shared.detection.state import TENANT_KEY, UserState
 from shared.records.event import Event
 from shared.tenant_config import TenantConfig
@@ -45,6 +46,11 @@ class DetectionContext:
 
     def peek_state(self, event: Event, detector_id: str) -> Mapping[str, Any]:
         st = self._states.get(event.user_key or TENANT_KEY)
+        return st.peek(detector_id) if st is not None else {}
+
+    def peek_tenant_state(self, detector_id: str) -> Mapping[str, Any]:
+        """The tenant-wide section, read without marking the tenant's state dirty."""
+        st = self._states.get(TENANT_KEY)
         return st.peek(detector_id) if st is not None else {}
 
     def tenant_state(self, detector_id: str) -> dict[str, Any]:
@@ -117,6 +123,10 @@ class Registry:
             raise RegistryError(f"{meta.id}: the detector's id must equal its module name ({module})")
         if meta.id in self._by_id:
             raise RegistryError(f"{meta.id}: duplicate detector id")
+        try:
+            check_rule(meta)
+        except LearningRuleError as exc:
+            raise RegistryError(str(exc)) from exc
         det = cls()
         self._detectors.append(det)
         self._by_id[meta.id] = det

@@ -27,6 +27,7 @@ import orjson
 
 from shared.alert_model import Alert, Finding, build_alert
 from shared.detection.base import DetectionContext, Registry
+from shared.detection.learning import gated
 from shared.detection.state import TENANT_KEY, StateStore, UserState
 from shared.platform.faults import crash_point
 from shared.records.event import Event, gc_paused
@@ -162,7 +163,7 @@ class DetectionEngine:
             op = ev.op
             r = routes.get(op)
             if r is None:
-                r = routes[op] = tuple(d.detect for d in get_route(op))
+                r = routes[op] = tuple(gated(d) for d in get_route(op))  # novelty detectors behind their learning rule
             if r:
                 add(ev)
         out.processed = processed

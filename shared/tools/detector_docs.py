@@ -5,7 +5,7 @@
 
 ``docs/detectors.md`` is generated whole: a summary table, then one section per detector with its id, title,
 category, severity, MITRE ATT&CK techniques, the operations it reads, what it needs (``Need``), its false
-positives, dedup window, runbook and reference. In ``README.md`` only the text between :data:`START` and
+positives, dedup window, learning rule (``DetectorMeta.learning``), runbook and reference. In ``README.md`` only the text between :data:`START` and
 :data:`END` is replaced (a count, the table, and a link). tests/detectors/test_detector_docs.py fails when the
 committed files differ from what this module writes.
 """
@@ -112,6 +112,13 @@ def render_catalogue(metas: Sequence[DetectorMeta]) -> str:
             "**False positives:**",
             "",
             *(f"- {_text(fp)}" for fp in m.false_positives),
+            "",
+            "**Learning:** "
+            + (
+                _text(m.learning.describe())
+                if m.learning is not None
+                else "none: fires from the first record (not a novelty rule)."
+            ),
             "",
             "**Runbook:** " + _text(m.runbook),
             "",

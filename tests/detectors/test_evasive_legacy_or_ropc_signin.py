@@ -37,7 +37,12 @@ def run(records: list[dict[str, Any]], *, admins: tuple[str, ...] = (), trusted:
     return [a.to_dict() for a in got.alerts]
 
 
-def ropc(upn: str = ALICE, *, days: float = 0, ip: str = HOME_DE) -> dict[str, Any]:
+def known(upn: str = ALICE, days: int = 15) -> list[dict[str, Any]]:
+    """Daily modern sign-ins since day 0: the user and the tenant are past the learning period."""
+    return [signin(upn, when=at(days=d, hours=-1), ip=HOME_DE, app=OFFICE_APP) for d in range(days)]
+
+
+def ropc(upn: str = ALICE, *, days: float = 15, ip: str = HOME_DE) -> dict[str, Any]:
     return signin(upn, when=at(days=days), ip=ip, app=EXCHANGE, user_agent="BAV2ROPC", request_type="OAuth2:Token")
 
 
@@ -58,8 +63,8 @@ def ctx(**over: Any) -> dict[str, Any]:
 
 
 def test_ropc_alerts_on_first_use_and_from_new_addresses_only() -> None:
-    first, same, moved = ropc(days=0), ropc(days=1), ropc(days=2, ip=VPN_NL)
-    assert run([first, same, moved]) == [
+    first, same, moved = ropc(days=15), ropc(days=16), ropc(days=17, ip=VPN_NL)
+    assert run([*known(), first, same, moved]) == [
         expected_alert(
             EvasiveLegacyOrRopcSignin,
             records=[first],
@@ -84,8 +89,8 @@ def test_ropc_alerts_on_first_use_and_from_new_addresses_only() -> None:
 
 @pytest.mark.parametrize(("admins", "severity"), [((), "high"), ((ALICE,), "medium")])
 def test_device_code_sign_in(admins: tuple[str, ...], severity: str) -> None:
-    rec = signin(ALICE, app=BROKER, request_type="Cmsi:Cmsi")
-    assert run([rec], admins=admins) == [
+    rec = signin(ALICE, when=at(days=15), app=BROKER, request_type="Cmsi:Cmsi")
+    assert run([*known(), rec], admins=admins) == [
         expected_alert(
             EvasiveLegacyOrRopcSignin,
             records=[rec],
@@ -105,9 +110,9 @@ def test_device_code_sign_in(admins: tuple[str, ...], severity: str) -> None:
 
 
 def test_legacy_imap_client() -> None:
-    rec = signin(ALICE, app=EXCHANGE, user_agent="", request_type="")
+    rec = signin(ALICE, when=at(days=15), app=EXCHANGE, user_agent="", request_type="")
     rec["ExtendedProperties"].append({"Name": "ClientAppUsed", "Value": "IMAP4"})
-    got = run([rec])
+    got = run([*known(), rec])
     assert [(a["severity"], a["summary"], a["context"]["protocol"]) for a in got] == [
         ("medium", f"{ALICE} signed in with legacy authentication to Office 365 Exchange Online (first use)", "legacy")
     ]
@@ -127,3 +132,11 @@ def test_legacy_imap_client() -> None:
 )
 def test_no_alert(records: list[dict[str, Any]], trusted: tuple[str, ...]) -> None:
     assert run(records, trusted=trusted) == []
+
+
+def test_during_learning_only_a_risk_raised_first_use_alerts() -> None:
+    """Learning: a first use in the user's and tenant's first days builds the baseline; one from a VPN (high) alerts."""
+    quiet = ropc(days=1)
+    risky = signin(ALICE, when=at(days=2), ip=VPN_NL, app=BROKER, request_type="Cmsi:Cmsi")
+    got = run([quiet, risky])
+    assert [(a["severity"], a["context"]["protocol"]) for a in got] == [("critical", "device_code")]

@@ -43,6 +43,11 @@ def tool_signin(upn: str, app: str, ua: str, *, days: float = 0, ip: str = HOME_
     return signin(upn, when=at(days=days, hours=1), ip=ip, app=app, user_agent=ua, request_type="OAuth2:Token")
 
 
+def known(*upns: str, days: int = 15) -> list[dict[str, Any]]:
+    """Daily Office sign-ins from home since day 0: users (and a tenant) past the learning period."""
+    return [signin(u, when=at(days=d), ip=HOME_DE, app=OFFICE_APP) for u in upns for d in range(days)]
+
+
 def ctx(app: str, name: str, kind: str, ua: str, **over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "client_app_id": app,
@@ -59,8 +64,8 @@ def ctx(app: str, name: str, kind: str, ua: str, **over: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("admins", "severity"), [((ADMIN,), "low"), ((), "medium")])
 def test_an_admins_daily_azure_powershell_alerts_once(admins: tuple[str, ...], severity: str) -> None:
-    days = [tool_signin(ADMIN, AZ_PS, PS51, days=d) for d in range(10)]
-    assert run(days, admins=admins) == [
+    days = [tool_signin(ADMIN, AZ_PS, PS51, days=d) for d in range(15, 25)]
+    assert run([*known(ADMIN), *days], admins=admins) == [
         expected_alert(
             EvasivePublicClientFirstUse,
             records=days[:1],
@@ -94,12 +99,12 @@ def test_a_users_first_graph_powershell_from_a_vpn_is_high() -> None:
 
 def test_each_tool_alerts_once_and_is_forgotten_after_half_a_year() -> None:
     records = [
-        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=0),
-        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=1),
-        tool_signin(ADMIN, GRAPH_EXPLORER, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/124.0", days=2),
-        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=200),
+        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=15),
+        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=16),
+        tool_signin(ADMIN, GRAPH_EXPLORER, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edg/124.0", days=17),
+        tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=215),
     ]
-    got = run(records)
+    got = run([*known(ADMIN), *records])
     assert [(a["context"]["client_app_name"], a["first_seen"]) for a in got] == [
         ("Microsoft Azure CLI", records[0]["CreationTime"] + "Z"),
         ("Graph Explorer", records[2]["CreationTime"] + "Z"),
@@ -122,8 +127,29 @@ def test_no_alert(record: dict[str, Any]) -> None:
 
 
 def test_user_id_not_available_is_keyed_by_the_actor_object_id() -> None:
-    rec = signin(ALICE, app=AZ_CLI, user_agent="python-requests/2.31.0", user_id="Not Available")
-    got = run([rec])
+    rec = signin(
+        ALICE, when=at(days=15), ip=HOME_DE, app=AZ_CLI, user_agent="python-requests/2.31.0", user_id="Not Available"
+    )
+    got = run([*known(ALICE), rec])
     assert [(a["user"], a["user_key"], a["summary"]) for a in got] == [
         (ALICE, oid_of(ALICE), f"{ALICE} signed in with Microsoft Azure CLI for the first time")
     ]
+
+
+def test_during_learning_a_first_use_builds_the_baseline() -> None:
+    """Learning: the cold start is not novelty. Daily use from day 0 never alerts; after the learning period the
+    client is known; a client first used after it alerts."""
+    daily = [tool_signin(ADMIN, AZ_PS, PS51, days=d) for d in range(20)]
+    later = tool_signin(ADMIN, AZ_CLI, "python-requests/2.31.0", days=20)
+    got = run([*daily, later])
+    assert [(a["context"]["client_app_name"], a["severity"]) for a in got] == [("Microsoft Azure CLI", "medium")]
+
+
+def test_a_client_the_tenants_admins_use_routinely_is_not_reported_from_a_known_network() -> None:
+    """Tenant-aware: two administrators use Azure PowerShell every day; a new administrator starting to use it from
+    their usual network is the tenant's administration. The same first use from a VPN still alerts."""
+    routine = [tool_signin(a, AZ_PS, PS51, days=d) for a in ("a1@contoso.com", "a2@contoso.com") for d in range(20)]
+    new_admin = tool_signin(ADMIN, AZ_PS, PS51, days=20)
+    vpn_user = tool_signin(ALICE, AZ_PS, PS51, days=20, ip=VPN_NL)
+    got = run([*routine, *known(ADMIN, ALICE, days=20), new_admin, vpn_user])
+    assert [(a["user"], a["severity"]) for a in got] == [(ALICE, "high")]

@@ -147,14 +147,33 @@ def test_grants(
     ]
 
 
-def test_plain_full_access_for_a_shared_mailbox_is_medium() -> None:
+def test_plain_full_access_for_a_shared_mailbox_inside_the_tenant_is_not_reported() -> None:
+    """Tenant-aware: a delegation to a colleague (an assistant, a shared mailbox's team) without a risk signal."""
     rec = exchange_cmdlet(
         "Add-MailboxPermission",
         {"Identity": "support@contoso.com", "User": "bob@contoso.com", "AccessRights": "FullAccess"},
         ADMIN,
     )
+    send_as = exchange_cmdlet(
+        "Add-RecipientPermission",
+        {"Identity": "ceo@contoso.com", "Trustee": "assistant@contoso.com", "AccessRights": "SendAs"},
+        ADMIN,
+        seq=1,
+    )
+    on_behalf = exchange_cmdlet(
+        "Set-Mailbox", {"Identity": "ceo@contoso.com", "GrantSendOnBehalfTo": "assistant@contoso.com"}, ADMIN, seq=2
+    )
+    assert run([rec, send_as, on_behalf]) == []
+
+
+def test_an_admin_giving_themselves_full_access_is_still_medium() -> None:
+    rec = exchange_cmdlet(
+        "Add-MailboxPermission",
+        {"Identity": "ceo@contoso.com", "User": ADMIN, "AccessRights": "FullAccess"},
+        ADMIN,
+    )
     assert [(a["severity"], a["summary"]) for a in run([rec])] == [
-        ("medium", f"{ADMIN} granted bob@contoso.com FullAccess on support@contoso.com")
+        ("medium", f"{ADMIN} granted {ADMIN} FullAccess on ceo@contoso.com")
     ]
 
 

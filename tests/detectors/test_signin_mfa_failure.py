@@ -16,6 +16,7 @@ from tests.detectors.records import (
     HOME_DE,
     HOME_FR,
     HOSTING_US,
+    OFFICE_DE,
     SPRAY_IP,
     VPN_NL,
     at,
@@ -78,8 +79,9 @@ def _risky(
     )
 
 
-def denied_at_home_is_report_only() -> Any:
-    rec = signin(ALICE, when=at(days=16), ip=HOME_DE, error=500121)
+def denied_on_a_network_new_to_the_user_is_report_only() -> Any:
+    """A known country (DE) but a network the user never signed in from: recorded for the credentials report."""
+    rec = signin(ALICE, when=at(days=16), ip=OFFICE_DE, error=500121)
     return [*history(ALICE), rec], None, [_report([rec])]
 
 
@@ -133,11 +135,11 @@ def mfa_fatigue_then_success() -> Any:
         dedup_key=f"{oid_of(ALICE)}|fatigue",
         context=signin_ctx(win, mfa_failures=3, failure_ips=[HOME_DE], reasons=["mfa_fatigue"], report_only=False),
     )
-    return [*history(ALICE), *denials, win], None, [_report(denials), fatigue]
+    return [*history(ALICE), *denials, win], None, [fatigue]
 
 
 def two_denials_then_success_is_not_fatigue() -> Any:
-    denials = [signin(ALICE, when=at(days=16, minutes=5 * i), ip=HOME_DE, error=500121, seq=i) for i in range(2)]
+    denials = [signin(ALICE, when=at(days=16, minutes=5 * i), ip=OFFICE_DE, error=500121, seq=i) for i in range(2)]
     return [*history(ALICE), *denials, signin(ALICE, when=at(days=16, minutes=20))], None, [_report(denials)]
 
 
@@ -162,6 +164,14 @@ NEGATIVE: dict[str, Callable[[], tuple[list[dict[str, Any]], TenantConfig | None
         [signin(ALICE, ip=VPN_NL, error=50074), signin(ALICE, when=at(seconds=30), ip=VPN_NL)],
         None,
     ),
+    "one denial at home then a normal sign-in (tenant-aware: the user's own network)": lambda: (
+        [
+            *history(ALICE),
+            signin(ALICE, when=at(days=16), ip=HOME_DE, error=500121),
+            signin(ALICE, when=at(days=16, minutes=2), ip=HOME_DE),
+        ],
+        None,
+    ),
     "no user": lambda: ([signin(ALICE, ip=VPN_NL, error=500121, user_id="Not Available", actor=False)], None),
 }
 
@@ -169,7 +179,7 @@ NEGATIVE: dict[str, Callable[[], tuple[list[dict[str, Any]], TenantConfig | None
 @pytest.mark.parametrize(
     "case",
     [
-        denied_at_home_is_report_only,
+        denied_on_a_network_new_to_the_user_is_report_only,
         denied_through_a_vpn,
         denied_from_a_new_country,
         denied_from_a_hosting_provider,

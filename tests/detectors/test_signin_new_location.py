@@ -33,9 +33,12 @@ from tests.detectors.records import (
 )
 
 ALICE = "alice@contoso.com"
+FIREFOX_MAC_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:126.0) Gecko/20100101 Firefox/126.0"
 VPN_FR = "151.115.1.1"
 MOBILE_O2 = "109.40.1.1"
+HOTEL_FR = "92.184.1.1"
 EXTRA = {
+    HOTEL_FR: ip_info(HOTEL_FR, country="FR", city="Lyon", latitude=45.76, longitude=4.84, asn=3215, asn_org="Orange"),
     VPN_FR: ip_info(VPN_FR, country="FR", city="Paris", latitude=48.86, longitude=2.35, asn=12876, asn_org="Scaleway",
                     is_vpn=True, vpn_operator="Surfshark"),
     MOBILE_O2: ip_info(MOBILE_O2, country="DE", city="Frankfurt", latitude=50.11, longitude=8.68, asn=6805,
@@ -65,6 +68,7 @@ def _country_alert(rec: dict[str, Any], severity: str, *, via: str = "", known: 
         "anonymizer": None,
         "hosting": False,
         "reasons": ["new_country"],
+        "familiar_device": True,
         **ctx,
     }
     c = _ctx(rec)["country"]
@@ -79,8 +83,15 @@ def _country_alert(rec: dict[str, Any], severity: str, *, via: str = "", known: 
 
 
 def learned_user_in_a_new_country() -> Any:
+    """With another device (OS and browser new for the user): medium."""
+    rec = signin(ALICE, when=at(days=16), ip=HOME_FR, os="MacOs", browser="Firefox", user_agent=FIREFOX_MAC_UA)
+    return [*history(ALICE), rec], None, [_country_alert(rec, "medium", known=["DE"], familiar_device=False)]
+
+
+def learned_user_in_a_new_country_with_their_own_device_is_low() -> Any:
+    """The user's own device abroad (a trip): low."""
     rec = signin(ALICE, when=at(days=16), ip=HOME_FR)
-    return [*history(ALICE), rec], None, [_country_alert(rec, "medium", known=["DE"])]
+    return [*history(ALICE), rec], None, [_country_alert(rec, "low", known=["DE"])]
 
 
 def demo_chain_vpn_in_a_new_country() -> Any:
@@ -112,11 +123,12 @@ def shared_country_through_an_anonymiser_still_alerts() -> Any:
 
 
 def learned_early_by_sign_in_count() -> Any:
-    """Ten sign-ins in two days: learned after the first week (day 8), not before."""
-    hist = [signin(ALICE, when=at(hours=5 * i), ip=HOME_DE) for i in range(10)]
-    quiet = signin(ALICE, when=at(days=3), ip=HOME_FR)
-    loud = signin(ALICE, when=at(days=8), ip=LONDON_GB)
-    return [*hist, quiet, loud], None, [_country_alert(loud, "medium", known=["DE", "FR"], signins_before=11)]
+    """A user new to a tenant known for two weeks, ten sign-ins in two days: learned after a week, not before."""
+    tenant = [signin("bob@contoso.com", when=at(days=d), ip=HOME_DE) for d in range(0, 16)]
+    hist = [signin(ALICE, when=at(days=7, hours=5 * i), ip=HOME_DE) for i in range(10)]
+    quiet = signin(ALICE, when=at(days=10), ip=HOME_FR)
+    loud = signin(ALICE, when=at(days=15), ip=LONDON_GB)
+    return [*tenant, *hist, quiet, loud], None, [_country_alert(loud, "low", known=["DE", "FR"], signins_before=11)]
 
 
 def expired_travel_exception() -> Any:
@@ -125,7 +137,7 @@ def expired_travel_exception() -> Any:
         tenant_id=TEST_TENANT,
         travel_exceptions=(TravelException(user=ALICE, country="FR", until=datetime(2024, 5, 10, tzinfo=UTC)),),
     )
-    return [*history(ALICE), rec], tenant, [_country_alert(rec, "medium", known=["DE"])]
+    return [*history(ALICE), rec], tenant, [_country_alert(rec, "low", known=["DE"])]
 
 
 def new_network_in_a_known_country_is_low() -> Any:
@@ -185,6 +197,21 @@ NEGATIVE: dict[str, Callable[[], tuple[list[dict[str, Any]], TenantConfig | None
             travel_exceptions=(TravelException(user=ALICE, country="FR", until=datetime(2024, 5, 20, tzinfo=UTC)),),
         ),
     ),
+    "colleagues at the same venue abroad (tenant-aware)": lambda: (
+        [
+            *history(ALICE),
+            *(signin(f"user{i}@contoso.com", when=at(days=16, minutes=i), ip=HOME_FR) for i in range(2)),
+            signin(
+                ALICE,
+                when=at(days=16, minutes=30),
+                ip=HOME_FR,
+                os="MacOs",
+                browser="Firefox",
+                user_agent=FIREFOX_MAC_UA,
+            ),
+        ],
+        None,
+    ),
     "phone on a new carrier network": lambda: ([*history(ALICE), signin(ALICE, when=at(days=16), ip=MOBILE_O2)], None),
     "apple icloud private relay": lambda: ([*history(ALICE), signin(ALICE, when=at(days=16), ip=ICLOUD_RELAY)], None),
     "microsoft service endpoint": lambda: ([*history(ALICE), signin(ALICE, when=at(days=16), ip=MS_SERVICE)], None),
@@ -203,6 +230,7 @@ NEGATIVE: dict[str, Callable[[], tuple[list[dict[str, Any]], TenantConfig | None
     "case",
     [
         learned_user_in_a_new_country,
+        learned_user_in_a_new_country_with_their_own_device_is_low,
         demo_chain_vpn_in_a_new_country,
         shared_country_through_an_anonymiser_still_alerts,
         learned_early_by_sign_in_count,
@@ -325,3 +353,22 @@ def test_a_duplicated_record_is_counted_once() -> None:
     ]
     state = result.store.load(TEST_TENANT, [oid_of(ALICE)])[oid_of(ALICE)].data["_signins"]
     assert state["n"] == 16
+
+
+def test_a_new_network_in_the_country_of_this_weeks_trip_is_not_reported() -> None:
+    """Tenant-aware: the hotel's network, the day after the user reached the country, is part of the same trip."""
+    arrival = signin(ALICE, when=at(days=16), ip=HOME_FR)
+    hotel = signin(ALICE, when=at(days=17), ip=HOTEL_FR)
+    alerts = run([*history(ALICE), arrival, hotel]).alerts
+    assert [(a.detector, a.severity.value, a.evidence_record_ids) for a in alerts] == [
+        ("signin_new_location", "low", [arrival["Id"]])
+    ]
+
+
+def test_the_first_colleague_at_a_venue_abroad_alerts_the_next_ones_do_not() -> None:
+    """Tenant-aware: one colleague already there is enough when the user's own device signs in."""
+    people = ["bob@contoso.com", "carol@contoso.com", ALICE]
+    hist = [r for p in people for r in history(p)]
+    venue = [signin(p, when=at(days=16, minutes=5 * i), ip=HOME_FR) for i, p in enumerate(people)]
+    alerts = run([*hist, *venue]).alerts
+    assert [(a.user, a.severity.value) for a in alerts] == [("bob@contoso.com", "low")]

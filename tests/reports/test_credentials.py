@@ -22,7 +22,7 @@ from shared.reports.credentials import (
     last_week,
     render_credentials_html,
 )
-from tests.detectors.records import HOME_DE, VPN_NL, at, history, oid_of, signin, signin_enricher
+from tests.detectors.records import HOME_DE, OFFICE_DE, VPN_NL, at, history, oid_of, signin, signin_enricher
 
 ALICE = "alice@contoso.com"
 BOB = "bob@contoso.com"
@@ -41,26 +41,28 @@ def week_of_alerts() -> list[Alert]:
         *history(ALICE),
         *history(BOB),
         *history(CAROL),
-        # alice: twice at home (report only), once through a VPN (high)
-        signin(ALICE, when=at(days=15), ip=HOME_DE, error=500121),
-        signin(ALICE, when=at(days=15, minutes=30), ip=HOME_DE, error=500121, seq=1),
+        # alice: twice from a DE network she never signed in from (report only; a denial on her own home network
+        # is not reported: tenant-aware baseline), once through a VPN (high)
+        signin(ALICE, when=at(days=15), ip=OFFICE_DE, error=500121),
+        signin(ALICE, when=at(days=15, minutes=30), ip=OFFICE_DE, error=500121, seq=1),
         signin(ALICE, when=at(days=16), ip=VPN_NL, error=500121),
         # bob: MFA fatigue, three denials and a success
-        *(signin(BOB, when=at(days=17, minutes=2 * i), ip=HOME_DE, error=500121, seq=i) for i in range(3)),
+        *(signin(BOB, when=at(days=17, minutes=2 * i), ip=OFFICE_DE, error=500121, seq=i) for i in range(3)),
         signin(BOB, when=at(days=17, minutes=10), ip=HOME_DE),
         # carol: once at home, but the week before the report
-        signin(CAROL, when=at(days=5), ip=HOME_DE, error=500121),
+        signin(CAROL, when=at(days=5), ip=OFFICE_DE, error=500121),
     ]
     return run_detector(SigninMfaFailure, records, enricher=signin_enricher()).alerts
 
 
 def _home(attempts: int, first: datetime, last: datetime) -> ExposureSource:
+    """Denials from a network of the home country the user never signed in from."""
     return ExposureSource(
-        ip=HOME_DE,
+        ip=OFFICE_DE,
         country="DE",
-        city="Berlin",
-        asn=3320,
-        asn_org="Deutsche Telekom AG",
+        city="Munich",
+        asn=3209,
+        asn_org="Vodafone GmbH",
         familiar_location=True,
         attempts=attempts,
         first_seen=first,
@@ -260,7 +262,7 @@ def test_html_names_mfa_fatigue_once() -> None:
     page = render_credentials_html(report)
     bob = (
         '<tr><td>bob@contoso.com</td><td class="sev-high">high</td><td>3</td>'
-        "<td>198.51.100.10 – Berlin, DE [familiar location] ×3</td><td><strong>MFA fatigue</strong></td>"
+        "<td>203.0.113.7 – Munich, DE [familiar location] ×3</td><td><strong>MFA fatigue</strong></td>"
         "<td>2024-05-18 08:00 UTC</td><td>2024-05-18 08:10 UTC</td></tr>"
     )
     assert bob in page
