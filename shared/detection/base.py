@@ -47,6 +47,11 @@ class DetectionContext:
         st = self._states.get(event.user_key or TENANT_KEY)
         return st.peek(detector_id) if st is not None else {}
 
+    def peek_tenant_state(self, detector_id: str) -> Mapping[str, Any]:
+        """Read the tenant-wide section without marking it dirty."""
+        st = self._states.get(TENANT_KEY)
+        return st.peek(detector_id) if st is not None else {}
+
     def tenant_state(self, detector_id: str) -> dict[str, Any]:
         st = self._states.get(TENANT_KEY)
         if st is None:
