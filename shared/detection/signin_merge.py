@@ -112,16 +112,15 @@ def merged(log: Event, audit: Event) -> Event:
 
 def merge_pairs(events: Sequence[Event]) -> list[Event]:
     """The batch with each (audit record, sign-in log entry) pair of one sign-in replaced by one merged event."""
-    logs: dict[tuple[str, str], int] = {}
-    audits: dict[tuple[str, str], int] = {}
+    logs: dict[str, int] = {}
+    audits: dict[str, int] = {}
     for i, ev in enumerate(events):
         if ev.op not in MERGE_OPS:
             continue
-        rid = ev.signin_request_id
+        rid = ev.signin_request_id  # unique per sign-in: the pair is found even when one names the user by UPN
         if rid is None:
             continue
-        key = (ev.user_key or "", rid)
-        (logs if ev.signin is not None else audits).setdefault(key, i)
+        (logs if ev.signin is not None else audits).setdefault(rid, i)
     pairs = {k: (logs[k], audits[k]) for k in logs.keys() & audits.keys()}
     if not pairs:
         return list(events)

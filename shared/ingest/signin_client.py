@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+from azure.core.credentials import AccessToken
 
 from shared.ingest.client import AccessTokenCache, TokenCredential, _retry_after
 from shared.ingest.clouds import Cloud
@@ -54,6 +55,19 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _CaeTokens:
+    """The credential asked as the Graph SDK asks it (``enable_cae=True``): azure-identity keeps CAE tokens in a
+    cache of their own, so asking without it would sign a second client assertion for a token the process
+    already holds (and an authority may refuse the reused assertion id)."""
+
+    def __init__(self, inner: TokenCredential) -> None:
+        self._inner: Any = inner
+
+    def get_token(self, *scopes: str) -> AccessToken:
+        got: AccessToken = self._inner.get_token(*scopes, enable_cae=True)
+        return got
 
 
 def _graph_error(response: httpx.Response) -> tuple[str | None, str]:
@@ -96,7 +110,7 @@ class SignInLogClient:
             else ("https://graph.microsoft.com/.default")
         )
         self._cloud = Cloud(cloud)
-        self._credential = credential
+        self._credential = _CaeTokens(credential)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=httpx.Timeout(timeout))
         self._max_retries = max_retries

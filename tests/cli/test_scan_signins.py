@@ -159,6 +159,18 @@ def test_one_sign_in_from_both_sources_is_counted_once(
         paths.append(tmp_path / "ual.json")
     rc, alerts, s = scan(tmp_path, *paths)
     assert rc == 0 and s["records_quarantined"] == 0
+    assert s["records_processed"] == (2 * n if both_sources else n)  # every record read is counted
     assert [a["detector"] for a in alerts if a["detector"] == "signin_brute_force"] == (
         ["signin_brute_force"] if alerted else []
     )
+
+
+def test_the_sign_in_sample_of_the_report_counts_a_merged_sign_in_once(tmp_path: Path) -> None:
+    from shared.cli.scan import ScanConfig
+    from shared.cli.scan import scan as run
+
+    logs = [graph_signin(i, ip="198.51.100.10") for i in range(3)]
+    (tmp_path / "signins.json").write_bytes(orjson.dumps({"value": logs}))
+    (tmp_path / "ual.json").write_bytes(orjson.dumps([audit_of(x) for x in logs]))
+    result = run([str(tmp_path / "signins.json"), str(tmp_path / "ual.json")], ScanConfig.load(None))
+    assert (result.records_processed, result.signins_total, len(result.signins)) == (6, 3, 3)
