@@ -142,6 +142,21 @@ def test_tenants_without_the_licence_or_the_permission(svc: Services, graph: Gra
     assert "AuditLog.Read.All" in (cp.last_error or "")
 
 
+def test_a_tenant_whose_licence_was_not_known_is_marked_on_graphs_non_premium_answer(
+    svc: Services, graph: GraphEmulator, clock: FakeClock
+) -> None:
+    graph.set_permissions(TENANT_A, ["User.Read.All", "AuditLog.Read.All"])  # licences not readable
+    status = onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    assert (status.signin_logs["state"], status.signin_logs["error"]) == ("unknown", "missing_permission")
+    signin(graph, clock, 1, minutes_ago=5)
+    assert [t.skipped for t in poll_signins(svc).tenants] == ["no_premium_licence"]  # Graph's 403 says so
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None and record.signin_logs == "unavailable"
+    calls = len(graph.calls_to("/auditLogs/signIns"))
+    assert [t.skipped for t in poll_signins(svc).tenants] == ["no_premium_licence"]
+    assert len(graph.calls_to("/auditLogs/signIns")) == calls  # not asked again until onboarding runs
+
+
 def test_the_timer_feeds_the_same_enrichment_and_detection(
     svc: Services, graph: GraphEmulator, clock: FakeClock
 ) -> None:
