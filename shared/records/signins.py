@@ -257,6 +257,7 @@ def map_signin(obj: Mapping[str, Any]) -> dict[str, Any] | None:
         user_agent=_str(p.get("useragent")),
         os=_str(device.get("operatingsystem")),
         browser=_str(device.get("browser")),
+        transfer_method=_str(p.get("originaltransfermethod")),
     )
 
 
@@ -273,6 +274,7 @@ def _record(
     user_agent: str | None,
     os: str | None,
     browser: str | None,
+    transfer_method: str | None = None,
 ) -> dict[str, Any]:
     """The audit record of one sign-in: the sign-in fields the detectors read, and ``SignIn``."""
     error = detail["error_code"]
@@ -292,7 +294,8 @@ def _record(
         for name, value in (
             ("UserAgent", user_agent),
             ("ClientAppUsed", detail["client_app_used"]),
-            ("AuthenticationProtocol", detail["authentication_protocol"]),
+            ("AuthenticationProtocol", _named(detail["authentication_protocol"])),
+            ("OriginalTransferMethod", _named(transfer_method)),
             ("ResultStatusDetail", "Success" if ok else detail["failure_reason"]),
         )
         if value
@@ -333,6 +336,11 @@ def _record(
         "SignIn": {k: v for k, v in detail.items() if v is not None},
     }
     return {k: v for k, v in rec.items() if v is not None}
+
+
+def _named(value: str | None) -> str | None:
+    """A protocol or transfer method the access classifier can use: Graph's ``none`` (any other protocol) is none."""
+    return None if value is None or value.strip().lower() in ("none", "") else value
 
 
 def _text_bool(value: bool | None) -> str | None:
@@ -432,6 +440,7 @@ def map_signin_csv(row: Mapping[str, str], *, file_name: str = "") -> dict[str, 
         user_agent=c.get("user agent") or None,
         os=c.get("operating system") or None,
         browser=c.get("browser") or None,
+        transfer_method=c.get("original transfer method") or None,
     )
 
 

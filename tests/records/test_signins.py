@@ -219,3 +219,24 @@ def test_a_signin_without_tenant_or_time_is_quarantined_with_its_reason() -> Non
     bad_time = {**GRAPH_V1, "createdDateTime": "yesterday"}
     got = parse_any(orjson.dumps(bad_time))
     assert [q.reason for q in got if isinstance(q, Quarantined)] == ["bad_creation_time"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "protocol"),
+    [
+        ({"authenticationProtocol": "deviceCode"}, "device_code"),
+        ({"originalTransferMethod": "deviceCodeFlow"}, "device_code"),
+        ({"authenticationProtocol": "ropc"}, "ropc"),
+        ({"clientAppUsed": "IMAP4"}, "legacy"),
+        ({"clientAppUsed": "Authenticated SMTP"}, "legacy"),
+        # a browser with Graph's "none" protocol: nothing says legacy, ROPC or device code (the audit log's
+        # RequestType, which makes it "modern" there, is not in the sign-in log)
+        ({"clientAppUsed": "Browser", "authenticationProtocol": "none"}, "unknown"),
+    ],
+)
+def test_the_access_method_reads_the_sign_in_logs_protocol_and_client(fields: dict[str, str], protocol: str) -> None:
+    """So the audit-log detectors of ROPC, legacy and device-code sign-ins read the sign-in log too."""
+    from shared.enrich.access import classify_access
+
+    ev = one({**GRAPH_BETA, "userAgent": None, **fields})
+    assert classify_access(ev).protocol == protocol
