@@ -18,6 +18,9 @@ detected at onboarding), once per run:
 - the watermark moves to the window's end only after every chunk is published: a run that dies re-reads the
   window, and nothing is lost.
 
+Not read yet: non-interactive and service principal sign-ins (Graph lists them only on the beta endpoint with a
+``signInEventTypes`` filter); ``itdr scan`` reads them from exports and diagnostic-settings archives.
+
 A tenant without the licence (403 ``Authentication_RequestFromNonPremiumTenantOrB2CTenant``) is marked
 ``unavailable`` and skipped until onboarding runs again; a missing ``AuditLog.Read.All`` is reported on the
 checkpoint (``last_error``) and retried next run. Errors stay inside their tenant.
@@ -49,7 +52,7 @@ CONTENT_TYPE = "SignInLogs"
 OVERLAP = timedelta(minutes=15)
 """Each run reads again this much before the watermark (sign-ins appear in the log minutes late)."""
 FIRST_RUN = timedelta(hours=1)
-MAX_WINDOW = timedelta(hours=6)
+MAX_WINDOW = timedelta(hours=1)
 """A tenant far behind catches up over several runs (memory: one window's sign-ins)."""
 LOOKBACK = timedelta(days=29)
 """Sign-in logs are kept 30 days with Entra ID P1/P2."""
