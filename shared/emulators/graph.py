@@ -19,7 +19,8 @@ the documented wire protocol for the endpoints m365-itdr remediates with (docs/g
     GET    /v1.0/directoryRoles?$filter=roleTemplateId eq '...'   (activated roles: those given a member)
     GET    /v1.0/directoryRoles/{id}/members                   users and service principals, with @odata.type
     PATCH  /v1.0/servicePrincipals/{id}                 {"accountEnabled": bool} → 204
-    GET    /v1.0/auditLogs/signIns[?$filter=createdDateTime ge|gt|le|lt <time> [and ...]&$top=]
+    GET    /v1.0|beta/auditLogs/signIns[?$filter=createdDateTime ge|gt|le|lt <time> [and ...]
+               [and signInEventTypes/any(t: t eq 'servicePrincipal')]&$top=]   interactive sign-ins by default
                                                          newest first, pages of at most page_size (server-driven
                                                          paging) through @odata.nextLink; a tenant
                                                          without Entra ID P1/P2 gets 403
@@ -404,6 +405,7 @@ class _Tenant:
 
 
 _TIME_FILTER = re.compile(r"^\s*createdDateTime\s+(ge|gt|le|lt)\s+(\S+)\s*$", re.IGNORECASE)
+_TYPE_FILTER = re.compile(r"^\s*signInEventTypes/any\(t:\s*t\s+eq\s+'([A-Za-z]+)'\)\s*$", re.IGNORECASE)
 
 
 def _parse_time(value: str) -> datetime:
@@ -411,10 +413,16 @@ def _parse_time(value: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def _time_filters(text: str) -> list[tuple[str, datetime]]:
-    """``createdDateTime ge <time> and createdDateTime lt <time>``: the comparisons (400 for anything else)."""
+def _signin_filters(text: str) -> tuple[list[tuple[str, datetime]], set[str]]:
+    """``createdDateTime ge <time> and ... and signInEventTypes/any(t: t eq 'servicePrincipal')``: the time
+    comparisons and the event types asked for (400 for any other clause)."""
     out: list[tuple[str, datetime]] = []
+    kinds: set[str] = set()
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []:
+        kind = _TYPE_FILTER.match(part)
+        if kind is not None:
+            kinds.add(kind.group(1).lower())
+            continue
         m = _TIME_FILTER.match(part)
         if m is None:
             raise _Reply(400, "BadRequest", f"Invalid filter clause: {part[:100]}")
@@ -422,7 +430,7 @@ def _time_filters(text: str) -> list[tuple[str, datetime]]:
             out.append((m.group(1).lower(), _parse_time(m.group(2))))
         except ValueError as exc:
             raise _Reply(400, "BadRequest", f"Invalid DateTimeOffset: {m.group(2)[:40]}") from exc
-    return out
+    return out, kinds
 
 
 def _compare(left: datetime, op: str, right: datetime) -> bool:
@@ -972,6 +980,8 @@ class GraphEmulator:
         try:
             tenant_id = self._authenticate(auth)
             rel = raw_path.removeprefix("/v1.0") if raw_path.startswith("/v1.0/") else None
+            if rel is None and raw_path.startswith("/beta/auditLogs/"):  # sign-in event types are a beta filter
+                rel = raw_path.removeprefix("/beta")
             if rel is None:
                 raise _Reply(400, "BadRequest", f"Invalid version in request path {raw_path!r}.")
             segments = [unquote(s) for s in rel.strip("/").split("/")] if rel.strip("/") else []
@@ -1254,8 +1264,11 @@ class GraphEmulator:
                 "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
                 "Neither tenant is B2C or tenant doesn't have premium license",
             )
-        for op, value in _time_filters(params.get("$filter") or ""):
+        times, kinds = _signin_filters(params.get("$filter") or "")
+        for op, value in times:
             rows = [r for r in rows if _compare(_parse_time(str(r.get("createdDateTime"))), op, value)]
+        wanted = kinds or {"interactiveuser"}  # Graph lists interactive sign-ins unless asked for others
+        rows = [r for r in rows if wanted & {str(k).lower() for k in r.get("signInEventTypes") or ["interactiveUser"]}]
         rows.sort(key=lambda r: (_parse_time(str(r.get("createdDateTime"))), str(r.get("id"))), reverse=True)
         try:
             top = min(int(params.get("$top") or self.page_size), self.page_size)  # server-driven paging

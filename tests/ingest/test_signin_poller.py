@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -64,7 +65,7 @@ def published(svc: Services) -> list[str]:
     for _, _, body in sent(svc, names.QUEUE_RECORDS):
         data = svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall()
         events = parse_blob(data, expected_tenant=TENANT_A).events
-        assert all(e.signin is not None and e.op == "userloggedin" for e in events)
+        assert all(e.signin is not None and e.op in ("userloggedin", "userloginfailed") for e in events)
         ids += [e.record_id for e in events]
         assert body["content_type"] == CONTENT_TYPE
     return sorted(ids)
@@ -108,6 +109,49 @@ def test_pages_throttling_checkpoint_and_no_doubles(
     assert published(svc) == [] and t.unique == 0
     assert CheckpointStore(svc.storage).get_checkpoint(TENANT_A, CONTENT_TYPE).watermark == clock()
     assert timedelta(minutes=12) <= OVERLAP
+
+
+def test_service_principal_sign_ins_are_read_through_the_beta_filter(
+    svc: Services, graph: GraphEmulator, clock: FakeClock
+) -> None:
+    graph.add_subscribed_sku(TENANT_A, "AAD_PREMIUM", ["AAD_PREMIUM"])
+    onboard_tenant(svc, tenant_id=TENANT_A, name="Contoso")
+    user = signin(graph, clock, 1, minutes_ago=5)
+    graph.add_signin(
+        TENANT_A,
+        {
+            "id": "2f8e5d1b-3c6a-4e9f-8b7d-1a2c3e4f5a00",
+            "createdDateTime": (clock() - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "appId": "a5b6c7d8-1111-2222-3333-444455556666",
+            "appDisplayName": "Contoso Payroll Sync",
+            "ipAddress": "198.51.100.77",
+            "signInEventTypes": ["servicePrincipal"],
+            "servicePrincipalId": "0e4c2a18-6b3d-4f5e-9a7c-8d1e2f3a4b5c",
+            "servicePrincipalName": "Contoso Payroll Sync",
+            "status": {"errorCode": 0},
+        },
+    )
+    graph.add_signin(  # a non-interactive sign-in: not read by the poller yet
+        TENANT_A,
+        {
+            "id": "3a9e5d1b-3c6a-4e9f-8b7d-1a2c3e4f5a00",
+            "createdDateTime": (clock() - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "userPrincipalName": "alice@contoso.com",
+            "userId": ALICE_ID,
+            "ipAddress": "198.51.100.10",
+            "signInEventTypes": ["nonInteractiveUser"],
+            "status": {"errorCode": 0},
+        },
+    )
+    [t] = poll_signins(svc).tenants
+    assert (t.signins, t.unique, t.error) == (2, 2, None)
+    ops: dict[str, str] = {}
+    for _, _, body in sent(svc, names.QUEUE_RECORDS):
+        data = svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall()
+        ops.update({e.record_id: e.op for e in parse_blob(data, expected_tenant=TENANT_A).events})
+    assert ops == {user: "userloggedin", "2f8e5d1b-3c6a-4e9f-8b7d-1a2c3e4f5a00": "serviceprincipalloggedin"}
+    beta = [c for c in graph.calls if c.path == "/beta/auditLogs/signIns"]
+    assert len(beta) == 1 and "servicePrincipal" in unquote_plus(beta[0].query)
 
 
 def test_a_failed_run_keeps_the_watermark_and_the_next_run_loses_nothing(
