@@ -3,6 +3,7 @@
 poll_content (timer) ─┐                     shared.ingest.poller
 o365_webhook (HTTP) ──┴─> [content]         shared.ingest.webhook
     -> process_content -> [records]         shared.ingest.content
+poll_signins (timer) ───> [records]         shared.ingest.signin_poller (Graph sign-in logs, Entra ID P1+)
     -> enrich_records -> [detect]           shared.functions.enrich_records
     -> detect_records -> [alerts]           shared.functions.detect_records
                       └─> [remediation]
@@ -57,6 +58,13 @@ def poll_content(timer: func.TimerRequest) -> None:
     from shared.ingest import poller
 
     poller.poll_tenants(services())
+
+
+@app.timer_trigger(schedule="%ITDR_SIGNIN_POLL_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def poll_signins(timer: func.TimerRequest) -> None:
+    from shared.ingest import signin_poller
+
+    signin_poller.poll_signins(services())
 
 
 @app.route(route="o365/webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -41,13 +41,18 @@ from detectors.privilege_role_group_member import PrivilegeRoleGroupMember
 from detectors.signin_adversary_infrastructure import SigninAdversaryInfrastructure
 from detectors.signin_anonymizer import SigninAnonymizer
 from detectors.signin_brute_force import SigninBruteForce
+from detectors.signin_conditional_access_gap import SigninConditionalAccessGap
+from detectors.signin_entra_risk import SigninEntraRisk
 from detectors.signin_geo_allowlist import SigninGeoAllowlist
 from detectors.signin_hosting_provider import SigninHostingProvider
 from detectors.signin_impossible_travel import SigninImpossibleTravel
+from detectors.signin_legacy_auth_unblocked import SigninLegacyAuthUnblocked
 from detectors.signin_mfa_failure import SigninMfaFailure
+from detectors.signin_mfa_push_fatigue import SigninMfaPushFatigue
 from detectors.signin_new_location import SigninNewLocation
 from detectors.signin_password_spray import SigninPasswordSpray
 from detectors.signin_session_replay import SigninSessionReplay
+from detectors.signin_sp_new_network import SigninSpNewNetwork
 from detectors.signin_unfamiliar_fingerprint import SigninUnfamiliarFingerprint
 from detectors.teams_external_access_opened import TeamsExternalAccessOpened
 from shared.detection.base import Detector, Registry
@@ -100,6 +105,12 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     SigninAdversaryInfrastructure,
     TeamsExternalAccessOpened,
     PrivilegeGuestInvitationBurst,
+    # Entra sign-in logs as a second source (issue #23)
+    SigninConditionalAccessGap,
+    SigninMfaPushFatigue,
+    SigninEntraRisk,
+    SigninSpNewNetwork,
+    SigninLegacyAuthUnblocked,
 )
 
 

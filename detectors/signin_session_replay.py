@@ -2,7 +2,9 @@
 
 An adversary-in-the-middle phishing kit relays the victim's sign-in and keeps the session cookie; the
 attacker then uses the same session from their own network. Every sign-in record names its session
-(``DeviceProperties`` SessionId) and so do workload records made with a token of it
+(``DeviceProperties`` SessionId; the Entra sign-in log's ``sessionId`` of interactive and non-interactive sign-ins
+is read into the same field by ``shared.records.signins``, so a token refreshed from the attacker's network is
+seen too) and so do workload records made with a token of it
 (``AppAccessContext.AADSessionId`` on SharePoint, OneDrive and Exchange records). The first network a
 session is seen from (ASN and country of the address) is kept per user; a later use of the same
 session from another network alerts:
@@ -72,7 +74,8 @@ class SigninSessionReplay(Detector):
         id="signin_session_replay",
         title="Sign-in session reused from another network",
         description=(
-            "The same Entra sign-in session (SessionId of a sign-in, AADSessionId of a workload record) was used from "
+            "The same Entra sign-in session (SessionId of a sign-in in the audit or sign-in log, interactive or "
+            "non-interactive; AADSessionId of a workload record) was used from "
             "a second network (another country, ASN, anonymiser or hosting provider) within its lifetime: a session "
             "cookie or token stolen by adversary-in-the-middle phishing and replayed."
         ),

@@ -99,6 +99,8 @@ param pollSchedule string = '0 */5 * * * *'
 param feedHealthSchedule string = '0 */30 * * * *'
 param intelRefreshSchedule string = '0 15 * * * *'
 param weeklyReportSchedule string = '0 0 7 * * 1'
+@description('NCRONTAB of the sign-in log poller (Graph auditLogs/signIns; tenants with Entra ID P1 or higher).')
+param signinPollSchedule string = '0 */10 * * * *'
 
 @description('Route of the o365_webhook function (without the api/ prefix); ITDR_WEBHOOK_URL is built from it.')
 param webhookRoute string = 'o365/webhook'
@@ -328,6 +330,7 @@ module functionAppSettings 'modules/function-app-settings.bicep' = {
     feedHealthSchedule: feedHealthSchedule
     intelRefreshSchedule: intelRefreshSchedule
     weeklyReportSchedule: weeklyReportSchedule
+    signinPollSchedule: signinPollSchedule
     webhookRoute: webhookRoute
   }
   // The host needs its storage and Service Bus roles before it first starts with these settings.

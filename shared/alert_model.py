@@ -71,6 +71,7 @@ class Need(StrEnum):
     TENANT_CONFIG = "tenant_config"
     RISKY_SIGNIN = "risky_signin"
     ROGUE_APPS = "rogue_apps"
+    SIGNIN_LOG = "signin_log"
 
     @property
     def description(self) -> str:
@@ -90,6 +91,8 @@ _NEED_TEXT = {
     Need.TENANT_CONFIG: "tenant configuration: internal and approved forwarding domains, countries, trusted ranges",
     Need.RISKY_SIGNIN: "risky sign-ins marked by the sign-in detectors (raise the severity when they come first)",
     Need.ROGUE_APPS: "the RogueApps list of known malicious and abused applications",
+    Need.SIGNIN_LOG: "Entra ID sign-in logs (Graph auditLogs/signIns, Entra ID P1 or higher; diagnostic settings or "
+    "portal exports in itdr scan): Conditional Access, MFA steps, risk, service principal sign-ins",
 }
 
 

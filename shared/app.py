@@ -100,6 +100,7 @@ if TYPE_CHECKING:  # keep `import function_app` light: the Azure SDKs load on fi
     from shared.ingest.client import ManagementActivityClient
     from shared.ingest.context import WebhookStats
     from shared.ingest.ledger import RecordLedger
+    from shared.ingest.signin_client import SignInLogClient
     from shared.messages import EnrichedBatchRef
     from shared.platform.bus import MessageBus
     from shared.platform.storage import StorageClients
@@ -246,6 +247,7 @@ class Services:
 
         self._local = threading.local()
         self._management: dict[str, ManagementActivityClient] = {}
+        self._signin: dict[str, SignInLogClient] = {}
         self._graph_made: list[SyncGraphClient] = []
         self._sealed = True
 
@@ -341,12 +343,39 @@ class Services:
                 self._graph_made.append(client)
         return client
 
+    def signin_client(self, tenant_id: str) -> SignInLogClient:
+        """The tenant's client of Graph's sign-in logs (one per tenant; the client is thread-safe)."""
+        from shared.ingest.signin_client import SignInLogClient
+
+        key = tenant_id.lower()
+        with self._lock:
+            client = self._signin.get(key)
+            if client is None:
+                cloud = self.tenant_cloud(tenant_id)
+                base = self.settings.graph_base_url or f"https://{GRAPH_HOSTS.get(cloud, 'graph.microsoft.com')}/v1.0"
+                client = SignInLogClient(
+                    tenant_id,
+                    credential=self._credentials(tenant_id, cloud),
+                    base_url=base,
+                    cloud=cloud,
+                    sleep=self.sleep,
+                    clock=self.now,
+                    max_retry_delay=self._management_max_retry_delay,
+                )
+                self._signin[key] = client
+        return client
+
     def close(self) -> None:
         """Close every client this object built (their connection pools); the object is not used after."""
         with self._lock:
-            made: list[ManagementActivityClient | SyncGraphClient] = [*self._management.values(), *self._graph_made]
+            made: list[ManagementActivityClient | SyncGraphClient | SignInLogClient] = [
+                *self._management.values(),
+                *self._graph_made,
+                *self._signin.values(),
+            ]
             self._management.clear()
             self._graph_made.clear()
+            self._signin.clear()
         for client in made:
             client.close()
 

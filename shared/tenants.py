@@ -52,6 +52,10 @@ class TenantRecord(BaseModel):
     """Object ids and UPNs never isolated automatically, read from Graph: holders of the protected directory
     roles and the app's own service principal (:func:`shared.ingest.onboarding.refresh_protected_identities`)."""
     protected_refreshed_at: datetime | None = None
+    signin_logs: str = "unknown"
+    """Whether the Entra sign-in logs can be read through Graph (Entra ID P1 or higher): ``available``,
+    ``unavailable`` (no licence: the sign-in poller skips the tenant) or ``unknown`` (not checked, or the app may
+    not read the tenant's licences); set at onboarding and by the sign-in poller."""
 
     def config(self) -> TenantConfig:
         return TenantConfig.model_validate(

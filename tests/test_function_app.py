@@ -25,6 +25,7 @@ def test_functions_and_triggers_are_wired_as_bicep_declares_them() -> None:
     triggers = {n: json.loads(f.get_function_json())["bindings"][0] for n, f in fns.items()}
     assert {n: t["type"] for n, t in triggers.items()} == {
         "poll_content": "timerTrigger",
+        "poll_signins": "timerTrigger",
         "o365_webhook": "httpTrigger",
         "admin_tenants": "httpTrigger",
         "process_content": "serviceBusTrigger",
@@ -41,6 +42,7 @@ def test_functions_and_triggers_are_wired_as_bicep_declares_them() -> None:
     assert {triggers[n]["queueName"] for n in sessions} == set(names.SESSION_QUEUES)
     assert all(t["connection"] == "ServiceBusConnection" for t in triggers.values() if t["type"] == "serviceBusTrigger")
     assert triggers["poll_content"]["schedule"] == "%ITDR_POLL_SCHEDULE%"
+    assert triggers["poll_signins"]["schedule"] == "%ITDR_SIGNIN_POLL_SCHEDULE%"
 
 
 def rule(i: int) -> dict[str, Any]:

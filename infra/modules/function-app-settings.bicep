@@ -47,6 +47,7 @@ param pollSchedule string
 param feedHealthSchedule string
 param intelRefreshSchedule string
 param weeklyReportSchedule string
+param signinPollSchedule string
 param webhookRoute string
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
@@ -101,6 +102,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ITDR_FEED_HEALTH_SCHEDULE: feedHealthSchedule
     ITDR_INTEL_REFRESH_SCHEDULE: intelRefreshSchedule
     ITDR_WEEKLY_REPORT_SCHEDULE: weeklyReportSchedule
+    ITDR_SIGNIN_POLL_SCHEDULE: signinPollSchedule
     ITDR_INTEL_FEED_URLS: intelFeedUrls
     // IP intelligence: the shipped data (ipdata/) unless overridden, optional MaxMind and Spur -----
     ITDR_IPDATA_DIR: ipDataDir

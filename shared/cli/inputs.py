@@ -11,7 +11,8 @@ A file (or standard input) is read as a stream, never whole:
 3. content: JSON (arrays, JSON Lines with any line ends, concatenated values, wrappers: see
    :mod:`shared.records.split` and :mod:`shared.records.shapes`) when it starts with ``[`` or ``{``; else
    CSV with an ``AuditData`` column (Purview / ``Search-UnifiedAuditLog`` / Extractor-Suite ``Get-UAL``) or the
-   ``OfficeActivity`` columns (Sentinel); anything else (binary, a README, another CSV) is skipped with its
+   ``OfficeActivity`` columns (Sentinel) or an Entra portal sign-in log download (``Date (UTC)``, ``Request ID``...:
+   :mod:`shared.records.signins`); anything else (binary, a README, another CSV) is skipped with its
    reason and never counted as records.
 
 Every record that cannot be used is returned as a :class:`Quarantined` entry with its reason and its
@@ -35,8 +36,9 @@ from typing import IO, Protocol
 
 import orjson
 
-from shared.records.event import Event, Placed, Quarantined, place_record
+from shared.records.event import Event, Placed, Quarantined, parse_raw_record, place_record
 from shared.records.shapes import from_office_activity, parse_any
+from shared.records.signins import is_signin_csv, map_signin_csv
 from shared.records.split import MAX_DEPTH, MAX_ITEM, split_stream
 
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
@@ -270,12 +272,17 @@ class InputReader:
             return
         columns = [h.strip().lstrip("\ufeff") for h in header]
         lower = [c.lower() for c in columns]
+        signins = False
         if "auditdata" in lower:
             audit_col = lower.index("auditdata")
             office = False
         elif "officeworkload" in lower or "officeid" in lower:
             audit_col = -1
             office = True
+        elif is_signin_csv(columns):
+            audit_col = -1
+            office = False
+            signins = True
         else:
             report.skipped = "not audit data: no AuditData column (and not OfficeActivity columns)"
             return
@@ -294,7 +301,12 @@ class InputReader:
             if not row or not any(cell.strip() for cell in row):
                 continue
             where = f"{name}:{reader.line_num}"
-            if office:
+            if signins:
+                mapped = map_signin_csv(
+                    {columns[i]: cell for i, cell in enumerate(row) if i < len(columns)}, file_name=name
+                )
+                items = [parse_raw_record(orjson.dumps(mapped))] if mapped is not None else []
+            elif office:
                 obj = {columns[i]: cell for i, cell in enumerate(row) if i < len(columns)}
                 items = parse_any(orjson.dumps(from_office_activity(obj)))
             else:

@@ -47,6 +47,7 @@ from shared.cli.inputs import FileReport, InputReader, Limits, iter_sources
 from shared.cli.terminal import safe
 from shared.detection.engine import DetectionEngine, InMemoryAlertSink
 from shared.detection.learning import tenant_baseline_until
+from shared.detection.signin_merge import merge_pairs
 from shared.detection.state import TENANT_KEY, InMemoryStateStore
 from shared.enrich.factory import IntelFeeds
 from shared.ingest.gaps import GapDetector
@@ -426,10 +427,13 @@ def _detect(
     def flush(tid: str) -> None:
         chunk = pending.pop(tid)
         result.tenants_detected.add(tid)
+        read = len(chunk)
+        if any(e.record.SignIn is not None for e in chunk):
+            chunk = merge_pairs(chunk)  # one sign-in, one event: also one row in the sign-in sample and counts
         engine.process(tid, chunk, batch_id=f"scan-{tid}-{batches[tid]}")
         batches[tid] += 1
-        result.records_processed += len(chunk)
-        prog.advance(len(chunk))
+        result.records_processed += read
+        prog.advance(read)
         for e in chunk:
             if e.op == "userloggedin":
                 info = e.ip_info

@@ -25,9 +25,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.alert_model import Alert, Finding, build_alert
+from shared.alert_model import Alert, Finding, Need, build_alert
 from shared.detection.base import DetectionContext, Registry
 from shared.detection.learning import gated
+from shared.detection.signin_merge import MERGE_OPS, Fate, SigninMerger, merge_pairs
 from shared.detection.state import TENANT_KEY, StateStore, UserState
 from shared.platform.faults import crash_point
 from shared.records.event import Event, gc_paused
@@ -170,6 +171,8 @@ class DetectionEngine:
         out.routed = len(routed)
         if not routed:
             return None
+        if any(ev.record.SignIn is not None for ev in routed):
+            routed = merge_pairs(routed)  # one sign-in, one event (shared.detection.signin_merge)
         routed.sort(key=_TIME_THEN_ID)
         tenant = self._tenant_config(tenant_id)
         if self.enricher is not None:
@@ -182,11 +185,19 @@ class DetectionEngine:
         ctx = DetectionContext(tenant, states, rogue_apps=self.rogue_apps)
         changed: dict[str, Alert] = {}
         findings = out.findings
+        merger = SigninMerger(ctx, routed) if "userloggedin" in routes or "userloginfailed" in routes else None
         for ev in routed:
             if replayed and (ev.user_key or TENANT_KEY) in replayed:
                 continue
             ev.batch_id = batch_id
-            for detect in routes[ev.op]:
+            detectors = routes[ev.op]
+            if merger is not None and ev.op in MERGE_OPS:
+                fate = merger.fate(ev)
+                if fate is Fate.DROP:
+                    continue
+                if fate is Fate.SIGNIN_LOG_ONLY:
+                    detectors = self._signin_log_route(ev.op)
+            for detect in detectors:
                 got = detect(ev, ctx)
                 if not got:
                     continue  # nothing to iterate (an empty tuple or list)
@@ -209,6 +220,10 @@ class DetectionEngine:
                 st.mark_applied(batch_id)
         out.alerts = list(changed.values())
         return states
+
+    def _signin_log_route(self, op: str) -> _Route:
+        """The detectors of ``op`` that read the sign-in log's own fields (``Need.SIGNIN_LOG``)."""
+        return tuple(d.detect for d in self.registry.route(op) if Need.SIGNIN_LOG in d.meta.needs)
 
     def _to_alert(self, f: Finding, states: Mapping[str, Any], changed: dict[str, Alert]) -> Alert | None:
         meta = self.registry.meta(f.detector_id)

@@ -19,6 +19,13 @@ the documented wire protocol for the endpoints m365-itdr remediates with (docs/g
     GET    /v1.0/directoryRoles?$filter=roleTemplateId eq '...'   (activated roles: those given a member)
     GET    /v1.0/directoryRoles/{id}/members                   users and service principals, with @odata.type
     PATCH  /v1.0/servicePrincipals/{id}                 {"accountEnabled": bool} → 204
+    GET    /v1.0|beta/auditLogs/signIns[?$filter=createdDateTime ge|gt|le|lt <time> [and ...]
+               [and signInEventTypes/any(t: t eq 'servicePrincipal')]&$top=]   interactive sign-ins by default
+                                                         newest first, pages of at most page_size (server-driven
+                                                         paging) through @odata.nextLink; a tenant
+                                                         without Entra ID P1/P2 gets 403
+                                                         Authentication_RequestFromNonPremiumTenantOrB2CTenant
+    GET    /v1.0/subscribedSkus                          the tenant's SKUs with their servicePlans
 
 Tenants and tokens: a request must carry ``Authorization: Bearer fake-token:<tenant_id>`` for a tenant added
 with :meth:`GraphEmulator.add_tenant` (or implicitly by ``add_user`` etc.). :meth:`GraphEmulator.credential`
@@ -57,6 +64,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import socket
 import struct
 import threading
@@ -126,6 +134,10 @@ _WRITE_GRANTS = frozenset({"DelegatedPermissionGrant.ReadWrite.All", "Directory.
 _READ_SPS = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"})
 _WRITE_SPS = frozenset({"Application.ReadWrite.All"})
 _READ_ROLES = frozenset({"RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory", "Directory.Read.All"})
+_READ_AUDIT = frozenset({"AuditLog.Read.All"})
+_READ_SKUS = frozenset({"LicenseAssignment.Read.All", "Organization.Read.All", "Directory.Read.All"})
+PREMIUM_PLANS = frozenset({"AAD_PREMIUM", "AAD_PREMIUM_P2"})
+"""Service plans that give a tenant Entra ID P1 or P2 (and with them the sign-in logs through Graph)."""
 _ROLE_NAMES = {
     "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
     "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
@@ -377,6 +389,10 @@ class _Tenant:
     sps: dict[str, _ServicePrincipal] = field(default_factory=dict)
     roles: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     """Role template id → (the activated role's object id, member object ids)."""
+    signins: list[dict[str, Any]] = field(default_factory=list)
+    """Sign-in log entries (Graph ``signIn`` JSON), as added."""
+    skus: list[dict[str, Any]] = field(default_factory=list)
+    """Subscribed SKUs (Graph ``subscribedSku`` JSON)."""
 
     def find_user(self, key: str) -> _User | None:
         user = self.users.get(key.casefold())
@@ -386,6 +402,39 @@ class _Tenant:
             if u.upn.casefold() == key.casefold():
                 return u
         return None
+
+
+_TIME_FILTER = re.compile(r"^\s*createdDateTime\s+(ge|gt|le|lt)\s+(\S+)\s*$", re.IGNORECASE)
+_TYPE_FILTER = re.compile(r"^\s*signInEventTypes/any\(t:\s*t\s+eq\s+'([A-Za-z]+)'\)\s*$", re.IGNORECASE)
+
+
+def _parse_time(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _signin_filters(text: str) -> tuple[list[tuple[str, datetime]], set[str]]:
+    """``createdDateTime ge <time> and ... and signInEventTypes/any(t: t eq 'servicePrincipal')``: the time
+    comparisons and the event types asked for (400 for any other clause)."""
+    out: list[tuple[str, datetime]] = []
+    kinds: set[str] = set()
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []:
+        kind = _TYPE_FILTER.match(part)
+        if kind is not None:
+            kinds.add(kind.group(1).lower())
+            continue
+        m = _TIME_FILTER.match(part)
+        if m is None:
+            raise _Reply(400, "BadRequest", f"Invalid filter clause: {part[:100]}")
+        try:
+            out.append((m.group(1).lower(), _parse_time(m.group(2))))
+        except ValueError as exc:
+            raise _Reply(400, "BadRequest", f"Invalid DateTimeOffset: {m.group(2)[:40]}") from exc
+    return out, kinds
+
+
+def _compare(left: datetime, op: str, right: datetime) -> bool:
+    return {"ge": left >= right, "gt": left > right, "le": left <= right, "lt": left < right}[op]
 
 
 def _iso(dt: datetime) -> str:
@@ -844,6 +893,37 @@ class GraphEmulator:
                 members.append(member_id)
             return role_id
 
+    def add_subscribed_sku(
+        self, tenant_id: str, sku_part_number: str, service_plans: Iterable[str], *, status: str = "Success"
+    ) -> None:
+        """Give the tenant a subscribed SKU whose service plans have ``status`` (``AAD_PREMIUM``: Entra ID P1)."""
+        t = self.state.ensure_tenant(tenant_id)
+        with self.state.lock:
+            t.skus.append(
+                {
+                    "id": f"{tenant_id}_{self.state.new_guid()}",
+                    "skuPartNumber": sku_part_number,
+                    "skuId": self.state.new_guid(),
+                    "capabilityStatus": "Enabled",
+                    "appliesTo": "User",
+                    "servicePlans": [
+                        {
+                            "servicePlanId": self.state.new_guid(),
+                            "servicePlanName": plan,
+                            "provisioningStatus": status,
+                            "appliesTo": "User",
+                        }
+                        for plan in service_plans
+                    ],
+                }
+            )
+
+    def add_signin(self, tenant_id: str, signin: Mapping[str, Any]) -> None:
+        """Add a sign-in log entry (Graph ``signIn`` JSON with ``id`` and ``createdDateTime``)."""
+        t = self.state.ensure_tenant(tenant_id)
+        with self.state.lock:
+            t.signins.append(json.loads(json.dumps(signin)))
+
     # -- faults, holds, call log ----------------------------------------------------------------------
     def inject(self, fault: Fault) -> Fault:
         """Add a fault (checked in insertion order, first match wins). Returns it, to read ``hits`` later."""
@@ -900,6 +980,8 @@ class GraphEmulator:
         try:
             tenant_id = self._authenticate(auth)
             rel = raw_path.removeprefix("/v1.0") if raw_path.startswith("/v1.0/") else None
+            if rel is None and raw_path.startswith("/beta/auditLogs/"):  # sign-in event types are a beta filter
+                rel = raw_path.removeprefix("/beta")
             if rel is None:
                 raise _Reply(400, "BadRequest", f"Invalid version in request path {raw_path!r}.")
             segments = [unquote(s) for s in rel.strip("/").split("/")] if rel.strip("/") else []
@@ -1086,6 +1168,13 @@ class GraphEmulator:
                 return self._get_sp(t, seg[1], params)
             if method == "PATCH":
                 return self._patch_sp(t, seg[1], body)
+        if seg == ["auditLogs", "signIns"] and method == "GET":
+            return self._list_signins(t, params)
+        if seg == ["subscribedSkus"] and method == "GET":
+            self._require(t, _READ_SKUS)
+            with self.state.lock:
+                skus = json.loads(json.dumps(t.skus))
+            return self._ok({"@odata.context": self._context("subscribedSkus"), "value": skus})
         if n >= 1 and seg[0] in ("users", "oauth2PermissionGrants", "servicePrincipals", "directoryRoles"):
             raise _Reply(405, "Request_BadRequest", f"The method {method} is not allowed on this resource.")
         raise _Reply(400, "BadRequest", f"Resource not found for the segment '{seg[0] if seg else ''}'.")
@@ -1159,6 +1248,33 @@ class GraphEmulator:
             base = self.next_link_base or self.base_url
             payload["@odata.nextLink"] = f"{base}{path}?{qs}"
         return self._ok(payload)
+
+    def _list_signins(self, t: _Tenant, params: Mapping[str, str]) -> _Response:
+        self._require(t, _READ_AUDIT)
+        with self.state.lock:
+            premium = any(
+                p.get("servicePlanName") in PREMIUM_PLANS and p.get("provisioningStatus") == "Success"
+                for sku in t.skus
+                for p in sku.get("servicePlans", [])
+            )
+            rows = json.loads(json.dumps(t.signins))
+        if not premium:
+            raise _Reply(
+                403,
+                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                "Neither tenant is B2C or tenant doesn't have premium license",
+            )
+        times, kinds = _signin_filters(params.get("$filter") or "")
+        for op, value in times:
+            rows = [r for r in rows if _compare(_parse_time(str(r.get("createdDateTime"))), op, value)]
+        wanted = kinds or {"interactiveuser"}  # Graph lists interactive sign-ins unless asked for others
+        rows = [r for r in rows if wanted & {str(k).lower() for k in r.get("signInEventTypes") or ["interactiveUser"]}]
+        rows.sort(key=lambda r: (_parse_time(str(r.get("createdDateTime"))), str(r.get("id"))), reverse=True)
+        try:
+            top = min(int(params.get("$top") or self.page_size), self.page_size)  # server-driven paging
+        except ValueError as exc:
+            raise _Reply(400, "Request_BadRequest", "Invalid $top.") from exc
+        return self._page(rows, {**params, "$top": str(top)}, "/auditLogs/signIns", self._context("auditLogs/signIns"))
 
     def _list_users(self, t: _Tenant, params: Mapping[str, str]) -> _Response:
         self._require(t, _READ_USERS)

@@ -249,9 +249,25 @@ def _split(
     )
 
 
-def _process(svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, now: datetime) -> ContentReport:
+def process_fetched(svc: IngestServices, ref: ContentRef, data: bytes) -> ContentReport:
+    """Content fetched by another reader (a page of Entra sign-ins mapped to audit records by
+    ``shared.ingest.signin_poller``): steps 1 and 4-7 as for a downloaded blob (ledger, archive, quarantine,
+    duplicates, batches, publishing), so it flows through the same enrichment and detection, once."""
+    now = utcnow(svc.clock)
+    entry = ContentLedger(svc.storage).get_entry(ref.tenant_id, ref.content_id, now=now)
+    if entry is not None and entry.done:
+        return ContentReport(ref.tenant_id, ref.content_id, ref.content_type, "duplicate")
+    if entry is not None and entry.phase == "batched":
+        return _resume(svc, ref, entry, now)
+    return _process(svc, ref, entry, now, data=data)
+
+
+def _process(
+    svc: IngestServices, ref: ContentRef, entry: ContentEntry | None, now: datetime, *, data: bytes | None = None
+) -> ContentReport:
     tid, cid, ct = ref.tenant_id, ref.content_id, ref.content_type
-    data = _download(svc, ref, now)
+    if data is None:
+        data = _download(svc, ref, now)
     crash_point("content.after_download")
     raws = _split(svc, ref, entry, data, now)
     archive = raw_blob_name(tid, ct, blob_day(ref), cid)

@@ -17,6 +17,7 @@ from shared.alert_model import Alert
 from shared.graph.client import SyncGraphClient
 from shared.ingest.client import ManagementActivityClient
 from shared.ingest.ledger import RecordLedger
+from shared.ingest.signin_client import SignInLogClient
 from shared.platform.bus import MessageBus
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
@@ -109,3 +110,5 @@ class IngestServices(Protocol):
     def management_client(self, tenant_id: str) -> ManagementActivityClient: ...
 
     def graph_client(self, tenant_id: str) -> SyncGraphClient: ...
+
+    def signin_client(self, tenant_id: str) -> SignInLogClient: ...

@@ -236,6 +236,8 @@ class TenantStatus:
     """The protected identities read from Graph (:func:`refresh_protected_identities`)."""
     historical_rules: dict[str, Any] = field(default_factory=dict)
     """The first scan of existing inbox rules through Graph (best effort)."""
+    signin_logs: dict[str, Any] = field(default_factory=dict)
+    """Whether the Entra sign-in logs are read (Entra ID P1+, :func:`detect_signin_licence`) and how far."""
     needs_human: list[str] = field(default_factory=list)
 
     @property
@@ -260,6 +262,7 @@ class TenantStatus:
             "feeds": [f.to_dict() for f in self.feeds],
             "identity": self.identity,
             "protected": self.protected,
+            "signin_logs": self.signin_logs,
             "needs_human": list(self.needs_human),
         }
 
@@ -398,6 +401,39 @@ def refresh_protected_identities(svc: IngestServices, record: TenantRecord) -> t
     return record, result
 
 
+def detect_signin_licence(svc: IngestServices, record: TenantRecord) -> tuple[TenantRecord, dict[str, Any]]:
+    """Whether the tenant has Entra ID P1 or P2 (``GET /subscribedSkus``: a provisioned ``AAD_PREMIUM`` or
+    ``AAD_PREMIUM_P2`` service plan), which the sign-in logs API needs; best effort, recorded on the tenant
+    (``signin_logs``). Without the licence the product works on the audit log alone."""
+    tid = record.tenant_id
+    result: dict[str, Any]
+    try:
+        premium = svc.signin_client(tid).premium_licence()
+        result = {"state": "available" if premium else "unavailable"}
+    except ItdrError as exc:
+        result = {"state": "unknown", "error": exc.reason}
+    except Exception as exc:  # best effort: Graph never fails onboarding
+        result = {"state": "unknown", "error": "graph_failed", "detail": type(exc).__name__}
+    state = str(result["state"])
+    if state != "unknown" or record.signin_logs == "unknown":
+        if state != record.signin_logs:
+            record = record.model_copy(update={"signin_logs": state})
+            svc.tenants.upsert(record)
+    else:
+        result["kept"] = record.signin_logs  # a failed check keeps what an earlier one found
+    return record, result
+
+
+def _signin_status(svc: IngestServices, record: TenantRecord) -> dict[str, Any]:
+    cp = CheckpointStore(svc.storage).get_checkpoint(record.tenant_id, "SignInLogs")
+    return {
+        "state": record.signin_logs,
+        "watermark": cp.watermark.isoformat() if cp.watermark else None,
+        "newest_signin_at": cp.newest_content_at.isoformat() if cp.newest_content_at else None,
+        "last_error": cp.last_error,
+    }
+
+
 def _scan_rules(svc: IngestServices, tenant_id: str) -> dict[str, Any]:
     """Score the inbox rules that exist before onboarding; a Graph failure never fails onboarding."""
     try:
@@ -443,6 +479,8 @@ def onboard_tenant(
         svc.tenants.upsert(record)
     record, status.identity = _seed_identity(svc, record)
     record, status.protected = refresh_protected_identities(svc, record)
+    record, licence = detect_signin_licence(svc, record)
+    status.signin_logs = {**_signin_status(svc, record), **licence}
     status.historical_rules = _scan_rules(svc, tid)
     status.status, status.first_content_at = record.status, record.first_content_at
     log.info("tenant onboarded: tenant=%s state=%s", tid, status.state, extra={"tenant_id": tid})
@@ -466,6 +504,7 @@ def tenant_status(svc: IngestServices, tenant_id: str, *, live: bool = True) -> 
             subs = {s.content_type: s for s in svc.management_client(tid).list_subscriptions()}
         except ItdrError as exc:
             status.needs_human.append(HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
+    status.signin_logs = _signin_status(svc, record)
     checkpoints = {c.content_type: c for c in CheckpointStore(svc.storage).list_checkpoints(tid)}
     for ct in FEED_CONTENT_TYPES:
         state, hook = _state(subs.get(ct)) if live and not status.needs_human else ("unknown", None)

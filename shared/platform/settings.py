@@ -59,6 +59,8 @@ class Settings(BaseModel):
     feed_health_schedule: str = Field(default="0 */30 * * * *", alias="ITDR_FEED_HEALTH_SCHEDULE")
     intel_refresh_schedule: str = Field(default="0 15 * * * *", alias="ITDR_INTEL_REFRESH_SCHEDULE")
     weekly_report_schedule: str = Field(default="0 0 7 * * 1", alias="ITDR_WEEKLY_REPORT_SCHEDULE")
+    signin_poll_schedule: str = Field(default="0 */10 * * * *", alias="ITDR_SIGNIN_POLL_SCHEDULE")
+    """NCRONTAB of the sign-in log poller (Graph auditLogs/signIns, tenants with Entra ID P1 or higher)."""
     intel_feed_urls: str | None = Field(default=None, alias="ITDR_INTEL_FEED_URLS")
     """JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs."""
     ipdata_dir: str | None = Field(default=None, alias="ITDR_IPDATA_DIR")

@@ -38,6 +38,7 @@ from shared.records.model import (
     AuditRecord,
     IdentityRef,
     NameValue,
+    SignInDetail,
     alert_subject,
     convert_record,
     decode_affected_items,
@@ -53,6 +54,7 @@ from shared.records.model import (
 NOT_AVAILABLE = frozenset({"", "not available", "notavailable", "unknown", "null", "none"})
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _LIST_DECODER = msgspec.json.Decoder(list[AuditRecord], strict=False)
+_SIGNIN_OPS = frozenset({"userloggedin", "userloginfailed"})
 _FIELD_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 
 
@@ -369,6 +371,22 @@ class Event(msgspec.Struct, gc=False, eq=False):
             sid = ctx.AADSessionId if ctx is not None else None
         sid = (sid or "").strip().lower()
         return sid if sid and sid not in NOT_AVAILABLE and sid.strip("0-") else None
+
+    @property
+    def signin(self) -> SignInDetail | None:
+        """What the Entra sign-in log says of this sign-in; None for audit-log records (see shared.records.signins)."""
+        return self.record.SignIn
+
+    @property
+    def signin_request_id(self) -> str | None:
+        """The request id of a sign-in, from either source: the sign-in log's ``id``, the audit record's
+        ``IntraSystemId`` (lower case; None for other records)."""
+        rec = self.record
+        rid = rec.SignIn.request_id if rec.SignIn is not None else None
+        if not rid and rec.IntraSystemId and self.op in _SIGNIN_OPS:
+            rid = rec.IntraSystemId
+        rid = (rid or "").strip().lower()
+        return rid if rid and rid not in NOT_AVAILABLE and rid.strip("0-") else None
 
     @property
     def folder_path(self) -> str | None:

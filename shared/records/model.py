@@ -71,6 +71,86 @@ class AffectedItem(msgspec.Struct, gc=False):
     ParentFolder: FolderRef | None = None
 
 
+class CaPolicy(msgspec.Struct, gc=False):
+    """One Conditional Access policy a sign-in was evaluated against (``appliedConditionalAccessPolicies``)."""
+
+    id: str | None = None
+    name: str | None = None
+    result: str | None = None
+    """``success``, ``failure``, ``notApplied``, ``notEnabled``, ``reportOnly...`` (Graph's names)."""
+    grant_controls: list[str] | None = None
+
+
+class AuthStep(msgspec.Struct, gc=False):
+    """One step of a sign-in's authentication (``authenticationDetails``): the method and how it ended."""
+
+    method: str | None = None
+    succeeded: bool | None = None
+    detail: str | None = None
+    """``authenticationStepResultDetail``: "MFA successfully completed", "MFA denied; user declined the
+    authentication", "MFA denied; user did not respond to mobile app notification"..."""
+
+
+class SignInDetail(msgspec.Struct, gc=False):
+    """What an Entra sign-in log entry says beyond the audit log's ``UserLoggedIn`` (see shared.records.signins).
+
+    Kept on the record (``AuditRecord.SignIn``) of an event read from the sign-in logs (Graph ``signIn``, the
+    diagnostic-settings categories, the Entra portal's downloads); None on audit-log records.
+    """
+
+    source: str = "graph"
+    """``graph`` (a Graph ``signIn`` object or the portal's JSON download), ``diagnostic`` (diagnostic settings /
+    Log Analytics), ``csv`` (the portal's CSV download)."""
+    category: str = "interactive"
+    """``interactive``, ``noninteractive``, ``serviceprincipal`` or ``managedidentity``."""
+    request_id: str | None = None
+    original_request_id: str | None = None
+    correlation_id: str | None = None
+    session_id: str | None = None
+    unique_token_id: str | None = None
+    is_interactive: bool | None = None
+    error_code: int | None = None
+    failure_reason: str | None = None
+    additional_details: str | None = None
+    ca_status: str | None = None
+    """``success``, ``failure``, ``notApplied`` (Graph's ``conditionalAccessStatus``)."""
+    ca_policies: list[CaPolicy] | None = None
+    auth_requirement: str | None = None
+    """``singleFactorAuthentication`` / ``multiFactorAuthentication``."""
+    auth_steps: list[AuthStep] | None = None
+    mfa_method: str | None = None
+    mfa_detail: str | None = None
+    device_id: str | None = None
+    device_name: str | None = None
+    device_compliant: bool | None = None
+    device_managed: bool | None = None
+    device_trust_type: str | None = None
+    risk_level_during: str | None = None
+    risk_level_aggregated: str | None = None
+    risk_state: str | None = None
+    risk_detail: str | None = None
+    risk_event_types: list[str] | None = None
+    token_issuer_type: str | None = None
+    token_issuer_name: str | None = None
+    cross_tenant_access_type: str | None = None
+    home_tenant_id: str | None = None
+    resource_tenant_id: str | None = None
+    client_app_used: str | None = None
+    authentication_protocol: str | None = None
+    incoming_token_type: str | None = None
+    app_display_name: str | None = None
+    resource_display_name: str | None = None
+    resource_id: str | None = None
+    service_principal_id: str | None = None
+    service_principal_name: str | None = None
+    user_type: str | None = None
+    country: str | None = None
+    city: str | None = None
+    flagged_for_review: bool | None = None
+    audit_record_id: str | None = None
+    """The ``Id`` of the audit-log record of the same sign-in, once the two were merged (one sign-in, one event)."""
+
+
 NameValues = list[NameValue] | str | None
 ParameterValues = list[NameValue | str] | dict[str, Any] | str | None
 """Exchange ``Parameters`` in every shape seen: Name/Value pairs, ``"Name:Value"`` strings, a ``{name: value}``
@@ -108,6 +188,12 @@ class AuditRecord(msgspec.Struct, gc=False):
     ErrorNumber: int | str | None = None
     ErrorCode: int | str | None = None
     LogonError: str | None = None
+    IntraSystemId: str | None = None
+    """The sign-in's request id (the sign-in log's ``id``) on ``UserLoggedIn`` / ``UserLoginFailed`` records."""
+    InterSystemsId: str | None = None
+    """The sign-in's correlation id on ``UserLoggedIn`` / ``UserLoginFailed`` records."""
+    SignIn: SignInDetail | None = None
+    """What the Entra sign-in log says of this sign-in (records read from the sign-in logs only)."""
     Actor: msgspec.Raw = NO_VALUE
     """``list[IdentityRef] | None``: see `decode_identities`."""
     Target: msgspec.Raw = NO_VALUE

@@ -8,7 +8,10 @@ A piece of JSON that is not an audit record by itself may still carry one:
 - Microsoft Graph audit log queries (``microsoft.graph.security.auditLogRecord``): camel-case common fields
   (``id``, ``createdDateTime``, ``operation``, ``organizationId``, ``userPrincipalName``, ``clientIp``...) and the
   service's own fields in ``auditData``; the record is ``auditData`` completed from the common fields.
-- A response wrapper ``{"value": [...]}`` (Graph pages): each element.
+- A response wrapper ``{"value": [...]}`` (Graph pages) or ``{"records": [...]}`` (diagnostic settings sent to an
+  Event Hub): each element.
+- Entra sign-in logs (Graph ``signIn``, diagnostic settings, Log Analytics ``SigninLogs``): see
+  :mod:`shared.records.signins`.
 - Microsoft Sentinel ``OfficeActivity`` rows: the record's fields under their own names, with ``OfficeId``
   (the record Id), ``TimeGenerated``, ``OfficeWorkload`` and ``Client_IPAddress``.
 
@@ -22,6 +25,7 @@ from typing import Any
 import orjson
 
 from shared.records.event import Event, Quarantined, parse_raw_record
+from shared.records.signins import map_signin
 
 _MAPPABLE = frozenset({"missing_id", "missing_tenant", "bad_creation_time", "not_an_object"})
 MAX_FANOUT_DEPTH = 2
@@ -45,6 +49,8 @@ def parse_any(raw: bytes, *, depth: int = 0) -> list[Event | Quarantined]:
     if not isinstance(obj, dict):
         return [got]
     value = obj.get("value")
+    if value is None and isinstance(obj.get("records"), list) and len(obj) == 1:
+        value = obj["records"]  # diagnostic settings streamed to an Event Hub: {"records": [...]}
     if isinstance(value, list) and depth < MAX_FANOUT_DEPTH and not _looks_like_record(obj):
         return [x for item in value for x in parse_any(orjson.dumps(item), depth=depth + 1)]
     mapped = map_record(obj)
@@ -59,6 +65,9 @@ def _looks_like_record(obj: dict[str, Any]) -> bool:
 
 def map_record(obj: dict[str, Any]) -> dict[str, Any] | None:
     """The unified audit record another tool's row carries, or None when it is no shape we know."""
+    signin = map_signin(obj)
+    if signin is not None:
+        return signin
     audit = obj.get("AuditData", obj.get("auditdata"))
     if audit is not None and "auditData" not in obj:
         return _from_search_row(audit)

@@ -142,3 +142,28 @@ def test_one_alert_per_session_and_failed_sign_ins_ignored() -> None:
     assert [(a["severity"], a["count"], a["evidence_record_ids"]) for a in got] == [
         ("high", 1, [first["Id"], reuse1["Id"]])
     ]
+
+
+# Entra sign-in logs (issue #23): the session id of interactive and non-interactive sign-ins (Graph ``sessionId``,
+# the portal's "Session ID"), mapped by shared.records.signins into the same DeviceProperties SessionId.
+
+
+def test_a_non_interactive_sign_in_log_entry_reusing_the_session_abroad_is_high() -> None:
+    from signin_log_records import log_signin
+
+    first = log_signin(ALICE, when=at(minutes=0), ip=HOME_DE, session=SESSION)
+    reuse = log_signin(ALICE, when=at(minutes=25), ip=HOSTING_US, session=SESSION, category="nonInteractiveUser")
+    got = run([first, reuse])
+    assert [(a["severity"], a["evidence_record_ids"], a["context"]["session_id"]) for a in got] == [
+        ("high", [first["Id"], reuse["Id"]], SESSION)
+    ]
+
+
+def test_the_audit_log_and_the_sign_in_log_name_the_same_session() -> None:
+    from signin_log_records import log_signin
+
+    first = in_session(signin(ALICE, when=at(minutes=0), ip=HOME_DE))
+    reuse = log_signin(ALICE, when=at(minutes=25), ip=NY_US, session=SESSION.upper(), category="nonInteractiveUser")
+    assert [a["severity"] for a in run([first, reuse])] == ["high"]
+    same_place = log_signin(ALICE, when=at(minutes=25), ip=HOME_DE, session=SESSION, category="nonInteractiveUser")
+    assert run([first, same_place]) == []

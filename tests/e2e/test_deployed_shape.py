@@ -78,6 +78,7 @@ PARAMS = {
     "feedHealthSchedule": "0 */30 * * * *",
     "intelRefreshSchedule": "0 15 * * * *",
     "weeklyReportSchedule": "0 0 7 * * 1",
+    "signinPollSchedule": "0 */10 * * * *",
     "webhookRoute": "o365/webhook",
 }
 

@@ -129,6 +129,7 @@ DEFAULTS = {
     "ITDR_FEED_HEALTH_SCHEDULE": "feedHealthSchedule",
     "ITDR_INTEL_REFRESH_SCHEDULE": "intelRefreshSchedule",
     "ITDR_WEEKLY_REPORT_SCHEDULE": "weeklyReportSchedule",
+    "ITDR_SIGNIN_POLL_SCHEDULE": "signinPollSchedule",
     "ITDR_RECORDS_PER_BATCH": "recordsPerBatch",
     "ITDR_TENANT_SHARDS": "tenantShards",
     "ITDR_PARTNER_FORMAT": "partnerFormat",
@@ -299,6 +300,7 @@ def test_every_binding_expression_of_function_app_resolves(
         "ITDR_FEED_HEALTH_SCHEDULE",
         "ITDR_INTEL_REFRESH_SCHEDULE",
         "ITDR_WEEKLY_REPORT_SCHEDULE",
+        "ITDR_SIGNIN_POLL_SCHEDULE",
     }
     for name in expressions:  # set in Azure, locally, and read (with the same default) by the code
         assert name in bicep_settings and sample["Values"][name]
