@@ -18,6 +18,7 @@ from shared.graph.client import SyncGraphClient
 from shared.ingest.client import ManagementActivityClient
 from shared.ingest.ledger import RecordLedger
 from shared.platform.bus import MessageBus
+from shared.platform.principal import BearerVerifier
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.tenants import TenantDirectory
@@ -103,6 +104,9 @@ class IngestServices(Protocol):
 
     @property
     def feed_silence(self) -> Mapping[str, timedelta]: ...
+
+    @property
+    def admin_verifier(self) -> BearerVerifier | None: ...
 
     def now(self) -> datetime: ...
 

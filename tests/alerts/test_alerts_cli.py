@@ -152,7 +152,6 @@ def test_errors_are_itdr_errors(storage: Any, argv: list[str], error: type[Excep
     [
         ["alerts", "confirm", "--tenant", TENANT, "al-x", "--by", "ana"],  # a reason is required
         ["alerts", "dismiss", "--tenant", TENANT, "al-x", "--reason", "r"],  # so is --by
-        ["alerts", "list"],  # and the tenant
         [
             "suppressions",
             "add",
