@@ -163,7 +163,8 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], *, title:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(safe(_cell(row.get(key))) for key, _ in columns))
-    Console(file=sys.stdout, markup=False, highlight=False).print(table)
+    width = None if sys.stdout.isatty() else 240  # a pipe or file: no folding at 80 columns
+    Console(file=sys.stdout, width=width, markup=False, highlight=False).print(table)
 
 
 def _cell(value: Any) -> str:

@@ -537,7 +537,9 @@ class EntraStandIn:
             )
         app = self._apps.get(client_id.lower())
         consented = app is not None and (app.client_id.lower(), tenant) in self._consented
-        if app is None or (app.tenants is not None and tenant not in {t.lower() for t in app.tenants} and not consented):
+        if app is None or (
+            app.tenants is not None and tenant not in {t.lower() for t in app.tenants} and not consented
+        ):
             raise _Refusal(
                 400,
                 "unauthorized_client",

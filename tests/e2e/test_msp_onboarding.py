@@ -119,14 +119,13 @@ def sign_in(tenant: str, when: Any) -> dict[str, Any]:
     }
 
 
-def test_consent_link_to_first_content_and_proof_of_life_is_measured(app: App) -> None:
-    customer = CUSTOMERS[0]
+def _consent_to_proof_of_life(app: App, customer: str, name: str) -> dict[str, float]:
+    """One customer from consent link to proof of life; the seconds of each part."""
     app.stack.graph.add_tenant(customer)
-    app.stack.graph.add_user(customer, user_principal_name="ada@customer.example", usage_location="FR")
+    app.stack.graph.add_user(customer, user_principal_name=f"ada@{name.lower()}.example", usage_location="FR")
     admin = app.admin()
-
     started = time.perf_counter()
-    link = admin.consent_link({"partner_id": "p1", "name": "Fabrikam", "tenant": customer})
+    link = admin.consent_link({"partner_id": "p1", "name": name, "tenant": customer})
     assert link["url"].startswith(f"{app.stack.entra.authority}/{customer}/v2.0/adminconsent?client_id={CLIENT_ID}")
     app.stack.entra.plan_consent(customer, "accept")
     page = app.open_consent_link(link["url"])
@@ -137,25 +136,29 @@ def test_consent_link_to_first_content_and_proof_of_life_is_measured(app: App) -
     (record,) = [r for r in admin.consent_records() if r["nonce"] == link["nonce"]]
     assert (record["status"], record["tenant_id"], record["partner_id"]) == ("onboarded", customer, "p1")
     (tenant,) = [t for t in admin.list_tenants() if t["tenant_id"] == customer]
-    assert (tenant["name"], tenant["state"]) == ("Fabrikam", "waiting_for_first_content")
+    assert (tenant["name"], tenant["state"]) == (name, "waiting_for_first_content")
     assert app.stack.api.subscription(customer, AAD)["webhook"]["status"] == "enabled"
 
     # the first audit content: listed by the poller, processed, and the partner gets the proof of life
     created = datetime.now(UTC) - timedelta(minutes=2)  # published minutes after its events
-    app.stack.api.add_content(
-        customer, AAD, [sign_in(customer, created - timedelta(minutes=5))], created=created, notify=False
-    )
+    records = [sign_in(customer, created - timedelta(minutes=5))]
+    app.stack.api.add_content(customer, AAD, records, created=created, notify=False)
     app.runtime.tick("poll_content")
     app.runtime.run_until_idle()
     done = time.perf_counter()
     lives = [p.json() for p in app.stack.partner.effective_deliveries if p.json().get("kind") == "proof_of_life"]
-    assert [b["tenant_id"] for b in lives] == [customer]
+    assert customer in [b["tenant_id"] for b in lives]
     assert admin.status(customer)["state"] == "active"
-    figures = {
-        "consent_callback_to_onboarded_s": round(consented - started, 3),
+    return {
+        "consent_to_onboarded_s": round(consented - started, 3),
         "consent_to_proof_of_life_s": round(done - started, 3),
-        "published_s": 90,
     }
+
+
+def test_consent_link_to_first_content_and_proof_of_life_is_measured(app: App) -> None:
+    cold = _consent_to_proof_of_life(app, CUSTOMERS[0], "Fabrikam")  # a fresh worker: first imports, first clients
+    warm = _consent_to_proof_of_life(app, CUSTOMERS[1], "Contoso")  # the next customer on the same worker
+    figures = {"first_on_a_fresh_worker": cold, "next_customer": warm, "published_s": 90}
     print(f"\nMEASURED onboarding: {orjson.dumps(figures).decode()}")
     out = os.environ.get("ITDR_MEASURE_OUT")
     if out:

@@ -414,3 +414,30 @@ def test_admin_principals_are_scoped_to_their_partner(make_services: Any, emulat
 def test_a_principal_header_is_ignored_without_app_service_authentication(svc: Services) -> None:
     # without App Service Authentication in front, anyone can send the header: only the key counts
     assert as_principal(svc, "GET", principal(("roles", "Admin"))) == (401, {"error": "unauthorized"})
+
+
+def test_tenant_views_span_every_tenant_with_names(svc: Services, emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.app import configure
+    from shared.cli.main import main
+
+    configure(svc)
+    try:
+        assert main(["tenants", "add", "--tenant", TENANT_A, "--name", "Contoso", "--partner", "p1"]) == 0
+        assert main(["tenants", "add", "--tenant", TENANT_B, "--name", "Fabrikam", "--partner", "p2"]) == 0
+        capsys.readouterr()
+        assert main(["tenants", "status", "--format", "json"]) == 0  # every tenant, live
+        statuses = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(s["name"], [f["subscription"] for f in s["feeds"]]) for s in statuses] == [
+            ("Fabrikam", ["enabled"] * 4),
+            ("Contoso", ["enabled"] * 4),
+        ]
+        assert main(["tenants", "list", "--format", "table", "--partner", "p1"]) == 0
+        table = capsys.readouterr().out
+        assert "Contoso" in table and "Fabrikam" not in table and "1 tenants" in table
+        assert main(["tenants", "status", "--tenant", TENANT_B, "--format", "table"]) == 0
+        table = capsys.readouterr().out
+        assert "Fabrikam" in table and "AzureActiveDirectory enabled" in table
+        assert main(["deadletters", "list", "--format", "table"]) == 0
+        assert "0 dead letters" in capsys.readouterr().out
+    finally:
+        configure(None)

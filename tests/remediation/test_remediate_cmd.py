@@ -169,3 +169,17 @@ def test_list_strips_escape_sequences_from_users_rule_names_and_reasons(rig: Any
         "2025-03-10T15:00:00Z  reason=analystnote",
         "1 remediation(s)",
     ]
+
+
+def test_list_spans_every_tenant_with_names(rig: Any, storage: Any) -> None:
+    a = _row(rig, "a@contoso.com", RemediationState.PENDING_APPROVAL)
+    names = {rig.tenant: "Contoso", rig.other_tenant: "Fabrikam"}
+    out = io.StringIO()
+    assert cmd_list(storage, names=names, out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"Contoso  {a.key}  pending_approval")
+    assert lines[-1] == "1 remediation(s) in 2 tenant(s)"
+    out = io.StringIO()
+    cmd_list(storage, names=names, as_json=True, out=out)
+    (line,) = out.getvalue().splitlines()
+    assert (json.loads(line)["key"], json.loads(line)["tenant_name"]) == (a.key, "Contoso")
