@@ -13,6 +13,7 @@ refresh_intel (timer)                       shared.enrich.feeds
 weekly_report (timer)                       shared.functions.weekly_report
 admin_tenants (HTTP)                        shared.ingest.onboarding
 admin_tenant, admin_consent (HTTP)          shared.functions.admin_api
+admin_remediation (HTTP)                    shared.functions.admin_api
 consent_callback (HTTP)                     shared.functions.admin_api -> shared.ingest.consent
 
 The services come from ``shared.app.services()``: built once per process from the app settings alone.
@@ -90,6 +91,24 @@ def admin_tenant(req: func.HttpRequest) -> func.HttpResponse:
             method=req.method,
             tenant_id=req.route_params.get("tenant_id", ""),
             action=req.route_params.get("action"),
+            headers=dict(req.headers),
+            body=req.get_body(),
+        )
+    )
+
+
+@app.route(route="admin/remediations/{tenant_id}/{key}/{action}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_remediation(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.functions import admin_api
+
+    params = req.route_params
+    return _http(
+        admin_api.handle_remediation_request(
+            services(),
+            method=req.method,
+            tenant_id=params.get("tenant_id", ""),
+            key=params.get("key", ""),
+            action=params.get("action", ""),
             headers=dict(req.headers),
             body=req.get_body(),
         )

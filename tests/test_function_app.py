@@ -29,6 +29,7 @@ def test_functions_and_triggers_are_wired_as_bicep_declares_them() -> None:
         "admin_tenants": "httpTrigger",
         "admin_tenant": "httpTrigger",
         "admin_consent": "httpTrigger",
+        "admin_remediation": "httpTrigger",
         "consent_callback": "httpTrigger",
         "process_content": "serviceBusTrigger",
         "enrich_records": "serviceBusTrigger",

@@ -40,6 +40,8 @@ class TenantAdmin(Protocol):
 
     def consent_records(self) -> list[dict[str, Any]]: ...
 
+    def decide(self, tenant_id: str, key: str, action: str, *, reason: str = "") -> dict[str, Any]: ...
+
 
 class AdminApiClient:
     """The admin API over HTTPS with the operator's bearer token (``credential`` for ``scope``)."""
@@ -101,6 +103,11 @@ class AdminApiClient:
 
     def consent_records(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "admin/consent")["links"])
+
+    def decide(self, tenant_id: str, key: str, action: str, *, reason: str = "") -> dict[str, Any]:
+        """Approve, reject or undo a remediation; recorded as the signed-in operator."""
+        path = f"admin/remediations/{quote(tenant_id, safe='')}/{quote(key, safe='')}/{quote(action, safe='')}"
+        return dict(self._call("POST", path, {"reason": reason}))
 
 
 class LocalAdmin:
@@ -170,6 +177,9 @@ class LocalAdmin:
         from shared.ingest.consent import consent_records
 
         return consent_records(self._svc)
+
+    def decide(self, tenant_id: str, key: str, action: str, *, reason: str = "") -> dict[str, Any]:
+        raise ConfigurationError("decisions without --api: use itdr remediate approve|reject|undo --by NAME")
 
 
 def operator_credential(settings: OperatorSettings) -> TokenCredential:

@@ -230,6 +230,17 @@ def run(args: argparse.Namespace) -> int:
             as_json=args.json or args.format == "json",
             names={r.tenant_id: r.name for r in TenantDirectory(storage).list()},
         )
+    from shared.platform.settings import OperatorSettings
+
+    if args.api or OperatorSettings.from_env().api_url:
+        from shared.cli.admin_client import connect
+
+        admin = connect(args.api)
+        result = admin.decide(args.tenant, args.key, op, reason=getattr(args, "reason", None) or "")
+        sys.stdout.write(safe(f"{op} {result.get('key')}: {result.get('state')} (by {result.get('by')})") + "\n")
+        return 0
+    if not args.by:
+        raise ConfigurationError("give --by NAME (or --api URL: the decision is recorded as your sign-in)")
     bus = _bus_from_settings()
     from shared.app import Services
 
@@ -269,7 +280,14 @@ def register(subparsers: Any) -> None:
         p = sub.add_parser(name, help=text)
         common(p)
         p.add_argument("key", metavar="KEY", help="the action's key (rm-…) or a unique prefix")
-        p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded in the ledger)")
+        p.add_argument(
+            "--by", metavar="NAME", help="who decides (recorded; required without --api, which records your sign-in)"
+        )
+        p.add_argument(
+            "--api",
+            metavar="URL",
+            help="the deployed app's base URL (default ITDR_API_URL): decide through its admin API, signed in as you",
+        )
         if name == "reject":
             p.add_argument("--reason", metavar="TEXT", help="why (kept in the ledger)")
     rem.set_defaults(handler=run)

@@ -8,6 +8,8 @@ workstation needs no secret: ``itdr --api URL`` signs in with the operator's own
     POST admin/tenants/{tenant_id}/policy   {"remediation": {...}, "triage": {...}, "refresh_protected": bool}
     GET  admin/consent                      every consent link of the caller's partners, with its outcome
     POST admin/consent                      {"partner_id", "tenant"?, "name"?, "cloud"?, "detection"?, "ttl_hours"?}
+    POST admin/remediations/{tenant_id}/{key}/{action}   approve | reject | undo a remediation ({"reason"?});
+                                            recorded with the signed-in principal's name (the admin key: "admin-key")
     GET  onboarding/consent-callback        Entra's redirect after admin consent (anonymous: the state is checked)
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,10 +33,14 @@ from shared.ingest.onboarding import (
     refresh_protected_identities,
     tenant_status,
 )
-from shared.platform.errors import ConfigurationError, TransientError
+from shared.platform.errors import ConfigurationError, ItdrError, TransientError
 from shared.tenants import TenantDirectory
 
+if TYPE_CHECKING:
+    from shared.app import Services
+
 log = logging.getLogger("itdr.admin")
+MIN_KEY_PREFIX = 8
 
 
 def _json(status: int, value: Any) -> tuple[int, bytes]:
@@ -201,3 +207,71 @@ def handle_consent_callback(svc: IngestServices, *, query: Mapping[str, str]) ->
 
     result = callback(svc, query)
     return result.http_status, render_page(result)
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(default="", max_length=1000)
+
+
+def _full_key(svc: Services, tenant_id: str, key: str) -> str | None:
+    """The key of a remediation given the key or a unique prefix (at least 8 characters), else None."""
+    ledger = svc.remediation_ledger
+    if ledger.get_entry(tenant_id, key) is not None:
+        return key
+    if len(key) < MIN_KEY_PREFIX:
+        return None
+    hits = [e.key for e in ledger.list_entries(tenant_id) if e.key.startswith(key)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def handle_remediation_request(
+    svc: Services,
+    *,
+    method: str,
+    tenant_id: str,
+    key: str,
+    action: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> tuple[int, bytes]:
+    """``admin/remediations/{tenant_id}/{key}/{approve|reject|undo}``: the decision is recorded as made by the
+    authenticated caller (never a name sent in the body)."""
+    from shared.remediation.runner import approve_action, reject_action, request_undo
+
+    scope = admin_scope(svc, headers)
+    if scope is None:
+        return _json(401, {"error": "unauthorized"})
+    if method.upper() != "POST" or action not in ("approve", "reject", "undo"):
+        return _json(405, {"error": "method_not_allowed"})
+    if len(body) > MAX_ADMIN_BODY:
+        return _json(413, {"error": "body_too_large"})
+    try:
+        request = DecisionRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        return _invalid(exc)
+    try:
+        refused = _tenant_in_scope(svc, scope, tenant_id)
+        if refused is not None:
+            return refused
+        tid = normalize_tenant_id(tenant_id)
+        full = _full_key(svc, tid, key.strip())
+        if full is None:
+            return _json(404, {"error": "unknown_remediation"})
+        by = scope.name
+        ledger, hook = svc.remediation_ledger, svc.remediation_recorder.record
+        if action == "approve":
+            entry = approve_action(ledger, svc.bus, tid, full, by=by, clock=svc.now, on_change=hook)
+        elif action == "reject":
+            entry = reject_action(ledger, tid, full, by=by, clock=svc.now, reason=request.reason, on_change=hook)
+        else:
+            entry = request_undo(ledger, svc.bus, tid, full, by=by, clock=svc.now)
+    except ConfigurationError as exc:
+        return _json(400, {"error": exc.reason, "detail": str(exc)[:300]})
+    except TransientError as exc:
+        return _json(503, {"error": exc.reason})
+    except ItdrError as exc:
+        return _json(409, {"error": exc.reason, "detail": str(exc)[:300]})
+    log.info("admin remediation %s: tenant=%s key=%s by=%s", action, tid, full, by, extra={"tenant_id": tid})
+    return _json(200, {"action": action, "by": by, **orjson.loads(entry.model_dump_json())})

@@ -52,8 +52,8 @@ class OperatorCredential:
     """The operator's sign-in, substituted: a user token from the Entra stand-in (what the interactive or
     device-code credential gets from Entra), for the admin API's scope only."""
 
-    def __init__(self, stack: Stack, *, roles: tuple[str, ...] = ("Admin",), partners: tuple[str, ...] = ()) -> None:
-        self._stack, self._roles, self._partners = stack, roles, partners
+    def __init__(self, deployed: Stack, *, roles: tuple[str, ...] = ("Admin",), partners: tuple[str, ...] = ()) -> None:
+        self._stack, self._roles, self._partners = deployed, roles, partners
         self.scopes: list[str] = []
 
     def get_token(self, *scopes: str, **_: Any) -> AccessToken:
@@ -316,3 +316,42 @@ def test_two_hundred_tenants_in_one_import_respecting_per_tenant_throttling(app:
     print(f"\nMEASURED import: {orjson.dumps(figures).decode()}")
     rerun = import_tenants(app.admin(), rows, resolve=TenantResolver(), workers=8)
     assert {r.result for r in rerun} == {"unchanged"}
+
+
+def test_approvals_go_through_the_api_as_the_signed_in_operator(app: App) -> None:
+    from datetime import UTC, datetime
+
+    from shared.remediation.ledger import ActionKind, LedgerEntry, RemediationRequest, RemediationState
+
+    customer = CUSTOMERS[3]
+    app.stack.entra.grant_consent(CLIENT_ID, customer)
+    app.stack.graph.add_tenant(customer)
+    admin = app.admin()
+    admin.onboard({"tenant_id": customer, "name": "Litware", "partner_id": "p2"})
+
+    def pending(user: str) -> LedgerEntry:
+        req = RemediationRequest(
+            tenant_id=customer,
+            incident_id="inc-1",
+            action=ActionKind.ISOLATE_IDENTITY,
+            target={"user": user},
+            requested_by="itdr",
+            approved=False,
+        )
+        entry = LedgerEntry.new(req, state=RemediationState.PENDING_APPROVAL, at=datetime.now(UTC))
+        created: LedgerEntry = app.svc.remediation_ledger.create_entry(entry)
+        return created
+
+    a, b = pending("a@litware.example"), pending("b@litware.example")
+    approved = admin.decide(customer, a.key[:12], "approve")
+    assert (approved["key"], approved["state"], approved["by"]) == (a.key, "pending", "operator@msp.example")
+    rejected = admin.decide(customer, b.key, "reject", reason="the CFO is travelling")
+    assert (rejected["state"], rejected["by"]) == ("rejected", "operator@msp.example")
+    assert "the CFO is travelling" in orjson.dumps(rejected).decode()
+    row = app.svc.remediation_ledger.get_entry(customer, a.key)
+    assert row is not None and row.approved_by == "operator@msp.example"
+    # another partner's operator neither sees nor decides the tenant's actions
+    with pytest.raises(Exception, match="404 unknown_tenant"):
+        app.admin(roles=("PartnerAdmin",), partners=("p1",)).decide(customer, b.key, "approve")
+    with pytest.raises(Exception, match="404 unknown_remediation"):
+        admin.decide(customer, "rm-nope", "approve")
