@@ -215,8 +215,20 @@ def run(args: argparse.Namespace) -> int:
     """The argparse handler: storage and bus from the settings."""
     from shared.platform.settings import Settings
 
-    storage = StorageClients.from_settings(Settings.from_env())
     op = args.remediate_command
+    if op != "list":
+        from shared.platform.settings import OperatorSettings
+
+        if args.api or OperatorSettings.from_env().api_url:
+            from shared.cli.admin_client import connect
+
+            admin = connect(args.api)
+            result = admin.decide(args.tenant, args.key, op, reason=getattr(args, "reason", None) or "")
+            sys.stdout.write(safe(f"{op} {result.get('key')}: {result.get('state')} (by {result.get('by')})") + "\n")
+            return 0
+        if not args.by:
+            raise ConfigurationError("give --by NAME (or --api URL: the decision is recorded as your sign-in)")
+    storage = StorageClients.from_settings(Settings.from_env())
     if op == "list":
         from shared.tenants import TenantDirectory
 
@@ -230,17 +242,6 @@ def run(args: argparse.Namespace) -> int:
             as_json=args.json or args.format == "json",
             names={r.tenant_id: r.name for r in TenantDirectory(storage).list()},
         )
-    from shared.platform.settings import OperatorSettings
-
-    if args.api or OperatorSettings.from_env().api_url:
-        from shared.cli.admin_client import connect
-
-        admin = connect(args.api)
-        result = admin.decide(args.tenant, args.key, op, reason=getattr(args, "reason", None) or "")
-        sys.stdout.write(safe(f"{op} {result.get('key')}: {result.get('state')} (by {result.get('by')})") + "\n")
-        return 0
-    if not args.by:
-        raise ConfigurationError("give --by NAME (or --api URL: the decision is recorded as your sign-in)")
     bus = _bus_from_settings()
     from shared.app import Services
 

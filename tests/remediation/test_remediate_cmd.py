@@ -10,7 +10,7 @@ import pytest
 
 from shared.cli.main import build_parser
 from shared.cli.remediate_cmd import cmd_approve, cmd_list, cmd_reject, cmd_undo, resolve_key, run
-from shared.platform.errors import BadInputError, NotFoundError
+from shared.platform.errors import BadInputError, ConfigurationError, NotFoundError
 from shared.remediation.ledger import (
     ActionKind,
     InMemoryRemediationLedger,
@@ -142,8 +142,10 @@ def test_the_subcommands_are_registered() -> None:
     assert (args.state, args.json, args.incident) == (["failed", "pending"], True, None)
     args = parser.parse_args(["remediate", "reject", "--tenant", "t1", "k", "--by", "soc", "--reason", "fp"])
     assert args.reason == "fp"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["remediate", "undo", "--tenant", "t1", "k"])  # --by is required
+    assert args.api is None
+    # without --api, --by is required (with it, the decision is recorded as the operator's sign-in)
+    with pytest.raises(ConfigurationError, match="give --by"):
+        run(parser.parse_args(["remediate", "undo", "--tenant", "t1", "k"]))
 
 
 def test_list_strips_escape_sequences_from_users_rule_names_and_reasons(rig: Any, storage: Any) -> None:
