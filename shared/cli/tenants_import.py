@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shared.cli.admin_client import TenantAdmin
-from shared.platform.errors import ConfigurationError, ItdrError
+from shared.platform.errors import ConfigurationError, ItdrError, ServiceUnavailable
 from shared.tenants import settings_digest
 
 if TYPE_CHECKING:
@@ -176,7 +176,12 @@ class TenantResolver:
         with self._lock:
             if value in self._cache:
                 return self._cache[value]
-        response = self._http.get(f"{self._authority}/{value}/v2.0/.well-known/openid-configuration")
+        import httpx
+
+        try:
+            response = self._http.get(f"{self._authority}/{value}/v2.0/.well-known/openid-configuration")
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"cannot resolve {value}: {type(exc).__name__}") from exc
         if response.status_code != 200:
             raise ConfigurationError(f"no Entra tenant has the domain {value}", reason="unknown_domain")
         match = _ISSUER_TENANT.search(str(response.json().get("issuer", "")) + "/")

@@ -441,3 +441,44 @@ def test_tenant_views_span_every_tenant_with_names(svc: Services, emulator, caps
         assert "0 dead letters" in capsys.readouterr().out
     finally:
         configure(None)
+
+
+def test_tenants_import_through_the_command_line(
+    svc: Services, emulator, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.app import configure
+    from shared.cli.main import main
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text(
+        "tenant,name,partner,allowed_countries\n"
+        f"{TENANT_A},Contoso,p1,US;CA\n"
+        f"{TENANT_B},Fabrikam,p2,\n"
+        "not a tenant,Nobody,p2,\n",
+        encoding="utf-8",
+    )
+    configure(svc)
+    try:
+        assert main(["tenants", "import", str(csv), "--format", "json", "-q"]) == 1  # one row failed
+        first = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(r["tenant_id"], r["result"]) for r in first] == [
+            (TENANT_A, "created"),
+            (TENANT_B, "created"),
+            (None, "failed"),
+        ]
+        assert "not a tenant id or domain" in first[2]["detail"]
+        csv.write_text("\n".join(csv.read_text().splitlines()[:3]) + "\n", encoding="utf-8")
+        before = starts(emulator)
+        assert main(["tenants", "import", str(csv), "--format", "table", "-q"]) == 0
+        out = capsys.readouterr()
+        assert out.out.count("unchanged") == 2 and "2 rows" in out.err and "2 unchanged" in out.err
+        assert starts(emulator) == before
+        assert main(["tenants", "import", str(tmp_path / "missing.csv")]) == 2
+        bad = tmp_path / "bad.csv"
+        bad.write_text("tenant,colour\nx,blue\n", encoding="utf-8")
+        assert main(["tenants", "import", str(bad)]) == 2
+        assert "unknown column(s): colour" in capsys.readouterr().err
+    finally:
+        configure(None)
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None and record.detection["allowed_countries"] == ["US", "CA"]
