@@ -13,6 +13,9 @@ feed_health (timer)                         shared.ingest.health
 refresh_intel (timer)                       shared.enrich.feeds
 weekly_report (timer)                       shared.functions.weekly_report
 admin_tenants (HTTP)                        shared.ingest.onboarding
+admin_tenant, admin_consent (HTTP)          shared.functions.admin_api
+admin_remediation (HTTP)                    shared.functions.admin_api
+consent_callback (HTTP)                     shared.functions.admin_api -> shared.ingest.consent
 
 The services come from ``shared.app.services()``: built once per process from the app settings alone.
 A Service Bus message's fate (complete, park, retry) is :mod:`shared.functions.fate`. Each function imports
@@ -74,13 +77,71 @@ def o365_webhook(req: func.HttpRequest) -> func.HttpResponse:
     return _http(webhook.handle_webhook(services(), headers=dict(req.headers), body=req.get_body()))
 
 
-@app.route(route="admin/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+# The admin routes authenticate every request themselves (the admin key, or the operator's Entra principal):
+# no function key, so an operator's workstation holds no secret.
+@app.route(route="admin/tenants", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_tenants(req: func.HttpRequest) -> func.HttpResponse:
     from shared.ingest import onboarding
 
     svc = services()
     return _http(
         onboarding.handle_admin_request(svc, method=req.method, headers=dict(req.headers), body=req.get_body())
+    )
+
+
+@app.route(route="admin/tenants/{tenant_id}/{action?}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_tenant(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.functions import admin_api
+
+    return _http(
+        admin_api.handle_tenant_request(
+            services(),
+            method=req.method,
+            tenant_id=req.route_params.get("tenant_id", ""),
+            action=req.route_params.get("action"),
+            headers=dict(req.headers),
+            body=req.get_body(),
+        )
+    )
+
+
+@app.route(route="admin/remediations/{tenant_id}/{key}/{action}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_remediation(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.functions import admin_api
+
+    params = req.route_params
+    return _http(
+        admin_api.handle_remediation_request(
+            services(),
+            method=req.method,
+            tenant_id=params.get("tenant_id", ""),
+            key=params.get("key", ""),
+            action=params.get("action", ""),
+            headers=dict(req.headers),
+            body=req.get_body(),
+        )
+    )
+
+
+@app.route(route="admin/consent", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_consent(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.functions import admin_api
+
+    return _http(
+        admin_api.handle_consent_request(services(), method=req.method, headers=dict(req.headers), body=req.get_body())
+    )
+
+
+@app.route(route="onboarding/consent-callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def consent_callback(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.functions import admin_api
+
+    status, page = admin_api.handle_consent_callback(services(), query=dict(req.params))
+    return func.HttpResponse(
+        body=page,
+        status_code=status,
+        mimetype="text/html",
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": "default-src 'none'"},
     )
 
 

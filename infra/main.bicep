@@ -56,12 +56,19 @@ param partnerFormat string = 'itdr'
 @description('SHA-256 (hex) of the admin API key accepted by the admin_tenants function. A hash, never the key itself.')
 param adminKeySha256 string = ''
 
-@description('appservice: App Service Authentication fronts the app, and admin_tenants also accepts its principals (app roles Admin, PartnerAdmin with partner claims). off: the admin key only.')
+@description('appservice: App Service Authentication fronts the app, and the admin functions also accept its principals (app roles Admin, PartnerAdmin with partner claims). entra: the app validates the operator\'s Entra bearer token itself (Flex Consumption). off: the admin key only.')
 @allowed([
   'off'
   'appservice'
+  'entra'
 ])
 param adminPrincipalAuth string = 'off'
+
+@description('entra mode: the audiences an operator\'s token must carry (the admin API\'s App ID URI, e.g. api://<client id>), comma-separated.')
+param adminApiAudience string = ''
+
+@description('Key Vault secret (name) with the HMAC key of consent-link state values (32+ random characters). Empty: no consent links.')
+param consentStateKeySecretName string = ''
 
 @description('JSON object: feed kind (vpn, tor, hosting_asn, rogue_app) -> list of https URLs. Empty: no external feeds.')
 param intelFeedUrls string = ''
@@ -294,6 +301,7 @@ module rbac 'modules/rbac.bicep' = {
     certificateName: certificateName
     certificateImported: certificateImported
     spurTokenSecretName: spurTokenSecretName
+    consentStateKeySecretName: consentStateKeySecretName
     logicAppName: partnerLogicApp.outputs.name
     logicAppPrincipalId: partnerLogicApp.outputs.principalId
     operatorPrincipalId: operatorPrincipalId
@@ -317,6 +325,8 @@ module functionAppSettings 'modules/function-app-settings.bicep' = {
     partnerFormat: partnerFormat
     adminKeySha256: adminKeySha256
     adminPrincipalAuth: adminPrincipalAuth
+    adminApiAudience: adminApiAudience
+    consentStateKeySecretName: consentStateKeySecretName
     intelFeedUrls: intelFeedUrls
     ipDataDir: ipDataDir
     maxmindCityDb: maxmindCityDb

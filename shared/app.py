@@ -103,6 +103,7 @@ if TYPE_CHECKING:  # keep `import function_app` light: the Azure SDKs load on fi
     from shared.ingest.signin_client import SignInLogClient
     from shared.messages import EnrichedBatchRef
     from shared.platform.bus import MessageBus
+    from shared.platform.principal import BearerVerifier
     from shared.platform.storage import StorageClients
     from shared.remediation.incidents import RemediationRecorder
     from shared.remediation.ledger import TableRemediationLedger
@@ -197,6 +198,7 @@ class Services:
         intel: IntelSources = IntelSources(),
         partner: PartnerTransport = PartnerTransport(),
         management_http: httpx.Client | None = None,
+        entra_http: httpx.Client | None = None,
         management_max_retry_delay: float = 60.0,
         feed_silence: Mapping[str, timedelta] | None = None,
         remediation_defaults: Mapping[str, object] | None = None,
@@ -207,7 +209,8 @@ class Services:
         ``storage`` and ``bus`` (default: from the settings), ``credentials`` (default: the app certificate),
         ``clock``/``sleep``/``rng`` (simulated time), ``intel`` (feed files or a ready IP client), ``partner``
         (an httpx client and loopback stand-ins), ``management_http`` (an httpx client for the Management
-        Activity API, e.g. with a fault-injecting transport), ``feed_silence`` (per content type silence
+        Activity API, e.g. with a fault-injecting transport), ``entra_http`` (an httpx client for Entra's signing
+        keys, e.g. trusting a local stand-in's CA), ``feed_silence`` (per content type silence
         thresholds), ``remediation_defaults`` (policy fields under every tenant's own), ``on_detected``.
         """
         self.settings = settings
@@ -216,6 +219,7 @@ class Services:
             "bus": bus,
             "credentials": credentials,
             "management_http": management_http,
+            "entra_http": entra_http,
             "feed_silence": feed_silence,
             "remediation_defaults": remediation_defaults,
             "on_detected": on_detected,
@@ -238,6 +242,7 @@ class Services:
         self._intel = intel
         self._partner = partner
         self._management_http = management_http
+        self._entra_http = entra_http
         self._management_max_retry_delay = management_max_retry_delay
         self.feed_silence: Mapping[str, timedelta] = dict(feed_silence or {})
         self._remediation_defaults: Mapping[str, object] = dict(remediation_defaults or {})
@@ -385,6 +390,25 @@ class Services:
             return self.graph_client(tenant_id)
         except ConfigurationError:
             return None
+
+    @cached_property
+    def admin_verifier(self) -> BearerVerifier | None:
+        """Validates operators' Entra bearer tokens for the admin API (``ITDR_ADMIN_PRINCIPAL_AUTH=entra``): the
+        signing keys of ``ITDR_PUBLISHER_ID``'s tenant, audiences ``ITDR_ADMIN_API_AUDIENCE``; None otherwise."""
+        s = self.settings
+        if s.admin_principal_auth != "entra" or not s.publisher_id or not s.admin_api_audience:
+            return None
+        import httpx
+
+        from shared.platform.principal import BearerVerifier
+
+        return BearerVerifier(
+            authority=s.login_authority_override or "https://login.microsoftonline.com",
+            tenant_id=s.publisher_id,
+            audience=[a.strip() for a in s.admin_api_audience.split(",")],
+            http=self._entra_http or httpx.Client(),
+            clock=self.clock,
+        )
 
     # -- ingest ------------------------------------------------------------------------------------------------
     @cached_property

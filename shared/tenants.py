@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,13 @@ class TenantRecord(BaseModel):
         if not auth_id or not self.webhook_auth_hash:
             return False
         return hmac.compare_digest(hash_secret(auth_id), self.webhook_auth_hash)
+
+
+def settings_digest(value: Mapping[str, Any] | None) -> str:
+    """A short digest of a settings object (``home_countries``, which onboarding seeds from Graph, left out):
+    ``itdr tenants import`` compares it with the wanted settings so that a run changes nothing already right."""
+    kept = {k: v for k, v in (value or {}).items() if k != "home_countries"}
+    return hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def hash_secret(value: str) -> str:

@@ -31,9 +31,14 @@ param adminKeySha256 string
 @allowed([
   'off'
   'appservice'
+  'entra'
 ])
-@description('appservice: the admin function also accepts App Service Authentication principals (X-MS-CLIENT-PRINCIPAL) with the Admin or PartnerAdmin role.')
+@description('appservice: the admin function also accepts App Service Authentication principals (X-MS-CLIENT-PRINCIPAL) with the Admin or PartnerAdmin role; entra: the app validates the operator\'s Entra bearer token itself.')
 param adminPrincipalAuth string
+@description('Accepted audiences of operator tokens (entra mode): the admin API\'s App ID URI, comma-separated.')
+param adminApiAudience string
+@description('Key Vault secret holding the consent-link HMAC key; empty: no consent links.')
+param consentStateKeySecretName string
 param intelFeedUrls string
 param ipDataDir string
 param maxmindCityDb string
@@ -97,6 +102,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ITDR_PARTNER_FORMAT: partnerFormat
     ITDR_ADMIN_KEY_SHA256: adminKeySha256
     ITDR_ADMIN_PRINCIPAL_AUTH: adminPrincipalAuth
+    ITDR_ADMIN_API_AUDIENCE: adminApiAudience
+    ITDR_CONSENT_STATE_KEY: empty(consentStateKeySecretName) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${consentStateKeySecretName}/)'
+    ITDR_CONSENT_REDIRECT_URL: 'https://${site.properties.defaultHostName}/api/onboarding/consent-callback'
     // Schedules and tuning ----------------------------------------------------------------
     ITDR_POLL_SCHEDULE: pollSchedule
     ITDR_FEED_HEALTH_SCHEDULE: feedHealthSchedule

@@ -26,6 +26,7 @@ param certificateImported bool = false
 
 @description('Name of the Spur token secret, stored before deploying with it. Empty: none.')
 param spurTokenSecretName string = ''
+param consentStateKeySecretName string = ''
 
 @description('The partner Logic App and its system-assigned identity (reads its own runs to drop a repeated Idempotency-Key).')
 param logicAppName string
@@ -73,6 +74,8 @@ var appSecretNames = concat([
   certificateName
 ] : [], empty(spurTokenSecretName) ? [] : [
   spurTokenSecretName
+], empty(consentStateKeySecretName) ? [] : [
+  consentStateKeySecretName
 ])
 
 resource appSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = [for secretName in appSecretNames: {

@@ -1,7 +1,7 @@
 """`itdr alerts queue|list|show|ack|confirm|dismiss` and `itdr suppressions list|add|remove`: the SOC's verbs.
 
     itdr alerts queue    [--tenant T ...] [--state S ...] [--format table|json]
-    itdr alerts list     --tenant T [--status S] [--since 24h|2024-05-01T00:00Z] [--format table|json]
+    itdr alerts list     [--tenant T ...] [--status S] [--since 24h|2024-05-01T00:00Z] [--format table|json]
     itdr alerts show     --tenant T ALERT_ID [--format table|json]
     itdr alerts ack      --tenant T ALERT_ID|INCIDENT_ID --by NAME [--reason TEXT]
     itdr alerts confirm  --tenant T ALERT_ID|INCIDENT_ID --by NAME --reason TEXT
@@ -33,7 +33,7 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -99,6 +99,15 @@ class Stores:
         )
 
 
+def _tenant_names(storage: StorageClients | Stores) -> dict[str, str]:
+    """Tenant id -> display name (empty for explicit stores without a tenant directory)."""
+    if isinstance(storage, Stores):
+        return {}
+    from shared.tenants import TenantDirectory
+
+    return {r.tenant_id: r.name for r in TenantDirectory(storage).list()}
+
+
 def _stores(storage: StorageClients | Stores, now: Callable[[], float]) -> Stores:
     return storage if isinstance(storage, Stores) else Stores.from_storage(storage, now=now)
 
@@ -152,31 +161,49 @@ def _short(text: str, n: int = 80) -> str:
 def cmd_alerts_list(
     storage: StorageClients | Stores,
     *,
-    tenant_id: str,
+    tenant_id: str | None = None,
+    tenant_ids: Sequence[str] = (),
     status: str | None = None,
     since: str | None = None,
     fmt: str = "table",
     out: IO[str] | None = None,
     now: Callable[[], float] = time.time,
+    names: Mapping[str, str] | None = None,
 ) -> int:
-    """Print the tenant's alerts (oldest first), optionally one status and those seen since a time. Returns 0."""
+    """Print alerts (oldest first), optionally one status and those seen since a time. Returns 0.
+
+    ``tenant_id`` lists one tenant as before; otherwise ``tenant_ids``, or every onboarded tenant when none is
+    given, with a TENANT column (the display name from ``names``, else the id) and ``tenant_name`` in JSON."""
     stream = out or sys.stdout
     stores = _stores(storage, now)
     if status is not None and status not in {s.value for s in AlertStatus}:
         raise BadInputError(f"unknown status {status!r}")
     since_ts = parse_when(since, now=now()) if since else None
-    records = stores.alerts.list_alerts(tenant_id, status=status, since=since_ts)
+    if tenant_id is not None:
+        tenants, across = [tenant_id], False
+    else:
+        tenants = list(tenant_ids) or (stores.tenants() if stores.tenants is not None else [])
+        across = True
+    labels = dict(names or {})
+    records = [r for t in tenants for r in stores.alerts.list_alerts(t, status=status, since=since_ts)]
+    if across:
+        records.sort(key=lambda r: (iso(r.alert.last_seen), r.alert.tenant_id, r.alert.alert_id))
     if fmt == "json":
-        _json([r.to_dict() for r in records], stream)
+        items = [r.to_dict() for r in records]
+        if across:
+            items = [
+                {**d, "tenant_name": labels.get(r.alert.tenant_id, "")} for d, r in zip(items, records, strict=True)
+            ]
+        _json(items, stream)
         return 0
-    rows = [("ALERT", "STATUS", "SEVERITY", "DETECTOR", "USER", "LAST SEEN", "SUMMARY")]
+    head = ("ALERT", "STATUS", "SEVERITY", "DETECTOR", "USER", "LAST SEEN", "SUMMARY")
+    rows: list[tuple[str, ...]] = [(("TENANT", *head)) if across else head]
     for r in records:
         a = r.alert
-        rows.append(
-            (a.alert_id, r.status.value, a.severity.value, a.detector, a.user, iso(a.last_seen), _short(a.summary))
-        )
+        row = (a.alert_id, r.status.value, a.severity.value, a.detector, a.user, iso(a.last_seen), _short(a.summary))
+        rows.append(((_short(labels.get(a.tenant_id) or a.tenant_id, 36), *row)) if across else row)
     _table(rows, stream)
-    stream.write(f"{len(records)} alert(s)\n")
+    stream.write(f"{len(records)} alert(s)" + (f" in {len(tenants)} tenant(s)\n" if across else "\n"))
     return 0
 
 
@@ -493,8 +520,17 @@ def dispatch(
                 storage, tenant_ids=args.tenant or (), states=args.state or (), fmt=fmt, out=out, now=now
             )
         if op == "list":
+            tenants = list(args.tenant or [])
             return cmd_alerts_list(
-                storage, tenant_id=args.tenant, status=args.status, since=args.since, fmt=fmt, out=out, now=now
+                storage,
+                tenant_id=tenants[0] if len(tenants) == 1 else None,
+                tenant_ids=tenants,
+                status=args.status,
+                since=args.since,
+                fmt=fmt,
+                out=out,
+                now=now,
+                names=_tenant_names(storage),
             )
         if op == "show":
             return cmd_alerts_show(storage, tenant_id=args.tenant, alert_id=args.alert_id, fmt=fmt, out=out, now=now)
@@ -582,8 +618,9 @@ def register(subparsers: Any) -> None:
     queue.add_argument(
         "--format", choices=["table", "json"], default="table", help="table for people, json for scripts"
     )
-    lst = asub.add_parser("list", help="the tenant's alerts")
-    common(lst)
+    lst = asub.add_parser("list", help="alerts of every tenant (or --tenant), with tenant names")
+    lst.add_argument("--tenant", action="append", metavar="TENANT_ID", help="only this tenant (repeatable)")
+    lst.add_argument("--format", choices=["table", "json"], default="table", help="table for people, json for scripts")
     lst.add_argument("--status", choices=[s.value for s in AlertStatus], help="only alerts in this status")
     lst.add_argument("--since", metavar="WHEN", help="an age (24h, 7d) or an ISO time")
     show = asub.add_parser("show", help="one alert with its history")

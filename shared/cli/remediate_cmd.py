@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
+
+import orjson
 
 from shared.cli.terminal import safe
 from shared.platform.bus import MessageBus
@@ -87,26 +89,41 @@ def _line(entry: LedgerEntry) -> str:
 def cmd_list(
     storage: StorageClients | RemediationLedger,
     *,
-    tenant_id: str,
+    tenant_id: str | None = None,
+    tenant_ids: Sequence[str] = (),
     states: Sequence[str] | None = None,
     incident_id: str | None = None,
     as_json: bool = False,
     out: IO[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> int:
-    """Print the tenant's remediations (one line each, or JSON lines with ``as_json``). Returns 0."""
+    """Print remediations (one line each, or JSON lines with ``as_json``). Returns 0.
+
+    ``tenant_id`` lists one tenant as before; otherwise ``tenant_ids`` (every tenant of ``names`` when empty),
+    each line starting with the tenant's name, and ``tenant_name`` in JSON."""
     stream = out or sys.stdout
     try:
         wanted = [RemediationState(s) for s in states] if states else None
     except ValueError as exc:
         raise BadInputError(f"unknown state: {exc}") from exc
-    entries = _ledger(storage).list_entries(tenant_id, states=wanted, incident_id=incident_id)
+    labels = dict(names or {})
+    across = tenant_id is None
+    tenants = [tenant_id] if tenant_id is not None else (list(tenant_ids) or sorted(labels))
+    ledger = _ledger(storage)
+    entries = [e for t in tenants for e in ledger.list_entries(t, states=wanted, incident_id=incident_id)]
     for e in entries:
         if as_json:
-            stream.write(e.model_dump_json() + "\n")
+            line = e.model_dump_json()
+            if across:
+                line = orjson.dumps({**orjson.loads(line), "tenant_name": labels.get(e.tenant_id, "")}).decode()
+            stream.write(line + "\n")
         else:
-            stream.write(safe(_line(e)) + "\n")
+            prefix = f"{labels.get(e.tenant_id) or e.tenant_id}  " if across else ""
+            stream.write(safe(prefix + _line(e)) + "\n")
     if not as_json:
-        stream.write(safe(f"{len(entries)} remediation(s)") + "\n")
+        stream.write(
+            safe(f"{len(entries)} remediation(s)" + (f" in {len(tenants)} tenant(s)" if across else "")) + "\n"
+        )
     return 0
 
 
@@ -198,10 +215,33 @@ def run(args: argparse.Namespace) -> int:
     """The argparse handler: storage and bus from the settings."""
     from shared.platform.settings import Settings
 
-    storage = StorageClients.from_settings(Settings.from_env())
     op = args.remediate_command
+    if op != "list":
+        from shared.platform.settings import OperatorSettings
+
+        if args.api or OperatorSettings.from_env().api_url:
+            from shared.cli.admin_client import connect
+
+            admin = connect(args.api)
+            result = admin.decide(args.tenant, args.key, op, reason=getattr(args, "reason", None) or "")
+            sys.stdout.write(safe(f"{op} {result.get('key')}: {result.get('state')} (by {result.get('by')})") + "\n")
+            return 0
+        if not args.by:
+            raise ConfigurationError("give --by NAME (or --api URL: the decision is recorded as your sign-in)")
+    storage = StorageClients.from_settings(Settings.from_env())
     if op == "list":
-        return cmd_list(storage, tenant_id=args.tenant, states=args.state, incident_id=args.incident, as_json=args.json)
+        from shared.tenants import TenantDirectory
+
+        tenants = list(args.tenant or [])
+        return cmd_list(
+            storage,
+            tenant_id=tenants[0] if len(tenants) == 1 else None,
+            tenant_ids=tenants,
+            states=args.state,
+            incident_id=args.incident,
+            as_json=args.json or args.format == "json",
+            names={r.tenant_id: r.name for r in TenantDirectory(storage).list()},
+        )
     bus = _bus_from_settings()
     from shared.app import Services
 
@@ -225,8 +265,9 @@ def register(subparsers: Any) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tenant", required=True, metavar="TENANT_ID", help="the tenant (directory) id")
 
-    lst = sub.add_parser("list", help="the tenant's remediation actions")
-    common(lst)
+    lst = sub.add_parser("list", help="remediation actions of every tenant (or --tenant), with tenant names")
+    lst.add_argument("--tenant", action="append", metavar="TENANT_ID", help="only this tenant (repeatable)")
+    lst.add_argument("--format", choices=["table", "json"], default="table", help="json: JSON lines (as --json)")
     lst.add_argument(
         "--state", action="append", choices=[s.value for s in RemediationState], help="only these states (repeat)"
     )
@@ -240,7 +281,14 @@ def register(subparsers: Any) -> None:
         p = sub.add_parser(name, help=text)
         common(p)
         p.add_argument("key", metavar="KEY", help="the action's key (rm-…) or a unique prefix")
-        p.add_argument("--by", required=True, metavar="NAME", help="who decides (recorded in the ledger)")
+        p.add_argument(
+            "--by", metavar="NAME", help="who decides (recorded; required without --api, which records your sign-in)"
+        )
+        p.add_argument(
+            "--api",
+            metavar="URL",
+            help="the deployed app's base URL (default ITDR_API_URL): decide through its admin API, signed in as you",
+        )
         if name == "reject":
             p.add_argument("--reason", metavar="TEXT", help="why (kept in the ledger)")
     rem.set_defaults(handler=run)

@@ -188,8 +188,12 @@ class EntraStandIn:
         token_lifetime: int = 3599,
         clock_skew: int = 300,
         port: int = 0,
+        domains: Mapping[str, str] | None = None,
     ) -> None:
+        """``domains`` maps a verified domain (``contoso.com``) to its tenant id: OpenID discovery by domain
+        answers with that tenant's document, as Entra does."""
         self._tenants = frozenset(t.lower() for t in tenants)
+        self._domains = {d.lower(): t.lower() for d, t in (domains or {}).items()}
         self._apps = {a.client_id.lower(): a for a in apps}
         self._clock = clock
         self.token_lifetime = token_lifetime
@@ -201,6 +205,10 @@ class EntraStandIn:
         self._token_requests: list[TokenRequest] = []
         self._metadata_requests: list[str] = []
         self._seen_jti: dict[tuple[str, str], float] = {}
+        self._consented: set[tuple[str, str]] = set()
+        self._consent_plan: list[tuple[str, str]] = []
+        self.consents: list[dict[str, str]] = []
+        """Every admin-consent request answered: tenant, client id, decision, redirect URI."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> EntraStandIn:
@@ -295,6 +303,113 @@ class EntraStandIn:
             claims=claims,
         )
 
+    def issue_user_token(
+        self,
+        tenant_id: str,
+        *,
+        audience: str,
+        upn: str,
+        roles: Iterable[str] = (),
+        partners: Iterable[str] = (),
+        client_id: str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+    ) -> str:
+        """A delegated (user) v1 access token, as an operator's interactive or device-code sign-in gets it: ``aud``
+        the API, ``upn``, ``roles`` (app roles assigned to the user), ``partner`` claims, ``scp``, ``idtyp=user``;
+        signed with the key :attr:`jwks` serves. (The stand-in serves no interactive sign-in page.)"""
+        tenant = tenant_id.lower()
+        now = int(self._clock())
+        oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"entra-standin/{tenant}/user/{upn.lower()}"))
+        claims: dict[str, object] = {
+            "aud": audience,
+            "iss": f"https://sts.windows.net/{tenant}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_lifetime,
+            "appid": client_id,
+            "idtyp": "user",
+            "oid": oid,
+            "sub": oid,
+            "tid": tenant,
+            "upn": upn,
+            "name": upn.split("@", 1)[0],
+            "scp": "user_impersonation",
+            "ver": "1.0",
+        }
+        if roles:
+            claims["roles"] = list(roles)
+        if partners:
+            claims["partner"] = list(partners)
+        header = {"typ": "JWT", "alg": "RS256", "kid": self._kid}
+        signing_input = f"{_b64url(_json(header))}.{_b64url(_json(claims))}".encode("ascii")
+        signature = self._signing_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input.decode('ascii')}.{_b64url(signature)}"
+
+    # -- admin consent ----------------------------------------------------------------------------------
+    def plan_consent(self, tenant_id: str, decision: str = "accept") -> None:
+        """What the next admin who opens an admin-consent link does: sign in to ``tenant_id`` and ``accept``,
+        ``decline`` (``access_denied``, AADSTS65004) or fail as ``not_admin`` (AADSTS90094: the account cannot
+        grant tenant-wide consent). The stand-in serves no sign-in page; this stands in for the person."""
+        if decision not in ("accept", "decline", "not_admin"):
+            raise ValueError(decision)
+        with self._lock:
+            self._consent_plan.append((tenant_id.lower(), decision))
+
+    def add_tenants(self, *tenant_ids: str) -> None:
+        """More tenants known to the stand-in (customers created after it started)."""
+        with self._lock:
+            self._tenants = self._tenants | {t.lower() for t in tenant_ids}
+
+    def grant_consent(self, client_id: str, tenant_id: str) -> None:
+        """Record an admin consent given outside a consent link (GDAP, or a consent already given)."""
+        with self._lock:
+            self._consented.add((client_id.lower(), tenant_id.lower()))
+
+    def has_consented(self, client_id: str, tenant_id: str) -> bool:
+        with self._lock:
+            return (client_id.lower(), tenant_id.lower()) in self._consented
+
+    def _admin_consent(self, h: BaseHTTPRequestHandler, tenant_path: str, query: str) -> None:
+        """``GET /{tenant|organizations}/v2.0/adminconsent``: 302 to ``redirect_uri`` with the documented answer."""
+        from urllib.parse import urlencode
+
+        q = {k: v[-1] for k, v in parse_qs(query).items()}
+        client_id, redirect, state = q.get("client_id", "").lower(), q.get("redirect_uri", ""), q.get("state", "")
+        with self._lock:
+            planned = self._consent_plan.pop(0) if self._consent_plan else None
+        if client_id not in self._apps or not redirect or planned is None:
+            data = b'{"error":"invalid_request","error_description":"AADSTS900144: unknown client or no redirect_uri"}'
+            h.send_response(400)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+            return
+        tenant, decision = planned
+        if tenant_path.lower() not in ("organizations", "common", tenant):
+            decision = "wrong_tenant"
+        answer: dict[str, str]
+        if decision == "accept":
+            with self._lock:
+                self._consented.add((client_id, tenant))
+            answer = {"admin_consent": "True", "tenant": tenant, "state": state, "scope": q.get("scope", "")}
+        elif decision == "decline":
+            answer = {
+                "error": "access_denied",
+                "error_description": "AADSTS65004: User declined to consent to access the app.",
+                "state": state,
+            }
+        else:
+            answer = {
+                "error": "access_denied",
+                "error_description": "AADSTS90094: Admin consent is required for the permissions requested.",
+                "state": state,
+            }
+        with self._lock:
+            self.consents.append({"tenant": tenant, "client_id": client_id, "decision": decision, "redirect": redirect})
+        h.send_response(302)
+        h.send_header("Location", f"{redirect}?{urlencode(answer)}")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
     # -- request handling -----------------------------------------------------------------------------
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)
@@ -303,6 +418,9 @@ class EntraStandIn:
         body = h.rfile.read(length) if length > 0 else b""
         status: int
         payload: Mapping[str, object]
+        if h.command == "GET" and len(segments) == 3 and segments[1:] == ["v2.0", "adminconsent"]:
+            self._admin_consent(h, segments[0], parts.query)
+            return
         if h.command == "GET":
             with self._lock:
                 self._metadata_requests.append(parts.path)
@@ -321,7 +439,7 @@ class EntraStandIn:
 
     def _get(self, segments: list[str]) -> tuple[int, Mapping[str, object]]:
         if len(segments) == 4 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-            tenant = segments[0].lower()
+            tenant = self._domains.get(segments[0].lower(), segments[0].lower())
             if tenant not in self._tenants:
                 return 400, self._error_body(_unknown_tenant(tenant, "invalid_tenant"))
             return 200, self._openid_configuration(tenant)
@@ -418,7 +536,10 @@ class EntraStandIn:
                 400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."
             )
         app = self._apps.get(client_id.lower())
-        if app is None or (app.tenants is not None and tenant not in {t.lower() for t in app.tenants}):
+        consented = app is not None and (app.client_id.lower(), tenant) in self._consented
+        if app is None or (
+            app.tenants is not None and tenant not in {t.lower() for t in app.tenants} and not consented
+        ):
             raise _Refusal(
                 400,
                 "unauthorized_client",

@@ -21,7 +21,8 @@ served on demand (:meth:`inject`, one-shot) or at random from a seeded ``random.
 (:meth:`set_fault_rates`); see :data:`FAULTS`. Everything is counted: :attr:`stats`, :attr:`requests`,
 :attr:`served_record_ids` (every record ``Id`` in every blob served whole), :attr:`webhook_calls`.
 
-Not modelled: throttling by rate, notification retries with back-off, ``/subscriptions/notifications``,
+Throttling by rate is modelled per tenant when asked (``tenant_rate_limit``); tenant-wide conditions (audit
+logging off, no Exchange Online) with :meth:`set_tenant_condition`. Not modelled: notification retries with back-off, ``/subscriptions/notifications``,
 ``/resources/dlpSensitiveTypes``, and the loss of content created while a subscription was stopped.
 A stopped subscription lists as ``disabled`` and answers AF20022; one disabled "by an admin"
 (:meth:`disable_subscription` or the ``subscription_disabled`` fault) answers AF20023 until started again.
@@ -221,9 +222,17 @@ class ManagementApiEmulator:
         webhook_failure_limit: int = 3,
         token_tenant: Callable[[str], str | None] | None = None,
         port: int = 0,
+        tenant_rate_limit: int | None = None,
     ) -> None:
         """``token_tenant`` checks a bearer token and returns its tenant (None: refused); by default any
-        token is accepted (an Entra stand-in's verifier makes the emulator check who calls, for which tenant)."""
+        token is accepted (an Entra stand-in's verifier makes the emulator check who calls, for which tenant).
+        ``tenant_rate_limit``: requests per minute per tenant (REF "API throttling": 2,000 baseline); a request
+        over it gets AF429 with Retry-After (counted in :attr:`throttled`). None: no rate throttling."""
+        self._rate_limit = tenant_rate_limit
+        self._recent: dict[str, list[datetime]] = {}
+        self.throttled = 0
+        self.peak_per_minute: dict[str, int] = {}
+        self._conditions: dict[str, str] = {}
         self._token_tenant = token_tenant
         self._port = port
         self.now = now
@@ -464,6 +473,40 @@ class ManagementApiEmulator:
             uuid.UUID(req.tenant or "")
         except ValueError:
             return _error(400, "AF20013", f"The tenant ID passed in the URL ({req.tenant}) is not a valid GUID.")
+        condition = self._conditions.get(req.tenant or "")
+        if condition == "audit_off":
+            message = f"Microsoft.Office.Compliance.Audit.DataServiceException: Tenant {req.tenant} does not exist."
+            return _error(500, "AF50000", message)
+        if condition == "no_exchange":
+            return _error(400, "AF20011", f"Tenant {req.tenant} does not exist.")
+        return self._throttle(req.tenant or "")
+
+    def set_tenant_condition(self, tenant_id: str, condition: str | None) -> None:
+        """A tenant-wide condition: ``audit_off`` (unified audit logging off: every call answers 500 with the
+        DataServiceException "Tenant ... does not exist", as TRBL describes) or ``no_exchange`` (no Exchange
+        Online, so no audit log: AF20011 "tenant does not exist"); None clears it."""
+        if condition not in (None, "audit_off", "no_exchange"):
+            raise ValueError(condition)
+        with self._lock:
+            if condition is None:
+                self._conditions.pop(_tenant(tenant_id), None)
+            else:
+                self._conditions[_tenant(tenant_id)] = condition
+
+    def _throttle(self, tenant: str) -> _Response | None:
+        """The per-tenant rate limit (a sliding minute of the emulator's clock); called under the lock."""
+        if self._rate_limit is None:
+            return None
+        now = self.now()
+        recent = [t for t in self._recent.get(tenant, []) if now - t < timedelta(minutes=1)]
+        if len(recent) >= self._rate_limit:
+            self._recent[tenant] = recent
+            self.throttled += 1
+            wait = max(1, int((recent[0] + timedelta(minutes=1) - now).total_seconds()) + 1)
+            return _error(429, "AF429", "Too many requests. Method=GET", {"Retry-After": str(wait)})
+        recent.append(now)
+        self._recent[tenant] = recent
+        self.peak_per_minute[tenant] = max(self.peak_per_minute.get(tenant, 0), len(recent))
         return None
 
     def _pick_fault(self, req: _Request) -> _Fault | None:

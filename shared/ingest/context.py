@@ -19,6 +19,7 @@ from shared.ingest.client import ManagementActivityClient
 from shared.ingest.ledger import RecordLedger
 from shared.ingest.signin_client import SignInLogClient
 from shared.platform.bus import MessageBus
+from shared.platform.principal import BearerVerifier
 from shared.platform.settings import Settings
 from shared.platform.storage import StorageClients
 from shared.tenants import TenantDirectory
@@ -104,6 +105,9 @@ class IngestServices(Protocol):
 
     @property
     def feed_silence(self) -> Mapping[str, timedelta]: ...
+
+    @property
+    def admin_verifier(self) -> BearerVerifier | None: ...
 
     def now(self) -> datetime: ...
 

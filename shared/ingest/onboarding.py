@@ -30,8 +30,6 @@ Sizes are bounded, and a trusted IP range wider than /8 (IPv4) or /32 (IPv6) is 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import ipaddress
 import logging
@@ -50,9 +48,10 @@ from shared.ingest.clouds import ApiEndpoint, cloud_profile, normalize_tenant_id
 from shared.ingest.context import IngestServices
 from shared.platform import names
 from shared.platform.errors import ConfigurationError, ItdrError, ThrottledError, TransientError
+from shared.platform.principal import principal_from_headers
 from shared.platform.storage import encode_key
 from shared.tenant_config import TenantConfig
-from shared.tenants import PROTECTED_ROLE_TEMPLATES, TenantRecord, hash_secret
+from shared.tenants import PROTECTED_ROLE_TEMPLATES, TenantRecord, hash_secret, settings_digest
 
 log = logging.getLogger("itdr.ingest")
 
@@ -67,7 +66,6 @@ MAX_DETECTION_CHARS = 6_000
 MIN_TRUSTED_PREFIX = {4: 8, 6: 32}
 """The widest trusted range accepted per IP version (/8 IPv4, /32 IPv6): anything wider, the default route
 included, would make the detectors trust most of the internet."""
-MAX_PRINCIPAL_HEADER = 16 * 1024
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -239,6 +237,16 @@ class TenantStatus:
     signin_logs: dict[str, Any] = field(default_factory=dict)
     """Whether the Entra sign-in logs are read (Entra ID P1+, :func:`detect_signin_licence`) and how far."""
     needs_human: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """The error reasons behind ``needs_human`` (``audit_log_disabled``, ``missing_permission``, ...)."""
+
+    def need(self, reason: str, text: str | None = None) -> None:
+        """Record a problem a person must act on (once per reason)."""
+        if reason not in self.problems:
+            self.problems.append(reason)
+        message = text or HUMAN_ACTIONS.get(reason) or reason
+        if message not in self.needs_human:
+            self.needs_human.append(message)
 
     @property
     def state(self) -> str:
@@ -264,6 +272,7 @@ class TenantStatus:
             "protected": self.protected,
             "signin_logs": self.signin_logs,
             "needs_human": list(self.needs_human),
+            "problems": list(self.problems),
         }
 
 
@@ -467,13 +476,13 @@ def onboard_tenant(
     except TransientError:
         subs = []  # start everything: "already enabled" is success
     except ItdrError as exc:
-        status.needs_human.append(HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
+        status.need(exc.reason, HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
         status.feeds = [StartOutcome(ct, "failed", "unknown", None, exc.reason) for ct in FEED_CONTENT_TYPES]
         return status
     record, status.feeds = ensure_feeds(svc, client, record, subscriptions=subs, auth_id=auth_id)
     for outcome in status.feeds:
-        if outcome.error in HUMAN_ACTIONS and HUMAN_ACTIONS[outcome.error] not in status.needs_human:
-            status.needs_human.append(HUMAN_ACTIONS[outcome.error])
+        if outcome.error in HUMAN_ACTIONS:
+            status.need(outcome.error)
     if all(f.subscription == "enabled" for f in status.feeds) and record.status != "active":
         record = record.model_copy(update={"status": "active"})
         svc.tenants.upsert(record)
@@ -503,7 +512,7 @@ def tenant_status(svc: IngestServices, tenant_id: str, *, live: bool = True) -> 
         try:
             subs = {s.content_type: s for s in svc.management_client(tid).list_subscriptions()}
         except ItdrError as exc:
-            status.needs_human.append(HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
+            status.need(exc.reason, HUMAN_ACTIONS.get(exc.reason, f"{exc.reason}: {exc}"))
     status.signin_logs = _signin_status(svc, record)
     checkpoints = {c.content_type: c for c in CheckpointStore(svc.storage).list_checkpoints(tid)}
     for ct in FEED_CONTENT_TYPES:
@@ -557,6 +566,8 @@ class AdminScope:
     """``admin-key`` or ``principal``."""
     partners: frozenset[str] | None
     """The partners whose tenants the caller covers; None for every tenant."""
+    name: str = "admin-key"
+    """The principal's name (UPN) when a principal called: recorded with what it changed."""
 
     def allows(self, partner_id: str) -> bool:
         """True when a tenant of ``partner_id`` is within the caller's scope."""
@@ -569,50 +580,26 @@ PARTNER_ADMIN_ROLE = "PartnerAdmin"
 """App role of a principal that administers the tenants of the partners named by its ``partner`` claims."""
 
 
-def _principal_claims(headers: Mapping[str, str]) -> tuple[set[str], set[str]] | None:
-    """(roles, partner ids) of an App Service Authentication ``X-MS-CLIENT-PRINCIPAL`` header, or None."""
-    raw = next((v for k, v in headers.items() if k.lower() == "x-ms-client-principal"), "")
-    if not raw or len(raw) > MAX_PRINCIPAL_HEADER:
-        return None
-    try:
-        principal = orjson.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(principal, dict) or not isinstance(principal.get("claims"), list):
-        return None
-    role_types = {"roles", str(principal.get("role_typ") or "roles")}
-    roles: set[str] = set()
-    partners: set[str] = set()
-    for claim in principal["claims"]:
-        if not isinstance(claim, dict) or not isinstance(claim.get("val"), str):
-            continue
-        typ, val = str(claim.get("typ") or ""), claim["val"]
-        if typ in role_types:
-            roles.add(val)
-        elif typ == "partner":
-            partners.add(val)
-    return roles, partners
-
-
 def admin_scope(svc: IngestServices, headers: Mapping[str, str]) -> AdminScope | None:
     """The caller's scope, or None (unauthorized).
 
     The admin key covers every tenant. With ``ITDR_ADMIN_PRINCIPAL_AUTH=appservice`` an App Service
-    Authentication principal is accepted too: app role ``Admin`` covers every tenant, ``PartnerAdmin``
-    the tenants of the partners its ``partner`` claims name (none named: unauthorized).
+    Authentication principal is accepted too, with ``entra`` an Entra bearer token the app validates
+    (:mod:`shared.platform.principal`): app role ``Admin`` covers every tenant, ``PartnerAdmin`` the tenants of
+    the partners its ``partner`` claims name (none named: unauthorized).
     """
     if admin_key_matches(svc, headers):
         return AdminScope("admin-key", None)
-    if svc.settings.admin_principal_auth != "appservice":
+    mode = svc.settings.admin_principal_auth
+    if mode not in ("appservice", "entra"):
         return None
-    claims = _principal_claims(headers)
-    if claims is None:
+    principal = principal_from_headers(headers, mode=mode, verifier=svc.admin_verifier if mode == "entra" else None)
+    if principal is None:
         return None
-    roles, partners = claims
-    if ADMIN_ROLE in roles:
-        return AdminScope("principal", None)
-    if PARTNER_ADMIN_ROLE in roles and partners:
-        return AdminScope("principal", frozenset(partners))
+    if principal.has_role(ADMIN_ROLE):
+        return AdminScope("principal", None, principal.name)
+    if principal.has_role(PARTNER_ADMIN_ROLE) and principal.partners:
+        return AdminScope("principal", principal.partners, principal.name)
     return None
 
 
@@ -621,7 +608,13 @@ def list_tenant_statuses(svc: IngestServices, scope: AdminScope | None = None) -
     out: list[dict[str, Any]] = []
     for record in svc.tenants.list():
         if scope is None or scope.allows(record.partner_id):
-            out.append(tenant_status(svc, record.tenant_id, live=False).to_dict())
+            item = tenant_status(svc, record.tenant_id, live=False).to_dict()
+            item["digests"] = {
+                "detection": settings_digest(record.detection),
+                "remediation": settings_digest(record.remediation),
+                "triage": settings_digest(record.triage),
+            }
+            out.append(item)
     return out
 
 
@@ -661,10 +654,11 @@ def handle_admin_request(
     except TransientError as exc:
         return _json(503, {"error": exc.reason})
     log.info(
-        "admin onboarding: tenant=%s partner=%s caller=%s",
+        "admin onboarding: tenant=%s partner=%s caller=%s by=%s",
         status.tenant_id,
         status.partner_id,
         scope.caller,
+        scope.name,
         extra={"tenant_id": status.tenant_id},
     )
     return _json(200, status.to_dict())

@@ -46,8 +46,19 @@ class Settings(BaseModel):
     admin_api_key_hash: str | None = Field(default=None, alias="ITDR_ADMIN_KEY_SHA256")
     admin_principal_auth: str = Field(default="off", alias="ITDR_ADMIN_PRINCIPAL_AUTH")
     """`appservice`: App Service Authentication fronts the app (it strips client-sent ``X-MS-CLIENT-PRINCIPAL``),
-    so the admin API also accepts its principals with the ``Admin`` or ``PartnerAdmin`` app role; `off`: only
-    the admin key (the header is ignored: without App Service Authentication anyone could send it)."""
+    so the admin API also accepts its principals with the ``Admin`` or ``PartnerAdmin`` app role; `entra`: the
+    app validates the operator's Entra bearer token itself (Flex Consumption has no App Service Authentication:
+    RS256 against the JWKS of ``ITDR_PUBLISHER_ID``'s tenant, ``aud`` one of ``ITDR_ADMIN_API_AUDIENCE``); `off`:
+    only the admin key (the header is ignored: without App Service Authentication anyone could send it)."""
+    admin_api_audience: str | None = Field(default=None, alias="ITDR_ADMIN_API_AUDIENCE")
+    """Comma-separated ``aud`` values an operator's token must carry in `entra` mode: the App ID URI of the admin
+    API (``api://<client id>``) and/or its client id."""
+    consent_state_key: SecretStr | None = Field(default=None, alias="ITDR_CONSENT_STATE_KEY")
+    """The HMAC key of consent-link ``state`` values (a Key Vault reference; at least 32 characters); unset:
+    no consent links."""
+    consent_redirect_url: str | None = Field(default=None, alias="ITDR_CONSENT_REDIRECT_URL")
+    """The public HTTPS URL of the ``onboarding/consent-callback`` function, registered as a Web redirect URI of
+    the app registration; the admin-consent link returns there."""
 
     management_api_base_url: str | None = Field(default=None, alias="ITDR_MANAGEMENT_API_BASE_URL")
     """Override of the Management Activity API root (the local emulator); empty in production."""
@@ -97,3 +108,35 @@ def setting_names() -> frozenset[str]:
 
 
 _ALIASES: frozenset[str] = frozenset(f.alias for f in Settings.model_fields.values() if f.alias is not None)
+
+
+class OperatorSettings(BaseModel):
+    """The operator workstation's settings for ``itdr`` commands that change the deployment (no secrets).
+
+    They name the deployed admin API and how the operator signs in with their own Entra account; they are
+    not app settings (the Function App never reads them).
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    api_url: str | None = Field(default=None, alias="ITDR_API_URL")
+    """The deployed app's base URL (``https://<app>.azurewebsites.net``); ``--api`` overrides it."""
+    api_scope: str | None = Field(default=None, alias="ITDR_API_SCOPE")
+    """The scope of the operator's token: the admin API's App ID URI + ``/.default``."""
+    tenant_id: str | None = Field(default=None, alias="ITDR_OPERATOR_TENANT_ID")
+    """The operator's (the partner's) Entra tenant."""
+    client_id: str | None = Field(default=None, alias="ITDR_OPERATOR_CLIENT_ID")
+    """The public client app registration the CLI signs in with (pre-authorised on the admin API)."""
+    authority: str = Field(default="https://login.microsoftonline.com", alias="ITDR_OPERATOR_AUTHORITY")
+    """Entra's login host, for resolving a customer's domain to its tenant id (a sovereign cloud's, or a stand-in)."""
+    signin: str = Field(default="browser", alias="ITDR_SIGNIN", pattern="^(browser|device)$")
+    """``browser`` (InteractiveBrowserCredential) or ``device`` (DeviceCodeCredential, for a shell without one)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if environ is None else environ
+        names = {f.alias for f in cls.model_fields.values() if f.alias is not None}
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if k in names and v != ""})
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid operator settings: {exc.errors(include_url=False)}") from exc

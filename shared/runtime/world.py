@@ -74,6 +74,10 @@ def emulator_credentials(clock: Callable[[], float]) -> CredentialSource:
     return credential
 
 
+LOCAL_APP_CLIENT_ID = "3c9e1b5a-8f47-4d2c-b6a1-9e0f7d3c2b18"
+"""The app registration's client id in local runs (consent links name it)."""
+
+
 class LocalWorld:
     """Start everything with ``with LocalWorld(...) as world:``; ``world.svc`` is the installed Services."""
 
@@ -124,6 +128,9 @@ class LocalWorld:
             ITDR_GRAPH_BASE_URL=self.graph.base_url,
             ITDR_PARTNER_ENDPOINT=self.partner.url,
             ITDR_PARTNER_ALLOWED_HOSTS="127.0.0.1",
+            ITDR_APP_CLIENT_ID=LOCAL_APP_CLIENT_ID,
+            ITDR_CONSENT_STATE_KEY=f"local-consent-state-key-{self.seed}-" + "0" * 32,
+            ITDR_CONSENT_REDIRECT_URL="http://localhost:7071/api/onboarding/consent-callback",
         )
         self.svc = Services(
             settings,

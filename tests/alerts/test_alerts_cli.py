@@ -152,7 +152,6 @@ def test_errors_are_itdr_errors(storage: Any, argv: list[str], error: type[Excep
     [
         ["alerts", "confirm", "--tenant", TENANT, "al-x", "--by", "ana"],  # a reason is required
         ["alerts", "dismiss", "--tenant", TENANT, "al-x", "--reason", "r"],  # so is --by
-        ["alerts", "list"],  # and the tenant
         [
             "suppressions",
             "add",
@@ -254,3 +253,24 @@ def test_tables_strip_escape_sequences_from_upns_rule_names_and_user_agents(stor
     rc, text = run(storage, "alerts", "show", "--tenant", TENANT, alert.alert_id, "--format", "json")
     assert orjson.loads(text)["user"] == HOSTILE_UPN
     assert "\x1b" not in text
+
+
+def test_alerts_list_spans_every_tenant_by_default_with_tenant_names(storage: Any, make_alert: Any, clock: Any) -> None:
+    from shared.tenants import TenantDirectory, TenantRecord
+
+    other = "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
+    directory = TenantDirectory(storage)
+    directory.upsert(TenantRecord(tenant_id=TENANT, name="Contoso"))
+    directory.upsert(TenantRecord(tenant_id=other, name="Fabrikam"))
+    mine = make_alert(Category.UNWANTED_LOGIN, at=T0, summary="Tor sign-in")
+    theirs = make_alert(Category.UNWANTED_LOGIN, at=T0 + H, tenant=other, summary="VPN sign-in")
+    TableAlertStore.from_storage(storage, now=clock).upsert_alerts([mine, theirs])
+    rc, text = run(storage, "alerts", "list")
+    lines = text.splitlines()
+    assert rc == 0 and lines[0].split()[:2] == ["TENANT", "ALERT"]
+    assert [line.split()[:2] for line in lines[1:3]] == [["Contoso", mine.alert_id], ["Fabrikam", theirs.alert_id]]
+    assert lines[-1] == "2 alert(s) in 2 tenant(s)"
+    rc, text = run(storage, "alerts", "list", "--format", "json")
+    assert [(r["tenant_id"], r["tenant_name"]) for r in orjson.loads(text)] == [(TENANT, "Contoso"), (other, "Fabrikam")]
+    rc, text = run(storage, "alerts", "list", "--tenant", other, "--format", "json")  # one tenant: as before
+    assert [r["alert_id"] for r in orjson.loads(text)] == [theirs.alert_id]

@@ -52,6 +52,10 @@ VAULT = "https://kv-itdr-e2e.vault.azure.net/"
 MANAGE = "https://manage.office.com"
 GRAPH = "https://graph.microsoft.com"
 NOW = datetime.now(UTC).replace(microsecond=0)
+CONSENT_STATE_KEY = "e2e-consent-state-key-not-a-secret-0123456789"
+CUSTOMERS = tuple(str(uuid.uuid5(uuid.NAMESPACE_URL, f"itdr-e2e-customer-{i}")) for i in range(8))
+"""Customer tenants known to Entra (no app consent yet) for the MSP onboarding tests."""
+DOMAINS = {f"customer{i}.example": t for i, t in enumerate(CUSTOMERS)}
 
 # the deployment's parameters of infra/modules/function-app.bicep, as main.bicep passes them
 PARAMS = {
@@ -64,7 +68,9 @@ PARAMS = {
     "certificateName": "management-api",
     "partnerFormat": "itdr",
     "adminKeySha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest(),
-    "adminPrincipalAuth": "off",
+    "adminPrincipalAuth": "entra",
+    "adminApiAudience": f"api://{CLIENT_ID}",
+    "consentStateKeySecretName": "consent-state-key",
     "intelFeedUrls": "",
     "ipDataDir": "",
     "maxmindCityDb": "",
@@ -94,6 +100,7 @@ class Stack:
     entra: EntraStandIn
     webhook_calls: list[int]
     app_thumbprint: str
+    ca: TestCA
 
 
 def verifier(entra: EntraStandIn, audience: str) -> Any:
@@ -127,14 +134,21 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         app_cert: ClientCertificate = ca.issue_client_certificate("CN=m365-itdr")
         registration = AppRegistration.with_certificate(CLIENT_ID, app_cert, tenants=[TENANT])
         with (
-            EntraStandIn(tls=server, tenants=[TENANT], apps=[registration]) as entra,
-            ManagementApiEmulator(webhook_sender=webhook_sender, token_tenant=verifier(entra, MANAGE)) as api,
+            EntraStandIn(
+                tls=server, tenants=[TENANT, PUBLISHER, *CUSTOMERS], apps=[registration], domains=DOMAINS
+            ) as entra,
+            ManagementApiEmulator(
+                webhook_sender=webhook_sender,
+                token_tenant=verifier(entra, MANAGE),
+                tenant_rate_limit=2000,  # REF "API throttling": 2,000 requests per minute per tenant
+            ) as api,
             GraphEmulator(seed=7, token_tenant=verifier(entra, GRAPH)) as graph,
             PartnerEndpoint(tls=server) as partner,
         ):
             vault = {
                 f"{VAULT}secrets/management-api/": app_cert.pfx_base64,
                 f"{VAULT}secrets/partner-endpoint": partner.url,
+                f"{VAULT}secrets/consent-state-key/": CONSENT_STATE_KEY,
             }
             resources = {
                 "storage.name": "stitdre2e",
@@ -159,7 +173,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
                 monkeypatch.setenv(name, value)
             graph.add_tenant(TENANT)
             graph.add_user(TENANT, user_principal_name=MEGAN, id=MEGAN_ID, usage_location="US")
-            yield Stack(env, api, graph, partner, entra, calls, app_cert.thumbprint)
+            yield Stack(env, api, graph, partner, entra, calls, app_cert.thumbprint, ca)
     configure(None)
 
 

@@ -361,7 +361,8 @@ def test_the_app_reads_only_its_own_secrets(infra: list[BicepFile]) -> None:
     rbac = by_name(infra, "infra/modules/rbac.bicep")
     assert render(rbac.variables["appSecretNames"]) == (
         "concat([partnerEndpointSecretName], conditional(certificateImported, [certificateName], []), "
-        "conditional(empty(spurTokenSecretName), [], [spurTokenSecretName]))"
+        "conditional(empty(spurTokenSecretName), [], [spurTokenSecretName]), "
+        "conditional(empty(consentStateKeySecretName), [], [consentStateKeySecretName]))"
     )
     (secrets,) = [r for r in rbac.resources() if r.symbol == "appSecrets"]
     assert (secrets.existing, secrets.type, secrets.loop_source) == (

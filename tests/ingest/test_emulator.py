@@ -472,3 +472,40 @@ def test_an_expired_webhook_sends_nothing(hooked: Api, sender: Sender, clock) ->
 
     assert [c.kind for c in hooked.emulator.webhook_calls] == ["validation"]
     assert hooked.emulator.subscription(TENANT_A, GENERAL)["webhook"]["status"] == "expired"
+
+
+def test_per_tenant_rate_limit_and_tenant_conditions() -> None:
+    import httpx as _httpx
+
+    from shared.emulators.management_api import ManagementApiEmulator as Emu
+
+    a, b = "8b1c6f3e-6a43-4c8e-9d77-2f1f0f6a0a01", "0d9e2c55-1f1e-4a8b-b0b6-6c0c7e3d9b02"
+    with Emu(tenant_rate_limit=3) as emu, _httpx.Client() as http:
+
+        def listing(tenant: str) -> _httpx.Response:
+            return http.get(
+                f"{emu.api_root(tenant)}/subscriptions/list",
+                params={"PublisherIdentifier": a},
+                headers={"Authorization": "Bearer t"},
+            )
+
+        assert [listing(a).status_code for _ in range(4)] == [200, 200, 200, 429]
+        throttled = listing(a)
+        assert throttled.json()["error"]["code"] == "AF429" and int(throttled.headers["Retry-After"]) >= 1
+        assert listing(b).status_code == 200  # per tenant: another tenant is not held up
+        assert (emu.throttled, emu.peak_per_minute) == (2, {a: 3, b: 1})
+    with Emu() as emu, _httpx.Client() as http:
+        emu.set_tenant_condition(a, "audit_off")
+        emu.set_tenant_condition(b, "no_exchange")
+        off = http.get(
+            f"{emu.api_root(a)}/subscriptions/list",
+            params={"PublisherIdentifier": a},
+            headers={"Authorization": "Bearer t"},
+        )
+        assert off.status_code == 500 and "DataServiceException" in off.json()["error"]["message"]
+        none = http.get(
+            f"{emu.api_root(b)}/subscriptions/list",
+            params={"PublisherIdentifier": a},
+            headers={"Authorization": "Bearer t"},
+        )
+        assert (none.status_code, none.json()["error"]["code"]) == (400, "AF20011")

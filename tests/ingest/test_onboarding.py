@@ -414,3 +414,71 @@ def test_admin_principals_are_scoped_to_their_partner(make_services: Any, emulat
 def test_a_principal_header_is_ignored_without_app_service_authentication(svc: Services) -> None:
     # without App Service Authentication in front, anyone can send the header: only the key counts
     assert as_principal(svc, "GET", principal(("roles", "Admin"))) == (401, {"error": "unauthorized"})
+
+
+def test_tenant_views_span_every_tenant_with_names(svc: Services, emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.app import configure
+    from shared.cli.main import main
+
+    configure(svc)
+    try:
+        assert main(["tenants", "add", "--tenant", TENANT_A, "--name", "Contoso", "--partner", "p1"]) == 0
+        assert main(["tenants", "add", "--tenant", TENANT_B, "--name", "Fabrikam", "--partner", "p2"]) == 0
+        capsys.readouterr()
+        assert main(["tenants", "status", "--format", "json"]) == 0  # every tenant, live
+        statuses = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(s["name"], [f["subscription"] for f in s["feeds"]]) for s in statuses] == [
+            ("Fabrikam", ["enabled"] * 4),
+            ("Contoso", ["enabled"] * 4),
+        ]
+        assert main(["tenants", "list", "--format", "table", "--partner", "p1"]) == 0
+        table = capsys.readouterr().out
+        assert "Contoso" in table and "Fabrikam" not in table and "1 tenants" in table
+        assert main(["tenants", "status", "--tenant", TENANT_B, "--format", "table"]) == 0
+        table = capsys.readouterr().out
+        assert "Fabrikam" in table and "AzureActiveDirectory enabled" in table
+        assert main(["deadletters", "list", "--format", "table"]) == 0
+        assert "0 dead letters" in capsys.readouterr().out
+    finally:
+        configure(None)
+
+
+def test_tenants_import_through_the_command_line(
+    svc: Services, emulator, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.app import configure
+    from shared.cli.main import main
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text(
+        "tenant,name,partner,allowed_countries\n"
+        f"{TENANT_A},Contoso,p1,US;CA\n"
+        f"{TENANT_B},Fabrikam,p2,\n"
+        "not a tenant,Nobody,p2,\n",
+        encoding="utf-8",
+    )
+    configure(svc)
+    try:
+        assert main(["tenants", "import", str(csv), "--format", "json", "-q"]) == 1  # one row failed
+        first = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(r["tenant_id"], r["result"]) for r in first] == [
+            (TENANT_A, "created"),
+            (TENANT_B, "created"),
+            (None, "failed"),
+        ]
+        assert "not a tenant id or domain" in first[2]["detail"]
+        csv.write_text("\n".join(csv.read_text().splitlines()[:3]) + "\n", encoding="utf-8")
+        before = starts(emulator)
+        assert main(["tenants", "import", str(csv), "--format", "table", "-q"]) == 0
+        out = capsys.readouterr()
+        assert out.out.count("unchanged") == 2 and "2 rows" in out.err and "2 unchanged" in out.err
+        assert starts(emulator) == before
+        assert main(["tenants", "import", str(tmp_path / "missing.csv")]) == 2
+        bad = tmp_path / "bad.csv"
+        bad.write_text("tenant,colour\nx,blue\n", encoding="utf-8")
+        assert main(["tenants", "import", str(bad)]) == 2
+        assert "unknown column(s): colour" in capsys.readouterr().err
+    finally:
+        configure(None)
+    record = svc.tenants.get(TENANT_A)
+    assert record is not None and record.detection["allowed_countries"] == ["US", "CA"]

@@ -10,7 +10,7 @@ import pytest
 
 from shared.cli.main import build_parser
 from shared.cli.remediate_cmd import cmd_approve, cmd_list, cmd_reject, cmd_undo, resolve_key, run
-from shared.platform.errors import BadInputError, NotFoundError
+from shared.platform.errors import BadInputError, ConfigurationError, NotFoundError
 from shared.remediation.ledger import (
     ActionKind,
     InMemoryRemediationLedger,
@@ -142,8 +142,10 @@ def test_the_subcommands_are_registered() -> None:
     assert (args.state, args.json, args.incident) == (["failed", "pending"], True, None)
     args = parser.parse_args(["remediate", "reject", "--tenant", "t1", "k", "--by", "soc", "--reason", "fp"])
     assert args.reason == "fp"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["remediate", "undo", "--tenant", "t1", "k"])  # --by is required
+    assert args.api is None
+    # without --api, --by is required (with it, the decision is recorded as the operator's sign-in)
+    with pytest.raises(ConfigurationError, match="give --by"):
+        run(parser.parse_args(["remediate", "undo", "--tenant", "t1", "k"]))
 
 
 def test_list_strips_escape_sequences_from_users_rule_names_and_reasons(rig: Any, storage: Any) -> None:
@@ -169,3 +171,17 @@ def test_list_strips_escape_sequences_from_users_rule_names_and_reasons(rig: Any
         "2025-03-10T15:00:00Z  reason=analystnote",
         "1 remediation(s)",
     ]
+
+
+def test_list_spans_every_tenant_with_names(rig: Any, storage: Any) -> None:
+    a = _row(rig, "a@contoso.com", RemediationState.PENDING_APPROVAL)
+    names = {rig.tenant: "Contoso", rig.other_tenant: "Fabrikam"}
+    out = io.StringIO()
+    assert cmd_list(storage, names=names, out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"Contoso  {a.key}  pending_approval")
+    assert lines[-1] == "1 remediation(s) in 2 tenant(s)"
+    out = io.StringIO()
+    cmd_list(storage, names=names, as_json=True, out=out)
+    (line,) = out.getvalue().splitlines()
+    assert (json.loads(line)["key"], json.loads(line)["tenant_name"]) == (a.key, "Contoso")
