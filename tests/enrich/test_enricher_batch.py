@@ -19,10 +19,10 @@ class CountingIntel(StaticIntel):
 
     def __init__(self, answers: dict[str, Any]) -> None:
         super().__init__(answers)
-        self.asked: list[str | None] = []
+        self.asked: list[str] = []
 
     def lookup(self, ip: str | None) -> Any:
-        self.asked.append(ip)
+        self.asked.append(str(ip))
         return super().lookup(ip)
 
 
