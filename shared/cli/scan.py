@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from sys import intern
 from typing import IO, TYPE_CHECKING, Any
@@ -273,8 +274,8 @@ class _Runs:
             self._dir = None
 
 
-def _order(ev: Event | Placed) -> tuple[float, str]:
-    return (ev.time, ev.record_id)
+_order = attrgetter("time", "record_id")
+"""Sort key of held events, ``(ev.time, ev.record_id)`` (both `Event` and `Placed` have them)."""
 
 
 def _entry(ev: Event | Placed) -> _Spilled:
@@ -339,8 +340,15 @@ def scan(
     result = ScanResult([])
     sources = list(iter_sources(list(paths)))
     sizes = [s.size for s in sources]
-    prog.reading(None if any(x is None for x in sizes) else sum(x or 0 for x in sizes))
-    reader = InputReader(opts.limits, on_bytes=prog.advance_bytes)
+    total = None if any(x is None for x in sizes) else sum(x or 0 for x in sizes)
+    prog.reading(total)
+    consumed = [0]
+
+    def on_bytes(n: int) -> None:
+        consumed[0] += n
+        prog.advance_bytes(n)
+
+    reader = InputReader(opts.limits, on_bytes=on_bytes)
     runs = _Runs(opts.run_records, opts.temp_dir)
     domains: dict[str, set[str]] = {}
     kept = 0
@@ -362,6 +370,11 @@ def scan(
                 kept += 1
                 if kept % 1000 == 0:
                     prog.records(kept)
+                    if not reader.light and total and consumed[0] and kept * total > opts.run_records * consumed[0]:
+                        # the inputs' size says they hold more than one run (the bytes read run ahead of the records
+                        # kept, so the estimate is low): the first run will spill too, so it gets the light look
+                        # as well, rather than a full decode now and another at the merge
+                        reader.light = True
         prog.records(kept)
         result.files = reader.reports
         engine, sink = build_engine(cfg, seen_domains=domains)
