@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from shared.bench.__main__ import TARGETS, target_checks
+from shared.bench.__main__ import TARGETS, cpu_child, target_checks
 from shared.bench.corpus import PROFILES, ensure_corpus, generate, profile_addresses
+from shared.bench.panther_peer import VENV as PANTHER_VENV
+from shared.bench.panther_peer import run_peer
 
 
 def _signins(profile: str, n: int) -> list[dict[str, object]]:
@@ -62,9 +65,9 @@ def test_the_diverse_profile_roams_where_home_does_not() -> None:
     assert per_user("diverse") > 5
 
 
-def test_an_unknown_profile_is_refused(tmp_path: object) -> None:
+def test_an_unknown_profile_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown bench profile"):
-        ensure_corpus(tmp_path, 10, profile="nope")  # type: ignore[arg-type]
+        ensure_corpus(tmp_path, 10, profile="nope")
 
 
 def test_results_carry_each_target_beside_its_figure() -> None:
@@ -73,3 +76,24 @@ def test_results_carry_each_target_beside_its_figure() -> None:
     assert checks["throughput_ratio_vs_orjson_diverse"]["met"] is True
     assert checks["throughput_ratio_vs_orjson_stress"]["met"] is False
     assert checks["throughput_ratio_vs_pypanther_diverse"]["met"] is None
+
+
+def test_the_cpu_pass_loads_the_ip_data_before_timing_and_says_how_long_it_took(tmp_path: Path) -> None:
+    corpus = ensure_corpus(tmp_path, 3000, profile="diverse")
+    got = cpu_child(corpus.path, 1)
+    assert got["records_timed"] == 3000
+    assert got["intel_load_s"] > 0
+    assert 0 < got["throughput_ratio_vs_orjson"] < got["throughput_ratio_without_detectors"]
+
+
+@pytest.mark.skipif(not PANTHER_VENV.joinpath("bin", "python").exists(), reason="pypanther's venv not set up here")
+def test_the_pypanther_peer_runs_its_microsoft_365_rules_over_the_same_blobs(tmp_path: Path) -> None:
+    corpus = ensure_corpus(tmp_path, 3000, profile="diverse")
+    got = run_peer(corpus.path)
+    failed = sum(
+        1 for _, _, recs in generate(3000, profile="diverse") for r in recs if r["Operation"] == "UserLoginFailed"
+    )
+    assert got["records"] == 3000 and got["rules"] == 4
+    # of the four rules only brute force matches this corpus: each failed sign-in (the threshold is Panther's backend's)
+    assert got["matches"] == failed
+    assert got["ratio_vs_orjson"] > 0
