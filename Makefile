@@ -109,4 +109,4 @@ mutation: setup
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) .venv-iac node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache mutants
+	rm -rf $(VENV) .venv-iac .venv-panther node_modules .tmp $(IPDATA_DIR) .mypy_cache .ruff_cache .pytest_cache mutants

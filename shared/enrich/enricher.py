@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from shared.records.event import Event
 from shared.tenant_config import TenantConfig
 
+_MISSING: Any = object()
+
 
 class IpLookup(Protocol):
     """Anything that answers the context of an address (the IP intelligence client, a test table)."""
@@ -95,11 +97,16 @@ class LocalEnricher:
         lookup = self._intel.lookup if self._intel is not None else None
         classify = self._classify
         apply = ids.apply
+        # one lookup per distinct address per batch: a batch repeats its users' few addresses many times
+        infos: dict[str, Any] = {}
         for ev in events:
             apply(ev)
             if lookup is not None and ev.ip_info is None:
                 ip = ev.ip
                 if ip is not None:
-                    ev.ip_info = lookup(ip)
+                    info = infos.get(ip, _MISSING)
+                    if info is _MISSING:
+                        info = infos[ip] = lookup(ip)
+                    ev.ip_info = info
             if classify is not None and ev.access is None:
                 ev.access = classify(ev)
