@@ -18,6 +18,7 @@ from shared.ingest.checkpoints import CheckpointStore
 from shared.ingest.onboarding import onboard_tenant, tenant_status
 from shared.ingest.signin_poller import CONTENT_TYPE, OVERLAP, poll_signins
 from shared.platform import names
+from shared.records.batches import read_batch_blob
 from shared.records.event import parse_blob
 from tests.ingest.conftest import PUBLISHER, TENANT_A, FakeClock, RecordingSleep
 from tests.ingest.test_content import sent
@@ -63,7 +64,7 @@ def published(svc: Services) -> list[str]:
     """The record ids of every batch published to the enrichment queue since the last call."""
     ids: list[str] = []
     for _, _, body in sent(svc, names.QUEUE_RECORDS):
-        data = svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall()
+        data = read_batch_blob(svc.storage, body["batch_blob"])
         events = parse_blob(data, expected_tenant=TENANT_A).events
         assert all(e.signin is not None and e.op in ("userloggedin", "userloginfailed") for e in events)
         ids += [e.record_id for e in events]
@@ -147,7 +148,7 @@ def test_service_principal_sign_ins_are_read_through_the_beta_filter(
     assert (t.signins, t.unique, t.error) == (2, 2, None)
     ops: dict[str, str] = {}
     for _, _, body in sent(svc, names.QUEUE_RECORDS):
-        data = svc.storage.container(names.CONTAINER_RAW).download_blob(body["batch_blob"]).readall()
+        data = read_batch_blob(svc.storage, body["batch_blob"])
         ops.update({e.record_id: e.op for e in parse_blob(data, expected_tenant=TENANT_A).events})
     assert ops == {user: "userloggedin", "2f8e5d1b-3c6a-4e9f-8b7d-1a2c3e4f5a00": "serviceprincipalloggedin"}
     beta = [c for c in graph.calls if c.path == "/beta/auditLogs/signIns"]
